@@ -1,0 +1,34 @@
+/* backing.h — opening a disk's backing file exactly once.
+ *
+ * A path is followed once: the fd this returns is what every later step uses
+ * (loop setup, identity, sharing), so a file swapped for a symlink after the
+ * open cannot change what is attached.  Owns nothing after returning. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+struct backing {
+        int fd;             /* O_CLOEXEC; O_NONBLOCK cleared after the open */
+        struct stat st;     /* fstat() of fd */
+        bool writable;      /* opened O_RDWR */
+        bool is_block;      /* a block device (phy target), not a file */
+};
+
+/* Opens path (must be absolute) for reading, or reading and writing when
+ * writable, with O_NONBLOCK|O_NOCTTY|O_CLOEXEC so a FIFO cannot block the
+ * open, then checks the fd: a regular file or a block device, nothing else.
+ * Returns 0, or -EINVAL (relative or empty path), -ENOTBLK (neither a regular
+ * file nor a block device; ret->st still tells what it was), or the open's
+ * -errno.  On failure nothing is left open and ret->fd is -1. */
+int backing_open(const char *path, bool writable, bool direct_io, struct backing *ret);
+
+/* Takes over an fd passed in by a toolstack: checks it as backing_open()
+ * does (type, and that its access mode allows writable).  The fd is not
+ * duplicated; on success ret->fd == fd.  -EBADF, -ENOTBLK, -EACCES. */
+int backing_from_fd(int fd, bool writable, struct backing *ret);
+
+void backing_close(struct backing *b);
+
+/* "a directory", "a FIFO", "a character device", … for error messages. */
+const char *backing_type_name(mode_t mode);

@@ -1,0 +1,107 @@
+/* cache.h — loop devices per backing file, and the sharing rule.
+ *
+ * One entry per (st_dev, st_ino, access, offset, size limit, direct I/O,
+ * block size): read-only users of one image share its loop device; a
+ * read-write user is exclusive.  The sharing rule is checked per backing file
+ * identity (whatever the offsets): rw while any other user exists, or ro
+ * while an rw user exists, is refused — unless the request is forced (`w!`).
+ *
+ * The cache owns its entries, their users and the loop device fds it holds.
+ * An entry holds its device open while at least one user is "holding" (its
+ * blkback has not yet opened the device); once none is, the fd is closed and
+ * the kernel's autoclear removes the device when its last real opener goes.
+ * Lookups and releases are O(1) whatever the number of entries. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backing.h"
+#include "loop.h"
+
+enum cache_access {
+        CACHE_RO,        /* mode r */
+        CACHE_RW,        /* mode w */
+        CACHE_RW_FORCE,  /* mode w!: no sharing check */
+};
+
+struct cache_key {
+        dev_t dev;               /* st_dev of the file, or st_rdev of a block device */
+        ino_t ino;               /* 0 for a block device */
+        bool is_block;
+        bool rw;
+        bool direct_io;
+        uint32_t block_size;
+        uint64_t offset;
+        uint64_t size_limit;
+};
+
+struct cache_entry;
+
+/* One disk's use of an entry. */
+struct cache_user {
+        struct cache_entry *entry;
+        struct cache_user *prev, *next;  /* the entry's users */
+        char *name;                      /* e.g. "domain 3 disk 51712" */
+        uint32_t domid, devid;           /* for listings; UINT32_MAX if none */
+        enum cache_access access;
+        bool holding;                    /* waiting for its blkback */
+};
+
+struct cache_entry {
+        struct cache_key key;
+        struct loop_device dev;          /* dev.fd >= 0 while held */
+        char *path;                      /* backing path as given (for listings) */
+        struct cache_user *users;        /* list head */
+        unsigned n_users;
+        unsigned n_holding;
+        bool dead;                       /* the kernel dropped it; kept until the last user goes */
+        void *priv;                      /* the cache's own bookkeeping */
+};
+
+struct cache_request {
+        struct backing *backing;         /* opened by the caller; stays the caller's */
+        const char *path;                /* as given, for listings and messages */
+        struct loop_config cfg;          /* cfg.read_only is derived from access */
+        enum cache_access access;
+        const char *name;                /* the disk, for messages and listings */
+        uint32_t domid, devid;
+};
+
+struct cache;
+
+int cache_new(struct cache **ret);
+/* Closes every held fd and frees everything. */
+void cache_free(struct cache *c);
+
+/* Finds or creates the entry for req and adds a holding user to it.  A reused
+ * entry whose fd was closed is reopened and re-verified (same backing file,
+ * same diskseq); if the kernel dropped it meanwhile a new device is set up.
+ * On failure err holds one sentence with the cause (e.g. "/img is in use
+ * read-write by domain 3 disk 51712") and nothing was created.
+ * -EBUSY: refused by the sharing rule. */
+int cache_acquire(struct cache *c, const struct cache_request *req,
+                  struct cache_user **ret, char *err, size_t errlen);
+
+/* The user's blkback now holds the device: it stops holding; when no user of
+ * the entry holds any more, the entry's fd is closed. */
+void cache_user_unhold(struct cache *c, struct cache_user *u);
+
+/* The user is gone (disk torn down): frees u; an entry with no user left is
+ * closed and forgotten. */
+void cache_release(struct cache *c, struct cache_user *u);
+
+/* The kernel reported a change on devnum (uevent): if the entry serving it no
+ * longer has its backing file or diskseq, it is marked dead and leaves the
+ * index, so the next acquire sets up a new device.  Returns 1 when an entry
+ * was dropped, 0 otherwise. */
+int cache_device_changed(struct cache *c, dev_t devnum);
+
+/* Looks an entry up by the device it serves, or NULL. */
+struct cache_entry *cache_find_device(struct cache *c, dev_t devnum);
+
+size_t cache_n_entries(const struct cache *c);
+/* Calls cb for every entry (dead ones included) until it returns non-zero. */
+int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userdata), void *userdata);

@@ -1,0 +1,59 @@
+/* loop.h — the loop device engine: allocate a free loop device without races,
+ * configure it on a backing fd (LOOP_CONFIGURE, or LOOP_SET_FD +
+ * LOOP_SET_STATUS64 on kernels without it), and inspect or re-verify a
+ * device.  Owns no state beyond the run-time choice of ioctl; every fd it
+ * hands out belongs to the caller. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LOOP_DEFAULT_BLOCK_SIZE 512u
+
+struct loop_config {
+        bool read_only;
+        bool direct_io;          /* LO_FLAGS_DIRECT_IO; off by default */
+        uint32_t block_size;     /* 0 means LOOP_DEFAULT_BLOCK_SIZE */
+        uint64_t offset;
+        uint64_t size_limit;     /* 0: up to the end of the file */
+};
+
+/* A configured (or inspected) block device. */
+struct loop_device {
+        int fd;                  /* open on the device node, or -1 */
+        int nr;                  /* N of /dev/loopN; -1 for a non-loop device */
+        dev_t devnum;            /* major:minor */
+        uint64_t diskseq;        /* 0 when the kernel has none */
+        dev_t backing_dev;       /* st_dev/st_ino of the backing file */
+        ino_t backing_ino;
+        char node[32];           /* /dev/loopN, or the block device's path */
+};
+
+/* Attaches backing_fd to a fresh loop device with LO_FLAGS_AUTOCLEAR (and
+ * LO_FLAGS_READ_ONLY when asked).  Allocation: LOOP_CTL_GET_FREE, open the
+ * node O_EXCL, configure; on EBUSY/ENXIO/ENOENT from the open or the ioctl
+ * another process got there first, so retry, with LOOP_CTL_ADD after the
+ * first miss, a bounded number of times.  On success ret->fd holds the device
+ * (closing it lets autoclear remove it).  -EAGAIN when every attempt lost. */
+int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
+
+/* Opens the device in want->devnum again and checks that it is still bound to
+ * want's backing file (LOOP_GET_STATUS64 device/inode) with want->diskseq.
+ * On success *ret_fd holds it.  -ESTALE when it now serves something else or
+ * has been cleared. */
+int loop_reopen(const struct loop_device *want, bool writable, int *ret_fd);
+
+/* Checks an open loop fd as loop_reopen() does; fills devnum, nr, node,
+ * diskseq and backing identity of ret (ret->fd is set to fd). */
+int loop_inspect(int fd, struct loop_device *ret);
+
+/* For a block device given directly (phy): devnum, diskseq and node from the
+ * open fd.  ret->fd is set to fd, ret->nr to -1. */
+int blockdev_inspect(int fd, struct loop_device *ret);
+
+/* BLKGETDISKSEQ, falling back to /sys/dev/block/M:m/diskseq. */
+int disk_get_diskseq(int fd, uint64_t *ret);
+
+/* Test hook: behave as on a kernel without LOOP_CONFIGURE. */
+void loop_force_legacy(bool on);
