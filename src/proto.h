@@ -1,0 +1,65 @@
+/* proto.h — the control protocol, version 1: message framing and
+ * validation, shared by the server and the client.
+ *
+ * Transport: a Unix SOCK_SEQPACKET socket; one message is one JSON object in
+ * UTF-8, at most PROTO_MAX_MESSAGE bytes, optionally carrying up to
+ * PROTO_MAX_FDS file descriptors by SCM_RIGHTS.
+ *
+ * Request:  {"xen-loopd": 1, "id": <uint32>, "command": "<name>", "args": {…}}
+ * Reply:    {"xen-loopd": 1, "id": <same>, "ok": true, "result": {…}}
+ *       or  {"xen-loopd": 1, "id": <same>, "ok": false,
+ *            "error": {"errno": <positive int>, "name": "ENOENT", "message": "…"}}
+ *
+ * "args" may be omitted (an empty object).  A client may pipeline calls; the
+ * replies carry the request's id and may come in any order.  A message that
+ * is not valid JSON, too deep, too long, or lacks the fields above gets an
+ * error reply with id 0 (the connection stays open unless the message was
+ * oversized, which closes it). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_object;
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_MESSAGE 65536
+#define PROTO_MAX_FDS 16
+#define PROTO_MAX_DEPTH 16
+
+struct proto_request {
+        uint32_t id;
+        const char *command;             /* points into the parsed object */
+        struct json_object *args;        /* borrowed from obj; never NULL */
+        struct json_object *obj;         /* the whole message; owned */
+};
+
+/* Parses and validates a request.  On failure returns -EBADMSG (or
+ * -EPROTONOSUPPORT for another version) and, when it could be read,
+ * *ret_id gets the request id so the error can be addressed. */
+int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, uint32_t *ret_id,
+                        char *err, size_t errlen);
+void proto_request_done(struct proto_request *req);
+
+/* Builds messages; result/args are taken (may be NULL). Returns the JSON
+ * text in *ret (malloc'ed) or -ENOMEM / -EMSGSIZE. */
+int proto_format_request(uint32_t id, const char *command, struct json_object *args, char **ret);
+int proto_format_reply(uint32_t id, struct json_object *result, char **ret);
+int proto_format_error(uint32_t id, int error, const char *message, char **ret);
+
+struct proto_reply {
+        uint32_t id;
+        bool ok;
+        struct json_object *result;      /* borrowed from obj when ok */
+        int error;                       /* -errno when !ok */
+        const char *message;             /* when !ok */
+        struct json_object *obj;         /* owned */
+};
+
+int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret);
+void proto_reply_done(struct proto_reply *rep);
+
+/* "ENOENT" for 2, … ; NULL when unknown.  And back. */
+const char *errno_name(int error);
+int errno_from_name(const char *name);
