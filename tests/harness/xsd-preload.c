@@ -5,6 +5,10 @@
  * to files in XENSTORED_RUNDIR.  Only for tests and demonstrations.
  */
 
+/* The build defines _FILE_OFFSET_BITS=64, which makes glibc's headers turn
+ * open() into open64(); xenstored calls the plain symbol, so define both. */
+#undef _FILE_OFFSET_BITS
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,11 +35,24 @@ EXPORT void *xc_interface_open(void *logger, void *dombuild_logger, unsigned fla
 
 EXPORT int xc_interface_close(void *xch) { (void)xch; return 0; }
 
-/* No domain other than dom0 exists; report none so nothing is reaped. */
+/*
+ * Every ordinary domid "exists", so that permissions naming a guest (libxl
+ * makes the guest own its frontend directory) are kept rather than refused.
+ * xenstored only reads domid and the state flags here: fill those (the first
+ * 16 bytes of xc_dominfo_t, a stable layout).  It asks about one domain at a
+ * time; it never enumerates, and it only reaps domains on VIRQ_DOM_EXC, which
+ * never fires.
+ */
+#define DOMID_FIRST_RESERVED 0x7FF0U
+
 EXPORT int xc_domain_getinfo(void *xch, uint32_t first, unsigned max, void *info)
 {
-        (void)xch; (void)first; (void)max; (void)info;
-        return 0;
+        (void)xch;
+        if (max < 1 || !info || first >= DOMID_FIRST_RESERVED)
+                return 0;
+        memset(info, 0, 16);
+        memcpy(info, &first, sizeof(first));
+        return 1;
 }
 
 EXPORT void *xengnttab_open(void *logger, unsigned flags)
@@ -113,19 +130,42 @@ static const char *redirect(const char *path, char *buf, size_t len)
         return buf;
 }
 
+static int redirected_open(const char *sym, const char *path, int flags, mode_t mode)
+{
+        int (*real)(const char *, int, ...);
+        char buf[4096];
+
+        real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, sym);
+        if (!real) {
+                errno = ENOSYS;
+                return -1;
+        }
+        return real(redirect(path, buf, sizeof(buf)), flags, mode);
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+        return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+}
+
 EXPORT int open(const char *path, int flags, ...)
 {
-        static int (*real_open)(const char *, int, ...);
-        char buf[4096];
-        mode_t mode = 0;
+        va_list ap;
+        mode_t mode;
 
-        if (!real_open)
-                real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
-        if (flags & (O_CREAT | O_TMPFILE)) {
-                va_list ap;
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
-        }
-        return real_open(redirect(path, buf, sizeof(buf)), flags, mode);
+        va_start(ap, flags);
+        mode = open_mode(flags, ap);
+        va_end(ap);
+        return redirected_open("open", path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+        va_list ap;
+        mode_t mode;
+
+        va_start(ap, flags);
+        mode = open_mode(flags, ap);
+        va_end(ap);
+        return redirected_open("open64", path, flags, mode);
 }
