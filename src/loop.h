@@ -41,7 +41,10 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
 /* Opens the device in want->devnum again and checks that it is still bound to
  * want's backing file (LOOP_GET_STATUS64 device/inode) with want->diskseq.
  * On success *ret_fd holds it.  -ESTALE when it now serves something else or
- * has been cleared. */
+ * has been cleared.  The node opened is want->node, or /dev/loop<nr> when it
+ * is empty; it is opened without O_EXCL (blkback may hold it).  With
+ * want->nr < 0 (a block device from blockdev_inspect()) only devnum and
+ * diskseq are checked. */
 int loop_reopen(const struct loop_device *want, bool writable, int *ret_fd);
 
 /* Checks an open loop fd as loop_reopen() does; fills devnum, nr, node,
@@ -49,11 +52,19 @@ int loop_reopen(const struct loop_device *want, bool writable, int *ret_fd);
 int loop_inspect(int fd, struct loop_device *ret);
 
 /* For a block device given directly (phy): devnum, diskseq and node from the
- * open fd.  ret->fd is set to fd, ret->nr to -1. */
+ * open fd.  ret->fd is set to fd, ret->nr to -1.  Its "backing identity" is
+ * the device itself: backing_dev = devnum, backing_ino = 0 (as the cache key
+ * has it). */
 int blockdev_inspect(int fd, struct loop_device *ret);
 
-/* BLKGETDISKSEQ, falling back to /sys/dev/block/M:m/diskseq. */
+/* BLKGETDISKSEQ, falling back to /sys/dev/block/M:m/diskseq.
+ * -EOPNOTSUPP on kernels without diskseq (before 5.15); the functions above
+ * then report diskseq 0. */
 int disk_get_diskseq(int fd, uint64_t *ret);
+
+/* The diskseq of a device by number, from sysfs (a partition reports its
+ * disk's).  -ENOENT when no such device exists, -EOPNOTSUPP as above. */
+int disk_get_diskseq_by_devnum(dev_t devnum, uint64_t *ret);
 
 /* Test hook: behave as on a kernel without LOOP_CONFIGURE. */
 void loop_force_legacy(bool on);
