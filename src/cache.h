@@ -72,13 +72,31 @@ struct cache_request {
 
 struct cache;
 
+/* The device calls the cache makes.  The default is the real engine
+ * (cache_loop_ops); unit tests pass their own so that no root and no loop
+ * device is needed.  The functions behave as their loop.h namesakes. */
+struct cache_ops {
+        int (*attach)(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
+        int (*reopen)(const struct loop_device *want, bool writable, int *ret_fd);
+        int (*inspect)(int fd, struct loop_device *ret);
+        int (*blockdev_inspect)(int fd, struct loop_device *ret);
+        int (*diskseq_by_devnum)(dev_t devnum, uint64_t *ret);
+};
+
+extern const struct cache_ops cache_loop_ops;
+
 int cache_new(struct cache **ret);
+int cache_new_with_ops(const struct cache_ops *ops, struct cache **ret);
 /* Closes every held fd and frees everything. */
 void cache_free(struct cache *c);
 
 /* Finds or creates the entry for req and adds a holding user to it.  A reused
  * entry whose fd was closed is reopened and re-verified (same backing file,
  * same diskseq); if the kernel dropped it meanwhile a new device is set up.
+ * Users of w! count as read-write users for everybody else's check.  For a
+ * block device the entry's dev.fd is a dup() of the request's backing fd
+ * (the backing stays the caller's), taken again from the next request's
+ * backing fd when the entry is held anew.
  * On failure err holds one sentence with the cause (e.g. "/img is in use
  * read-write by domain 3 disk 51712") and nothing was created.
  * -EBUSY: refused by the sharing rule. */
@@ -102,6 +120,20 @@ int cache_device_changed(struct cache *c, dev_t devnum);
 /* Looks an entry up by the device it serves, or NULL. */
 struct cache_entry *cache_find_device(struct cache *c, dev_t devnum);
 
+/* Entries, dead ones included. */
 size_t cache_n_entries(const struct cache *c);
 /* Calls cb for every entry (dead ones included) until it returns non-zero. */
 int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userdata), void *userdata);
+
+/* The key of a request: block_size 0 becomes LOOP_DEFAULT_BLOCK_SIZE; for a
+ * block device (served as it is, never looped) dev is st_rdev, ino 0, and
+ * direct I/O and block size do not apply (0).  -EINVAL for a block device
+ * with an offset or size limit, or a bad request. */
+int cache_key_from_request(const struct cache_request *req, struct cache_key *ret);
+/* hash_fn_t / equal_fn_t over struct cache_key (field by field, so padding
+ * never matters). */
+uint64_t cache_key_hash(const void *key);
+bool cache_key_equal(const void *a, const void *b);
+
+/* "read-only", "read-write", "read-write (w!)": how a user holds its file. */
+const char *cache_access_name(enum cache_access a);

@@ -1,0 +1,741 @@
+/* cache.c — loop devices per backing file, and the sharing rule.
+ *
+ * Three indexes, all O(1): live entries by full key (reuse), live entries by
+ * devnum (uevents), and per backing file identity the users of that file in
+ * any entry, dead ones included (the sharing rule).  Every entry, live or
+ * dead, is also on one list so the cache can list and free them. */
+#include "cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hashmap.h"
+#include "log.h"
+#include "macro.h"
+
+/* The identity the sharing rule is about: one file (or block device),
+ * whatever offsets or modes its users asked for. */
+struct ident_key {
+        dev_t dev;
+        ino_t ino;
+        bool is_block;
+};
+
+struct user;
+
+struct ident {
+        struct ident_key key;
+        struct user *ro_users, *rw_users;   /* rw: modes w and w! */
+        unsigned n_ro, n_rw;
+};
+
+struct user {
+        struct cache_user pub;
+        struct user *iprev, *inext;         /* the ident's list for its access */
+};
+
+struct entry {
+        struct cache_entry pub;
+        struct entry *prev, *next;          /* every entry of the cache */
+        struct ident *ident;
+};
+
+struct cache {
+        const struct cache_ops *ops;
+        struct hashmap *by_key;             /* live entries by struct cache_key */
+        struct hashmap *by_devnum;          /* live entries by dev.devnum */
+        struct hashmap *by_ident;           /* struct ident by struct ident_key */
+        struct entry *entries;
+        size_t n_entries;
+};
+
+const struct cache_ops cache_loop_ops = {
+        .attach = loop_attach,
+        .reopen = loop_reopen,
+        .inspect = loop_inspect,
+        .blockdev_inspect = blockdev_inspect,
+        .diskseq_by_devnum = disk_get_diskseq_by_devnum,
+};
+
+/* ---- keys --------------------------------------------------------------- */
+
+uint64_t cache_key_hash(const void *p)
+{
+        const struct cache_key *k = p;
+        uint64_t v[6] = {
+                (uint64_t)k->dev,
+                (uint64_t)k->ino,
+                (uint64_t)k->is_block | (uint64_t)k->rw << 1 | (uint64_t)k->direct_io << 2,
+                k->block_size,
+                k->offset,
+                k->size_limit,
+        };
+
+        return hash_bytes(v, sizeof(v));
+}
+
+bool cache_key_equal(const void *pa, const void *pb)
+{
+        const struct cache_key *a = pa, *b = pb;
+
+        return a->dev == b->dev && a->ino == b->ino && a->is_block == b->is_block &&
+               a->rw == b->rw && a->direct_io == b->direct_io &&
+               a->block_size == b->block_size && a->offset == b->offset &&
+               a->size_limit == b->size_limit;
+}
+
+static uint64_t ident_hash(const void *p)
+{
+        const struct ident_key *k = p;
+        uint64_t v[3] = { (uint64_t)k->dev, (uint64_t)k->ino, k->is_block };
+
+        return hash_bytes(v, sizeof(v));
+}
+
+static bool ident_equal(const void *pa, const void *pb)
+{
+        const struct ident_key *a = pa, *b = pb;
+
+        return a->dev == b->dev && a->ino == b->ino && a->is_block == b->is_block;
+}
+
+static uint64_t devnum_hash(const void *p)
+{
+        uint64_t v = *(const dev_t *)p;
+
+        return hash_bytes(&v, sizeof(v));
+}
+
+static bool devnum_equal(const void *a, const void *b)
+{
+        return *(const dev_t *)a == *(const dev_t *)b;
+}
+
+int cache_key_from_request(const struct cache_request *req, struct cache_key *ret)
+{
+        const struct backing *b;
+        struct cache_key k;
+
+        if (!req || !req->backing || !ret)
+                return -EINVAL;
+        if (req->access != CACHE_RO && req->access != CACHE_RW && req->access != CACHE_RW_FORCE)
+                return -EINVAL;
+        b = req->backing;
+
+        memset(&k, 0, sizeof(k));
+        k.rw = req->access != CACHE_RO;
+        k.is_block = b->is_block;
+        if (k.is_block) {
+                /* Served as it is: the loop parameters mean nothing here. */
+                if (req->cfg.offset || req->cfg.size_limit)
+                        return -EINVAL;
+                k.dev = b->st.st_rdev;
+        } else {
+                k.dev = b->st.st_dev;
+                k.ino = b->st.st_ino;
+                k.direct_io = req->cfg.direct_io;
+                k.block_size = req->cfg.block_size ? req->cfg.block_size : LOOP_DEFAULT_BLOCK_SIZE;
+                k.offset = req->cfg.offset;
+                k.size_limit = req->cfg.size_limit;
+        }
+        *ret = k;
+        return 0;
+}
+
+const char *cache_access_name(enum cache_access a)
+{
+        switch (a) {
+        case CACHE_RO:
+                return "read-only";
+        case CACHE_RW:
+                return "read-write";
+        case CACHE_RW_FORCE:
+                return "read-write (w!)";
+        }
+        return "in an unknown mode";
+}
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!err || errlen == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+/* ---- cache lifetime ----------------------------------------------------- */
+
+int cache_new_with_ops(const struct cache_ops *ops, struct cache **ret)
+{
+        struct cache *c;
+
+        if (!ops || !ret)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->ops = ops;
+        c->by_key = hashmap_new(cache_key_hash, cache_key_equal);
+        c->by_devnum = hashmap_new(devnum_hash, devnum_equal);
+        c->by_ident = hashmap_new(ident_hash, ident_equal);
+        if (!c->by_key || !c->by_devnum || !c->by_ident) {
+                cache_free(c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+int cache_new(struct cache **ret)
+{
+        return cache_new_with_ops(&cache_loop_ops, ret);
+}
+
+static void user_free(struct user *u)
+{
+        if (!u)
+                return;
+        free(u->pub.name);
+        free(u);
+}
+
+static void entry_close(struct entry *e)
+{
+        e->pub.dev.fd = safe_close(e->pub.dev.fd);
+}
+
+void cache_free(struct cache *c)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        void *v;
+
+        if (!c)
+                return;
+        while (c->entries) {
+                struct entry *e = c->entries;
+                c->entries = e->next;
+                while (e->pub.users) {
+                        struct cache_user *u = e->pub.users;
+                        e->pub.users = u->next;
+                        user_free(container_of(u, struct user, pub));
+                }
+                entry_close(e);
+                free(e->pub.path);
+                free(e);
+        }
+        if (c->by_ident)
+                while (hashmap_iterate(c->by_ident, &it, &v, NULL))
+                        free(v);
+        hashmap_free(c->by_key);
+        hashmap_free(c->by_devnum);
+        hashmap_free(c->by_ident);
+        free(c);
+}
+
+size_t cache_n_entries(const struct cache *c)
+{
+        return c ? c->n_entries : 0;
+}
+
+int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userdata), void *userdata)
+{
+        if (!c || !cb)
+                return -EINVAL;
+        for (struct entry *e = c->entries; e; e = e->next) {
+                int r = cb(&e->pub, userdata);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct cache_entry *cache_find_device(struct cache *c, dev_t devnum)
+{
+        struct entry *e = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
+
+        return e ? &e->pub : NULL;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+/* Removes e from the map only if it is what the map holds under its key. */
+static void map_remove_if(struct hashmap *h, const void *key, const struct entry *e)
+{
+        if (hashmap_get(h, key) == e)
+                hashmap_remove(h, key);
+}
+
+/* The kernel no longer serves e's file on e's device.  e leaves the indexes
+ * (the next acquire sets up a new device) but stays, as do its users and
+ * their share of the file, until they are released.  Its fd is closed: the
+ * device it names is not ours any more. */
+static void entry_mark_dead(struct cache *c, struct entry *e)
+{
+        if (e->pub.dead)
+                return;
+        log_debug("%s on %s is gone; %u user(s) keep the entry until released",
+                  e->pub.path, e->pub.dev.node, e->pub.n_users);
+        map_remove_if(c->by_key, &e->pub.key, e);
+        map_remove_if(c->by_devnum, &e->pub.dev.devnum, e);
+        e->pub.dead = true;
+        entry_close(e);
+}
+
+static void entry_free(struct cache *c, struct entry *e)
+{
+        if (!e->pub.dead) {
+                map_remove_if(c->by_key, &e->pub.key, e);
+                map_remove_if(c->by_devnum, &e->pub.dev.devnum, e);
+        }
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                c->entries = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        c->n_entries--;
+        entry_close(e);
+        free(e->pub.path);
+        free(e);
+}
+
+/* Whether the device an entry was set up on still serves it: 0, -ESTALE, or
+ * another error when that cannot be told (then nothing is concluded). */
+static int entry_check_fd(struct cache *c, const struct entry *e, int fd)
+{
+        struct loop_device now;
+        int r;
+
+        if (e->pub.key.is_block)
+                r = c->ops->blockdev_inspect(fd, &now);
+        else
+                r = c->ops->inspect(fd, &now);
+        if (r < 0)
+                return r;
+        if (now.devnum != e->pub.dev.devnum)
+                return -ESTALE;
+        if (!e->pub.key.is_block &&
+            (now.backing_dev != e->pub.dev.backing_dev || now.backing_ino != e->pub.dev.backing_ino))
+                return -ESTALE;
+        if (e->pub.dev.diskseq != 0 && now.diskseq != e->pub.dev.diskseq)
+                return -ESTALE;
+        return 0;
+}
+
+/* Gives a live entry its fd back (or checks the one it has) for a new user. */
+static int entry_revive(struct cache *c, struct entry *e, const struct cache_request *req)
+{
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (e->pub.dev.fd >= 0)
+                return entry_check_fd(c, e, e->pub.dev.fd);
+
+        if (e->pub.key.is_block) {
+                fd = fcntl(req->backing->fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return negative_errno();
+        } else {
+                r = c->ops->reopen(&e->pub.dev, e->pub.key.rw, &fd);
+                if (r < 0)
+                        return r;
+        }
+        r = entry_check_fd(c, e, fd);
+        if (r < 0)
+                return r;
+        e->pub.dev.fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Sets up the device for a new entry: a loop device on the backing fd, or the
+ * block device itself through a dup() of it. */
+static int entry_setup_device(struct cache *c, const struct cache_request *req,
+                              const struct cache_key *key, struct loop_device *ret)
+{
+        struct loop_config cfg = req->cfg;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (!key->is_block) {
+                cfg.read_only = !key->rw;
+                cfg.block_size = key->block_size;
+                return c->ops->attach(req->backing->fd, &cfg, ret);
+        }
+
+        fd = fcntl(req->backing->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        r = c->ops->blockdev_inspect(fd, ret);
+        if (r < 0)
+                return r;
+        ret->fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int entry_new(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+                     struct ident *id, struct entry **ret)
+{
+        struct entry *e, *old;
+        int r;
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->pub.dev.fd = -1;
+        e->pub.key = *key;
+        e->pub.path = strdup(req->path ? req->path : "");
+        if (!e->pub.path) {
+                free(e);
+                return -ENOMEM;
+        }
+
+        r = entry_setup_device(c, req, key, &e->pub.dev);
+        if (r < 0)
+                goto fail;
+
+        /* The kernel handed out a device an entry still names: that entry's
+         * device was cleared meanwhile. */
+        old = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
+        if (old)
+                entry_mark_dead(c, old);
+
+        r = hashmap_put(c->by_key, &e->pub.key, e);
+        if (r < 0)
+                goto fail;
+        r = hashmap_put(c->by_devnum, &e->pub.dev.devnum, e);
+        if (r < 0) {
+                hashmap_remove(c->by_key, &e->pub.key);
+                goto fail;
+        }
+
+        e->ident = id;
+        e->pub.priv = id;
+        e->next = c->entries;
+        if (c->entries)
+                c->entries->prev = e;
+        c->entries = e;
+        c->n_entries++;
+        *ret = e;
+        return 0;
+
+fail:
+        entry_close(e);  /* a new loop device goes with it (autoclear) */
+        free(e->pub.path);
+        free(e);
+        return r;
+}
+
+/* ---- the sharing rule --------------------------------------------------- */
+
+static int check_sharing(const struct ident *id, const struct cache_request *req,
+                         char *err, size_t errlen)
+{
+        const struct user *holder;
+        unsigned others;
+
+        if (!id || req->access == CACHE_RW_FORCE)
+                return 0;
+        if (req->access == CACHE_RO) {
+                if (id->n_rw == 0)
+                        return 0;
+                holder = id->rw_users;
+                others = id->n_rw - 1;
+        } else {
+                if (id->n_rw + id->n_ro == 0)
+                        return 0;
+                holder = id->rw_users ? id->rw_users : id->ro_users;
+                others = id->n_rw + id->n_ro - 1;
+        }
+
+        if (others)
+                set_error(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
+                          cache_access_name(holder->pub.access), holder->pub.name, others,
+                          others == 1 ? "" : "s");
+        else
+                set_error(err, errlen, "%s is in use %s by %s", req->path,
+                          cache_access_name(holder->pub.access), holder->pub.name);
+        return -EBUSY;
+}
+
+static struct ident *ident_get(struct cache *c, const struct cache_key *key, bool create, bool *created)
+{
+        struct ident_key k = { .dev = key->dev, .ino = key->ino, .is_block = key->is_block };
+        struct ident *id = hashmap_get(c->by_ident, &k);
+
+        *created = false;
+        if (id || !create)
+                return id;
+        id = calloc(1, sizeof(*id));
+        if (!id)
+                return NULL;
+        id->key = k;
+        if (hashmap_put(c->by_ident, &id->key, id) < 0) {
+                free(id);
+                return NULL;
+        }
+        *created = true;
+        return id;
+}
+
+static void ident_drop(struct cache *c, struct ident *id)
+{
+        hashmap_remove(c->by_ident, &id->key);
+        free(id);
+}
+
+static struct user **ident_list(struct ident *id, enum cache_access a)
+{
+        return a == CACHE_RO ? &id->ro_users : &id->rw_users;
+}
+
+static void user_link(struct entry *e, struct user *u)
+{
+        struct user **head = ident_list(e->ident, u->pub.access);
+
+        u->pub.entry = &e->pub;
+        u->pub.holding = true;
+        u->pub.prev = NULL;
+        u->pub.next = e->pub.users;
+        if (e->pub.users)
+                e->pub.users->prev = &u->pub;
+        e->pub.users = &u->pub;
+        e->pub.n_users++;
+        e->pub.n_holding++;
+
+        u->iprev = NULL;
+        u->inext = *head;
+        if (*head)
+                (*head)->iprev = u;
+        *head = u;
+        if (u->pub.access == CACHE_RO)
+                e->ident->n_ro++;
+        else
+                e->ident->n_rw++;
+}
+
+static void user_unlink(struct entry *e, struct user *u)
+{
+        struct user **head = ident_list(e->ident, u->pub.access);
+
+        if (u->pub.prev)
+                u->pub.prev->next = u->pub.next;
+        else
+                e->pub.users = u->pub.next;
+        if (u->pub.next)
+                u->pub.next->prev = u->pub.prev;
+        e->pub.n_users--;
+
+        if (u->iprev)
+                u->iprev->inext = u->inext;
+        else
+                *head = u->inext;
+        if (u->inext)
+                u->inext->iprev = u->iprev;
+        if (u->pub.access == CACHE_RO)
+                e->ident->n_ro--;
+        else
+                e->ident->n_rw--;
+}
+
+/* ---- acquire and release ------------------------------------------------ */
+
+static struct user *user_new(const struct cache_request *req)
+{
+        struct user *u = calloc(1, sizeof(*u));
+
+        if (!u)
+                return NULL;
+        u->pub.name = strdup(req->name ? req->name : "an unnamed disk");
+        if (!u->pub.name) {
+                free(u);
+                return NULL;
+        }
+        u->pub.domid = req->domid;
+        u->pub.devid = req->devid;
+        u->pub.access = req->access;
+        return u;
+}
+
+/* The live entry for key, revived, or a new one. */
+static int entry_get(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+                     struct ident *id, struct entry **ret, char *err, size_t errlen)
+{
+        struct entry *e = hashmap_get(c->by_key, key);
+        int r;
+
+        if (e) {
+                r = entry_revive(c, e, req);
+                if (r >= 0) {
+                        *ret = e;
+                        return 0;
+                }
+                if (r != -ESTALE) {
+                        set_error(err, errlen, "Cannot reopen %s for %s: %s", e->pub.dev.node,
+                                  req->path, strerror(-r));
+                        return r;
+                }
+                entry_mark_dead(c, e);
+        }
+
+        r = entry_new(c, req, key, id, ret);
+        if (r < 0)
+                set_error(err, errlen, "Cannot set up %s for %s: %s",
+                          key->is_block ? "the block device" : "a loop device", req->path, strerror(-r));
+        return r;
+}
+
+int cache_acquire(struct cache *c, const struct cache_request *req,
+                  struct cache_user **ret, char *err, size_t errlen)
+{
+        struct cache_key key;
+        struct ident *id;
+        struct entry *e;
+        struct user *u;
+        bool created;
+        int r;
+
+        set_error(err, errlen, "%s", "");
+        if (!c || !req || !ret || !req->backing || req->backing->fd < 0 || !req->path) {
+                set_error(err, errlen, "Invalid disk request");
+                return -EINVAL;
+        }
+        r = cache_key_from_request(req, &key);
+        if (r < 0) {
+                if (req->backing->is_block)
+                        set_error(err, errlen, "%s is a block device: offset and size limit apply only to files",
+                                  req->path);
+                else
+                        set_error(err, errlen, "Invalid disk request for %s", req->path);
+                return r;
+        }
+        if (key.rw && !req->backing->writable) {
+                set_error(err, errlen, "%s was opened read-only and cannot be attached read-write", req->path);
+                return -EACCES;
+        }
+
+        id = ident_get(c, &key, false, &created);
+        r = check_sharing(id, req, err, errlen);
+        if (r < 0)
+                return r;
+
+        u = user_new(req);
+        if (!u)
+                goto oom;
+        if (!id) {
+                id = ident_get(c, &key, true, &created);
+                if (!id)
+                        goto oom;
+        }
+
+        r = entry_get(c, req, &key, id, &e, err, errlen);
+        if (r < 0) {
+                if (created)
+                        ident_drop(c, id);
+                user_free(u);
+                return r;
+        }
+
+        user_link(e, u);
+        *ret = &u->pub;
+        return 0;
+
+oom:
+        user_free(u);
+        set_error(err, errlen, "Out of memory while attaching %s", req->path);
+        return -ENOMEM;
+}
+
+void cache_user_unhold(struct cache *c, struct cache_user *u)
+{
+        struct cache_entry *e;
+
+        if (!c || !u || !u->holding)
+                return;
+        e = u->entry;
+        u->holding = false;
+        /* The last holder gone: blkback holds the device now, and autoclear
+         * removes it once the last real opener closes it. */
+        if (--e->n_holding == 0)
+                e->dev.fd = safe_close(e->dev.fd);
+}
+
+void cache_release(struct cache *c, struct cache_user *pu)
+{
+        struct user *u;
+        struct entry *e;
+        struct ident *id;
+
+        if (!c || !pu)
+                return;
+        u = container_of(pu, struct user, pub);
+        e = container_of(pu->entry, struct entry, pub);
+        id = e->ident;
+
+        cache_user_unhold(c, pu);
+        user_unlink(e, u);
+        user_free(u);
+        if (e->pub.n_users == 0)
+                entry_free(c, e);
+        if (id->n_ro + id->n_rw == 0)
+                ident_drop(c, id);
+}
+
+/* ---- kernel events ------------------------------------------------------ */
+
+static int entry_check(struct cache *c, struct entry *e)
+{
+        _cleanup_close_ int fd = -1;
+        uint64_t seq;
+        int r;
+
+        if (e->pub.dev.fd >= 0)
+                return entry_check_fd(c, e, e->pub.dev.fd);
+
+        if (e->pub.key.is_block) {
+                /* Not held: ask sysfs rather than open a device we do not own. */
+                r = c->ops->diskseq_by_devnum(e->pub.dev.devnum, &seq);
+                if (r == -ENOENT)
+                        return -ESTALE;
+                if (r == -EOPNOTSUPP)
+                        return 0;
+                if (r < 0)
+                        return r;
+                return e->pub.dev.diskseq != 0 && seq != e->pub.dev.diskseq ? -ESTALE : 0;
+        }
+
+        /* Opening without O_EXCL and closing again changes nothing: blkback
+         * (if any) still holds the device, or it is gone already. */
+        r = c->ops->reopen(&e->pub.dev, false, &fd);
+        if (r < 0)
+                return r;
+        return entry_check_fd(c, e, fd);
+}
+
+int cache_device_changed(struct cache *c, dev_t devnum)
+{
+        struct entry *e;
+        int r;
+
+        if (!c)
+                return 0;
+        e = hashmap_get(c->by_devnum, &devnum);
+        if (!e)
+                return 0;
+        r = entry_check(c, e);
+        if (r == -ESTALE) {
+                entry_mark_dead(c, e);
+                return 1;
+        }
+        if (r < 0)
+                log_debug_errno(r, "Cannot check %s after a change event: %s", e->pub.dev.node, strerror(-r));
+        return 0;
+}
