@@ -1,0 +1,922 @@
+/* Unit tests for the cache: key, hash and equality, the sharing rule, and the
+ * life of entries and users.  The loop engine is replaced by a fake kernel
+ * (cache_ops), so no root and no loop device is needed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "loop.h"
+
+/* ---- a fake kernel -------------------------------------------------------- */
+
+#define MAX_FDS 65536
+#define MAX_DEVS 20000
+
+struct fake_dev {
+        bool bound;
+        dev_t bdev;
+        ino_t bino;
+        uint64_t diskseq;
+};
+
+struct fake_blk {
+        ino_t memfd_ino;         /* identifies the fake block device's fds */
+        dev_t devnum;
+        uint64_t diskseq;
+        bool removed;
+};
+
+static struct fake_dev devs[MAX_DEVS];
+static int n_devs;
+static int free_stack[MAX_DEVS], n_free;
+static uint64_t seq_counter = 100;
+static int fd_nr[MAX_FDS];                       /* loop fd -> device number */
+static struct { dev_t dev; ino_t ino; } fd_ident[MAX_FDS];   /* backing fd -> file */
+static struct fake_blk blks[8];
+static int n_blks;
+
+static struct {
+        int attach, reopen, inspect, blockdev_inspect, diskseq_by_devnum;
+} calls;
+static struct loop_config last_cfg;
+static int attach_error, reopen_error;
+
+static void fake_reset(void)
+{
+        memset(devs, 0, sizeof(devs));
+        n_devs = n_free = n_blks = 0;
+        memset(&calls, 0, sizeof(calls));
+        memset(blks, 0, sizeof(blks));
+        attach_error = reopen_error = 0;
+}
+
+static int fake_fd_for(int nr)
+{
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0 && fd < MAX_FDS);
+        fd_nr[fd] = nr;
+        return fd;
+}
+
+static void fill_dev(int nr, int fd, struct loop_device *d)
+{
+        *d = (struct loop_device){
+                .fd = fd,
+                .nr = nr,
+                .devnum = makedev(7, nr),
+                .diskseq = devs[nr].diskseq,
+                .backing_dev = devs[nr].bdev,
+                .backing_ino = devs[nr].bino,
+        };
+        snprintf(d->node, sizeof(d->node), "/dev/loop%d", nr);
+}
+
+static int fake_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
+{
+        int nr;
+
+        calls.attach++;
+        last_cfg = *cfg;
+        if (attach_error)
+                return attach_error;
+        /* Like LOOP_CTL_GET_FREE: the lowest cleared number comes back first. */
+        nr = n_free ? free_stack[--n_free] : n_devs++;
+        assert_true(nr < MAX_DEVS);
+        devs[nr] = (struct fake_dev){
+                .bound = true,
+                .bdev = fd_ident[backing_fd].dev,
+                .bino = fd_ident[backing_fd].ino,
+                .diskseq = ++seq_counter,
+        };
+        fill_dev(nr, fake_fd_for(nr), ret);
+        return 0;
+}
+
+static int fake_reopen(const struct loop_device *want, bool writable, int *ret_fd)
+{
+        const struct fake_dev *d = &devs[want->nr];
+
+        calls.reopen++;
+        if (reopen_error)
+                return reopen_error;
+        if (!d->bound || d->bdev != want->backing_dev || d->bino != want->backing_ino ||
+            d->diskseq != want->diskseq)
+                return -ESTALE;
+        *ret_fd = fake_fd_for(want->nr);
+        return 0;
+}
+
+static int fake_inspect(int fd, struct loop_device *ret)
+{
+        int nr = fd_nr[fd];
+
+        calls.inspect++;
+        if (!devs[nr].bound)
+                return -ESTALE;
+        fill_dev(nr, fd, ret);
+        return 0;
+}
+
+static struct fake_blk *blk_by_fd(int fd)
+{
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return NULL;
+        for (int i = 0; i < n_blks; i++)
+                if (blks[i].memfd_ino == st.st_ino)
+                        return &blks[i];
+        return NULL;
+}
+
+static int fake_blockdev_inspect(int fd, struct loop_device *ret)
+{
+        struct fake_blk *b = blk_by_fd(fd);
+
+        calls.blockdev_inspect++;
+        if (!b)
+                return -ENOTBLK;
+        *ret = (struct loop_device){
+                .fd = fd, .nr = -1, .devnum = b->devnum, .diskseq = b->diskseq,
+                .backing_dev = b->devnum, .backing_ino = 0,
+        };
+        snprintf(ret->node, sizeof(ret->node), "/dev/fake%u", minor(b->devnum));
+        return 0;
+}
+
+static int fake_diskseq_by_devnum(dev_t devnum, uint64_t *ret)
+{
+        calls.diskseq_by_devnum++;
+        for (int i = 0; i < n_blks; i++)
+                if (blks[i].devnum == devnum) {
+                        if (blks[i].removed)
+                                return -ENOENT;
+                        *ret = blks[i].diskseq;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static const struct cache_ops fake_ops = {
+        .attach = fake_attach,
+        .reopen = fake_reopen,
+        .inspect = fake_inspect,
+        .blockdev_inspect = fake_blockdev_inspect,
+        .diskseq_by_devnum = fake_diskseq_by_devnum,
+};
+
+/* The kernel's autoclear (or someone's LOOP_CLR_FD) on device nr. */
+static void fake_clear(int nr)
+{
+        devs[nr].bound = false;
+        devs[nr].diskseq = ++seq_counter;
+        free_stack[n_free++] = nr;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static struct backing file_backing(dev_t dev, ino_t ino, bool writable)
+{
+        struct backing b = { .fd = open("/dev/null", O_RDWR | O_CLOEXEC), .writable = writable };
+
+        assert_true(b.fd >= 0 && b.fd < MAX_FDS);
+        b.st.st_mode = S_IFREG | 0600;
+        b.st.st_dev = dev;
+        b.st.st_ino = ino;
+        fd_ident[b.fd].dev = dev;
+        fd_ident[b.fd].ino = ino;
+        return b;
+}
+
+static struct backing block_backing(dev_t devnum, uint64_t diskseq, bool writable)
+{
+        struct backing b = { .fd = memfd_create("fake-blk", MFD_CLOEXEC), .writable = writable,
+                             .is_block = true };
+        struct stat st;
+
+        assert_true(b.fd >= 0);
+        assert_int_equal(fstat(b.fd, &st), 0);
+        assert_true(n_blks < (int)(sizeof(blks) / sizeof(blks[0])));
+        blks[n_blks++] = (struct fake_blk){ .memfd_ino = st.st_ino, .devnum = devnum, .diskseq = diskseq };
+        b.st.st_mode = S_IFBLK | 0600;
+        b.st.st_rdev = devnum;
+        b.st.st_dev = makedev(0, 5);
+        b.st.st_ino = 42;
+        return b;
+}
+
+static struct cache_request req_for(struct backing *b, const char *path, enum cache_access a, const char *name)
+{
+        return (struct cache_request){
+                .backing = b, .path = path, .access = a, .name = name,
+                .domid = UINT32_MAX, .devid = UINT32_MAX,
+        };
+}
+
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+struct fixture {
+        struct cache *c;
+        int fds_before;
+        char err[256];
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return -1;
+        fake_reset();
+        f->fds_before = count_fds();
+        if (cache_new_with_ops(&fake_ops, &f->c) < 0) {
+                free(f);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+/* Freeing the cache must close every fd it held. */
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        int leaked;
+
+        cache_free(f->c);
+        leaked = count_fds() - f->fds_before;
+        free(f);
+        if (leaked != 0) {
+                fprintf(stderr, "%d fd(s) leaked\n", leaked);
+                return -1;
+        }
+        return 0;
+}
+
+static struct cache_user *acquire_ok(struct fixture *f, struct cache_request *req)
+{
+        struct cache_user *u = NULL;
+        int r = cache_acquire(f->c, req, &u, f->err, sizeof(f->err));
+
+        if (r < 0)
+                fail_msg("cache_acquire: %s (%s)", strerror(-r), f->err);
+        assert_non_null(u);
+        assert_string_equal(f->err, "");
+        return u;
+}
+
+static int acquire_err(struct fixture *f, struct cache_request *req)
+{
+        struct cache_user *u = NULL;
+        int r = cache_acquire(f->c, req, &u, f->err, sizeof(f->err));
+
+        assert_true(r < 0);
+        assert_null(u);
+        assert_true(f->err[0] != 0);
+        return r;
+}
+
+/* ---- key, hash, equality ---------------------------------------------------- */
+
+static void test_key_defaults(void **state)
+{
+        struct backing b = file_backing(makedev(8, 1), 1234, true);
+        struct cache_request req = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_key k;
+
+        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_int_equal(k.dev, makedev(8, 1));
+        assert_int_equal(k.ino, 1234);
+        assert_false(k.is_block);
+        assert_false(k.rw);
+        assert_false(k.direct_io);
+        assert_int_equal(k.block_size, LOOP_DEFAULT_BLOCK_SIZE);
+        assert_int_equal(k.offset, 0);
+        assert_int_equal(k.size_limit, 0);
+
+        req.access = CACHE_RW;
+        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_true(k.rw);
+        req.access = CACHE_RW_FORCE;
+        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_true(k.rw);
+
+        req.access = (enum cache_access)7;
+        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        close(b.fd);
+}
+
+static void test_key_block_device(void **state)
+{
+        struct backing b = block_backing(makedev(8, 16), 9, true);
+        struct cache_request req = req_for(&b, "/dev/sdb", CACHE_RW, "d");
+        struct cache_key k;
+
+        req.cfg.direct_io = true;
+        req.cfg.block_size = 4096;
+        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_true(k.is_block);
+        assert_int_equal(k.dev, makedev(8, 16));
+        assert_int_equal(k.ino, 0);
+        assert_false(k.direct_io);
+        assert_int_equal(k.block_size, 0);
+
+        req.cfg.offset = 512;
+        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        req.cfg.offset = 0;
+        req.cfg.size_limit = 4096;
+        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        close(b.fd);
+}
+
+static void test_key_equality_and_hash(void **state)
+{
+        struct cache_key a, b;
+
+        /* Padding must not matter: fill one with garbage first. */
+        memset(&a, 0, sizeof(a));
+        memset(&b, 0xa5, sizeof(b));
+        a = (struct cache_key){ .dev = 1, .ino = 2, .rw = false, .block_size = 512, .offset = 4096 };
+        b.dev = 1; b.ino = 2; b.is_block = false; b.rw = false; b.direct_io = false;
+        b.block_size = 512; b.offset = 4096; b.size_limit = 0;
+        assert_true(cache_key_equal(&a, &b));
+        assert_true(cache_key_hash(&a) == cache_key_hash(&b));
+
+        /* Every field is part of the key. */
+        struct cache_key v[] = { a, a, a, a, a, a, a, a };
+        v[0].dev = 9;
+        v[1].ino = 9;
+        v[2].is_block = true;
+        v[3].rw = true;
+        v[4].direct_io = true;
+        v[5].block_size = 4096;
+        v[6].offset = 0;
+        v[7].size_limit = 1 << 20;
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                assert_false(cache_key_equal(&a, &v[i]));
+                assert_true(cache_key_hash(&a) != cache_key_hash(&v[i]));
+        }
+}
+
+static void test_access_names(void **state)
+{
+        assert_string_equal(cache_access_name(CACHE_RO), "read-only");
+        assert_string_equal(cache_access_name(CACHE_RW), "read-write");
+        assert_string_equal(cache_access_name(CACHE_RW_FORCE), "read-write (w!)");
+}
+
+/* ---- the sharing rule ---------------------------------------------------------- */
+
+static void test_ro_users_share_one_device(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "domain 1 disk 51712");
+        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "domain 2 disk 51712");
+        struct cache_user *u1 = acquire_ok(f, &r1), *u2 = acquire_ok(f, &r2);
+
+        assert_int_equal(calls.attach, 1);
+        assert_true(last_cfg.read_only);
+        assert_int_equal(last_cfg.block_size, 512);
+        assert_ptr_equal(u1->entry, u2->entry);
+        assert_int_equal(u1->entry->n_users, 2);
+        assert_int_equal(u1->entry->n_holding, 2);
+        assert_true(u1->holding && u2->holding);
+        assert_int_equal(cache_n_entries(f->c), 1);
+        assert_string_equal(u1->entry->path, "/img");
+        assert_string_equal(u2->name, "domain 2 disk 51712");
+        assert_ptr_equal(cache_find_device(f->c, u1->entry->dev.devnum), u1->entry);
+
+        cache_release(f->c, u1);
+        assert_int_equal(u2->entry->n_users, 1);
+        cache_release(f->c, u2);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+static void test_rw_refused_while_ro_user(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 3 disk 51712");
+        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51728");
+        struct cache_user *u = acquire_ok(f, &ro);
+
+        assert_int_equal(acquire_err(f, &rw), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-only by domain 3 disk 51712");
+        assert_int_equal(calls.attach, 1);
+        assert_int_equal(cache_n_entries(f->c), 1);
+
+        cache_release(f->c, u);
+        u = acquire_ok(f, &rw);   /* free again */
+        cache_release(f->c, u);
+        close(b.fd);
+}
+
+static void test_ro_refused_while_rw_user(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
+        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
+        struct cache_user *u = acquire_ok(f, &rw);
+
+        assert_false(last_cfg.read_only);
+        assert_int_equal(acquire_err(f, &ro), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
+        /* And a second writer, too. */
+        assert_int_equal(acquire_err(f, &rw), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
+        assert_int_equal(calls.attach, 1);
+        cache_release(f->c, u);
+        close(b.fd);
+}
+
+/* The rule is about the file, whatever offset or block size each user asks. */
+static void test_sharing_is_per_file_not_per_key(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request a = req_for(&b, "/img", CACHE_RO, "disk a");
+        struct cache_request c = req_for(&b, "/img", CACHE_RO, "disk c");
+        struct cache_request w = req_for(&b, "/img", CACHE_RW, "disk w");
+        struct cache_user *ua, *uc;
+
+        c.cfg.offset = 1 << 20;
+        w.cfg.offset = 2 << 20;
+        ua = acquire_ok(f, &a);
+        uc = acquire_ok(f, &c);
+        assert_ptr_not_equal(ua->entry, uc->entry);   /* different keys */
+        assert_int_equal(calls.attach, 2);
+        assert_int_equal(acquire_err(f, &w), -EBUSY);
+        assert_non_null(strstr(f->err, "and 1 other disk)"));
+
+        /* Another file is not concerned. */
+        struct backing other = file_backing(makedev(8, 1), 101, true);
+        struct cache_request o = req_for(&other, "/other", CACHE_RW, "disk o");
+        struct cache_user *uo = acquire_ok(f, &o);
+
+        cache_release(f->c, ua);
+        cache_release(f->c, uc);
+        cache_release(f->c, uo);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+        close(other.fd);
+}
+
+static void test_force_bypasses_and_counts_as_writer(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request ro = req_for(&b, "/img", CACHE_RO, "domain 1 disk 1");
+        struct cache_request force = req_for(&b, "/img", CACHE_RW_FORCE, "domain 2 disk 2");
+        struct cache_request force2 = req_for(&b, "/img", CACHE_RW_FORCE, "domain 3 disk 3");
+        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 4 disk 4");
+        struct cache_user *u1 = acquire_ok(f, &ro), *u2, *u3;
+
+        u2 = acquire_ok(f, &force);
+        assert_false(last_cfg.read_only);
+        assert_ptr_not_equal(u1->entry, u2->entry);
+        /* Two forced writers with one key share the read-write device. */
+        u3 = acquire_ok(f, &force2);
+        assert_ptr_equal(u2->entry, u3->entry);
+        assert_int_equal(calls.attach, 2);
+
+        /* Everybody else sees the forced users as writers. */
+        cache_release(f->c, u1);
+        assert_int_equal(acquire_err(f, &ro), -EBUSY);
+        assert_non_null(strstr(f->err, "/img is in use read-write (w!) by domain "));
+        assert_int_equal(acquire_err(f, &rw), -EBUSY);
+
+        cache_release(f->c, u2);
+        cache_release(f->c, u3);
+        u1 = acquire_ok(f, &rw);
+        cache_release(f->c, u1);
+        close(b.fd);
+}
+
+static void test_rw_needs_writable_backing(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "d");
+
+        assert_int_equal(acquire_err(f, &rw), -EACCES);
+        assert_non_null(strstr(f->err, "opened read-only"));
+        assert_int_equal(calls.attach, 0);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+static void test_bad_requests(void **state)
+{
+        struct fixture *f = *state;
+        struct cache_request req = { 0 };
+        struct cache_user *u = NULL;
+
+        assert_int_equal(cache_acquire(f->c, &req, &u, f->err, sizeof(f->err)), -EINVAL);
+        assert_null(u);
+        /* No room for a message is fine too. */
+        assert_int_equal(cache_acquire(f->c, &req, &u, NULL, 0), -EINVAL);
+        cache_release(f->c, NULL);
+        cache_user_unhold(f->c, NULL);
+        assert_int_equal(cache_device_changed(f->c, makedev(7, 99)), 0);
+        assert_null(cache_find_device(f->c, makedev(7, 99)));
+}
+
+static void test_attach_failure_leaves_nothing(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 7 disk 1");
+        struct cache_user *u;
+
+        attach_error = -EAGAIN;
+        assert_int_equal(acquire_err(f, &rw), -EAGAIN);
+        assert_non_null(strstr(f->err, "/img"));
+        assert_int_equal(cache_n_entries(f->c), 0);
+
+        /* No trace of the failed user in the sharing rule. */
+        attach_error = 0;
+        u = acquire_ok(f, &rw);
+        cache_release(f->c, u);
+        close(b.fd);
+}
+
+/* ---- states --------------------------------------------------------------------- */
+
+static void test_hold_unhold_reopen(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "d1");
+        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "d2");
+        struct cache_user *u1 = acquire_ok(f, &r1), *u2;
+        struct cache_entry *e = u1->entry;
+        uint64_t seq = e->dev.diskseq;
+
+        assert_true(e->dev.fd >= 0);
+        cache_user_unhold(f->c, u1);
+        assert_false(u1->holding);
+        assert_int_equal(e->n_holding, 0);
+        assert_int_equal(e->dev.fd, -1);
+        cache_user_unhold(f->c, u1);             /* twice is harmless */
+        assert_int_equal(e->n_holding, 0);
+
+        /* Reused with its fd closed: reopened and verified, not re-attached. */
+        u2 = acquire_ok(f, &r2);
+        assert_ptr_equal(u2->entry, e);
+        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.reopen, 1);
+        assert_true(e->dev.fd >= 0);
+        assert_int_equal(e->dev.diskseq, seq);
+        assert_int_equal(e->n_holding, 1);
+
+        /* Releasing a holding user drops the fd once nobody holds. */
+        cache_release(f->c, u2);
+        assert_int_equal(e->dev.fd, -1);
+        assert_int_equal(e->n_users, 1);
+        cache_release(f->c, u1);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+/* A held entry is checked too before it gets a new user. */
+static void test_reuse_held_entry_is_verified(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_user *u1 = acquire_ok(f, &r), *u2;
+
+        u2 = acquire_ok(f, &r);
+        assert_ptr_equal(u1->entry, u2->entry);
+        assert_int_equal(calls.inspect, 1);
+
+        /* Someone swapped the file under the device (LOOP_CHANGE_FD). */
+        devs[u1->entry->dev.nr].bino = 555;
+        devs[u1->entry->dev.nr].diskseq = ++seq_counter;
+        struct cache_user *u3 = acquire_ok(f, &r);
+        assert_ptr_not_equal(u3->entry, u1->entry);
+        assert_true(u1->entry->dead);
+        assert_int_equal(u1->entry->dev.fd, -1);   /* not ours any more */
+        assert_int_equal(cache_n_entries(f->c), 2);
+
+        cache_release(f->c, u1);
+        cache_release(f->c, u2);
+        assert_int_equal(cache_n_entries(f->c), 1);
+        cache_release(f->c, u3);
+        close(b.fd);
+}
+
+static void test_stale_entry_replaced(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r = req_for(&b, "/img", CACHE_RO, "old");
+        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "new");
+        struct cache_user *u1 = acquire_ok(f, &r), *u2;
+        struct cache_entry *old = u1->entry;
+        dev_t old_devnum = old->dev.devnum;
+
+        cache_user_unhold(f->c, u1);
+        fake_clear(old->dev.nr);          /* the last blkback closed: autoclear */
+
+        u2 = acquire_ok(f, &r2);
+        assert_int_equal(calls.reopen, 1);
+        assert_int_equal(calls.attach, 2);
+        assert_ptr_not_equal(u2->entry, old);
+        assert_true(old->dead);
+        assert_false(u2->entry->dead);
+        assert_int_equal(cache_n_entries(f->c), 2);
+        /* The kernel gave the same number back; the index names the new one. */
+        assert_int_equal(u2->entry->dev.devnum, old_devnum);
+        assert_ptr_equal(cache_find_device(f->c, old_devnum), u2->entry);
+        assert_true(u2->entry->dev.diskseq != old->dev.diskseq);
+
+        cache_release(f->c, u1);
+        assert_int_equal(cache_n_entries(f->c), 1);
+        assert_ptr_equal(cache_find_device(f->c, old_devnum), u2->entry);
+        cache_release(f->c, u2);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+static void test_reopen_error_is_not_stale(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_user *u1 = acquire_ok(f, &r);
+
+        cache_user_unhold(f->c, u1);
+        reopen_error = -EMFILE;
+        assert_int_equal(acquire_err(f, &r), -EMFILE);
+        assert_non_null(strstr(f->err, "/dev/loop0"));
+        assert_false(u1->entry->dead);
+        assert_int_equal(u1->entry->n_users, 1);
+        assert_int_equal(calls.attach, 1);
+        reopen_error = 0;
+        cache_release(f->c, u1);
+        close(b.fd);
+}
+
+static void test_device_changed(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, false);
+        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_user *u = acquire_ok(f, &r);
+        struct cache_entry *e = u->entry;
+        dev_t devnum = e->dev.devnum;
+
+        /* Held and unchanged (the change event of our own configure). */
+        assert_int_equal(cache_device_changed(f->c, devnum), 0);
+        assert_false(e->dead);
+        /* Not held, still bound (blkback has it). */
+        cache_user_unhold(f->c, u);
+        assert_int_equal(cache_device_changed(f->c, devnum), 0);
+        assert_false(e->dead);
+        assert_int_equal(e->dev.fd, -1);
+        /* Another device: not ours. */
+        assert_int_equal(cache_device_changed(f->c, makedev(7, 77)), 0);
+
+        fake_clear(e->dev.nr);
+        assert_int_equal(cache_device_changed(f->c, devnum), 1);
+        assert_true(e->dead);
+        assert_null(cache_find_device(f->c, devnum));
+        assert_int_equal(cache_device_changed(f->c, devnum), 0);
+        assert_int_equal(cache_n_entries(f->c), 1);   /* kept for its user */
+
+        /* Still counted by the sharing rule while its user is there. */
+        struct backing w = file_backing(makedev(8, 1), 100, true);
+        struct cache_request rw = req_for(&w, "/img", CACHE_RW, "w");
+        assert_int_equal(acquire_err(f, &rw), -EBUSY);
+
+        cache_release(f->c, u);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+        close(w.fd);
+}
+
+/* A new device that got the number of an entry nobody noticed was cleared. */
+static void test_devnum_reuse_marks_old_dead(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = file_backing(makedev(8, 1), 100, false);
+        struct backing b = file_backing(makedev(8, 1), 200, false);
+        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_user *ua = acquire_ok(f, &ra), *ub;
+
+        cache_user_unhold(f->c, ua);
+        fake_clear(ua->entry->dev.nr);
+        ub = acquire_ok(f, &rb);
+        assert_int_equal(ub->entry->dev.devnum, ua->entry->dev.devnum);
+        assert_true(ua->entry->dead);
+        assert_ptr_equal(cache_find_device(f->c, ub->entry->dev.devnum), ub->entry);
+
+        cache_release(f->c, ub);
+        cache_release(f->c, ua);
+        close(a.fd);
+        close(b.fd);
+}
+
+static void test_block_device_entries(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = block_backing(makedev(8, 16), 33, true);
+        struct cache_request ro = req_for(&b, "/dev/sdb", CACHE_RO, "domain 1 disk 1");
+        struct cache_request rw = req_for(&b, "/dev/sdb", CACHE_RW, "domain 2 disk 2");
+        struct cache_user *u1 = acquire_ok(f, &ro), *u2;
+        struct cache_entry *e = u1->entry;
+
+        assert_int_equal(calls.attach, 0);
+        assert_int_equal(e->dev.nr, -1);
+        assert_int_equal(e->dev.devnum, makedev(8, 16));
+        assert_int_equal(e->dev.diskseq, 33);
+        /* A dup: the caller's backing fd stays the caller's. */
+        assert_true(e->dev.fd >= 0);
+        assert_int_not_equal(e->dev.fd, b.fd);
+        assert_ptr_equal(cache_find_device(f->c, makedev(8, 16)), e);
+
+        u2 = acquire_ok(f, &ro);
+        assert_ptr_equal(u2->entry, e);
+        assert_int_equal(acquire_err(f, &rw), -EBUSY);
+        assert_string_equal(f->err, "/dev/sdb is in use read-only by domain 1 disk 1 (and 1 other disk)");
+
+        /* Not held: the next user brings its own fd, checked by diskseq. */
+        cache_user_unhold(f->c, u1);
+        cache_user_unhold(f->c, u2);
+        assert_int_equal(e->dev.fd, -1);
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 0);
+        struct cache_user *u3 = acquire_ok(f, &ro);
+        assert_ptr_equal(u3->entry, e);
+        assert_true(e->dev.fd >= 0);
+
+        /* Media changed: the entry is stale. */
+        cache_user_unhold(f->c, u3);
+        blks[0].diskseq = 34;
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 1);
+        assert_true(e->dead);
+        struct cache_user *u4 = acquire_ok(f, &ro);
+        assert_ptr_not_equal(u4->entry, e);
+        assert_int_equal(u4->entry->dev.diskseq, 34);
+
+        struct cache_request off = ro;
+        off.cfg.offset = 4096;
+        assert_int_equal(acquire_err(f, &off), -EINVAL);
+        assert_string_equal(f->err, "/dev/sdb is a block device: offset and size limit apply only to files");
+
+        cache_release(f->c, u1);
+        cache_release(f->c, u2);
+        cache_release(f->c, u3);
+        cache_release(f->c, u4);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+static void test_block_device_removed(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = block_backing(makedev(8, 32), 50, false);
+        struct cache_request ro = req_for(&b, "/dev/sdc", CACHE_RO, "d");
+        struct cache_user *u = acquire_ok(f, &ro);
+
+        cache_user_unhold(f->c, u);
+        blks[0].removed = true;
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 32)), 1);
+        assert_true(u->entry->dead);
+        cache_release(f->c, u);
+        close(b.fd);
+}
+
+static int count_cb(struct cache_entry *e, void *userdata)
+{
+        int *n = userdata;
+
+        (*n)++;
+        return *n == 2 ? 7 : 0;
+}
+
+static void test_foreach_includes_dead(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = file_backing(makedev(8, 1), 100, false);
+        struct backing b = file_backing(makedev(8, 1), 200, false);
+        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_user *ua = acquire_ok(f, &ra), *ub = acquire_ok(f, &rb);
+        int n = 0;
+
+        cache_user_unhold(f->c, ua);
+        fake_clear(ua->entry->dev.nr);
+        assert_int_equal(cache_device_changed(f->c, ua->entry->dev.devnum), 1);
+        assert_int_equal(cache_foreach(f->c, count_cb, &n), 7);   /* stops at non-zero */
+        assert_int_equal(n, 2);
+        cache_release(f->c, ua);
+        cache_release(f->c, ub);
+        close(a.fd);
+        close(b.fd);
+}
+
+/* Many entries: everything keeps working (and fast) with thousands. */
+static void test_many_entries(void **state)
+{
+        enum { N = 10000 };
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 1, false);
+        struct cache_user **users = calloc(N, sizeof(*users));
+
+        assert_non_null(users);
+        for (int i = 0; i < N; i++) {
+                b.st.st_ino = 1000 + i;
+                fd_ident[b.fd].ino = b.st.st_ino;
+                struct cache_request r = req_for(&b, "/many", CACHE_RO, "d");
+                users[i] = acquire_ok(f, &r);
+                cache_user_unhold(f->c, users[i]);
+        }
+        assert_int_equal(cache_n_entries(f->c), N);
+        for (int i = 0; i < N; i++)
+                assert_ptr_equal(cache_find_device(f->c, users[i]->entry->dev.devnum), users[i]->entry);
+        /* Release in an order unlike the insertion. */
+        for (int i = 0; i < N; i += 2)
+                cache_release(f->c, users[i]);
+        for (int i = 1; i < N; i += 2)
+                cache_release(f->c, users[i]);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        free(users);
+        close(b.fd);
+}
+
+/* cache_free() with users and held fds left frees and closes everything. */
+static void test_free_with_users(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = file_backing(makedev(8, 1), 100, true);
+        struct cache_request r = req_for(&a, "/a", CACHE_RW, "a");
+        struct cache_request force = req_for(&a, "/a", CACHE_RW_FORCE, "b");
+
+        force.cfg.offset = 512;
+        (void)acquire_ok(f, &r);
+        (void)acquire_ok(f, &force);
+        assert_int_equal(cache_n_entries(f->c), 2);
+        close(a.fd);
+        /* teardown frees the cache and counts fds */
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_key_defaults),
+                cmocka_unit_test(test_key_block_device),
+                cmocka_unit_test(test_key_equality_and_hash),
+                cmocka_unit_test(test_access_names),
+                cmocka_unit_test_setup_teardown(test_ro_users_share_one_device, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rw_refused_while_ro_user, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ro_refused_while_rw_user, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing_is_per_file_not_per_key, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_force_bypasses_and_counts_as_writer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rw_needs_writable_backing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attach_failure_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hold_unhold_reopen, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reuse_held_entry_is_verified, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_entry_replaced, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reopen_error_is_not_stale, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_device_changed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_devnum_reuse_marks_old_dead, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_block_device_entries, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_block_device_removed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_foreach_includes_dead, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_many_entries, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_free_with_users, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
