@@ -1,0 +1,784 @@
+/*
+ * blkback-emu — plays the part of Linux xen-blkback (drivers/block/
+ * xen-blkback/xenbus.c) toward the toolstack and hotplug side, for tests.
+ *
+ * It watches <home>/backend/vbd.  A new vbd in state 1 (Initialising) is
+ * switched to 2 (InitWait).  Once `physical-device` ("%x:%x") appears, the
+ * block device it names is opened through a private device node (never
+ * /dev), read-only for mode "r" and read-write otherwise, non-exclusively.
+ * If a `diskseq` node is present it must equal BLKGETDISKSEQ of the opened
+ * device.  The reference is then "released" as blkback would: `state` 4 (the
+ * frontend is assumed connected) or, as the Qubes kernel does, `opened` 1.
+ * State 5, or `online` 0 with state 5/6, closes the device and writes 6; the
+ * directory disappearing closes it too.
+ *
+ * Watch events are drained first and each touched device is looked at once,
+ * so the cost per event does not grow with the number of devices.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "hashmap.h"
+#include "log.h"
+#include "macro.h"
+
+#ifndef BLKGETDISKSEQ
+#define BLKGETDISKSEQ _IOR(0x12, 128, __u64)
+#endif
+
+#define WATCH_TOKEN "blkback-emu"
+#define HOLD_OFF_POLL_MS 50
+
+enum release_mode { RELEASE_STATE, RELEASE_OPENED };
+
+struct domain;
+
+struct vbd {
+        char *path;             /* <home>/backend/vbd/<domid>/<devid>; map key */
+        const char *rel;        /* the same, relative to <home> */
+        struct domain *dom;
+        struct vbd *dom_prev, *dom_next;
+        struct vbd *dirty_next;
+        struct vbd *pending_next;
+        bool dirty;
+        bool pending;           /* waiting for --hold-off to go away */
+        bool initwait;          /* we switched it to InitWait */
+        bool failed;            /* refused; nothing more until it goes */
+        bool closed;            /* torn down; nothing more until it goes */
+        unsigned major, minor;
+        bool have_pdev;
+        int fd;
+};
+
+struct domain {
+        char *key;              /* decimal domid, as in the path */
+        struct vbd *vbds;
+};
+
+static struct {
+        struct xs_handle *xs;
+        const char *home;
+        char *base;             /* <home>/backend/vbd */
+        size_t base_len;
+        enum release_mode release;
+        const char *hold_off;
+        const char *ready_file;
+        char *node_dir;
+        struct hashmap *vbds;   /* path -> struct vbd */
+        struct hashmap *doms;   /* domid string -> struct domain */
+        struct vbd *dirty;
+        struct vbd *pending;
+} E;
+
+static char *xs_get(const char *dir, const char *node)
+{
+        _cleanup_free_ char *p = NULL;
+        unsigned len;
+
+        if (asprintf(&p, "%s/%s", dir, node) < 0)
+                return NULL;
+        return xs_read(E.xs, XBT_NULL, p, &len);
+}
+
+static int xs_put(const char *dir, const char *node, const char *value)
+{
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/%s", dir, node) < 0)
+                return -ENOMEM;
+        if (!xs_write(E.xs, XBT_NULL, p, value, strlen(value)))
+                return negative_errno();
+        return 0;
+}
+
+static bool node_exists(const char *path)
+{
+        unsigned len;
+        char *v = xs_read(E.xs, XBT_NULL, path, &len);
+
+        free(v);
+        return v != NULL;
+}
+
+static bool hold_off_active(void)
+{
+        return E.hold_off && access(E.hold_off, F_OK) == 0;
+}
+
+static void mark_dirty(struct vbd *v)
+{
+        if (v->dirty)
+                return;
+        v->dirty = true;
+        v->dirty_next = E.dirty;
+        E.dirty = v;
+}
+
+static void close_bdev(struct vbd *v)
+{
+        if (v->fd >= 0)
+                log_info("%s: closing %x:%x", v->rel, v->major, v->minor);
+        v->fd = safe_close(v->fd);
+}
+
+static struct vbd *vbd_get(const char *domid, const char *devid, bool create)
+{
+        _cleanup_free_ char *path = NULL;
+        struct domain *d;
+        struct vbd *v;
+
+        if (asprintf(&path, "%s/%s/%s", E.base, domid, devid) < 0)
+                return NULL;
+        v = hashmap_get(E.vbds, path);
+        if (v || !create)
+                return v;
+
+        d = hashmap_get(E.doms, domid);
+        if (!d) {
+                d = calloc(1, sizeof(*d));
+                if (!d || !(d->key = strdup(domid)) || hashmap_put(E.doms, d->key, d) < 0) {
+                        if (d)
+                                free(d->key);
+                        free(d);
+                        return NULL;
+                }
+        }
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return NULL;
+        v->fd = -1;
+        v->path = TAKE_PTR(path);
+        v->rel = v->path + strlen(E.home) + 1;
+        if (hashmap_put(E.vbds, v->path, v) < 0) {
+                free(v->path);
+                free(v);
+                return NULL;
+        }
+        v->dom = d;
+        v->dom_next = d->vbds;
+        if (d->vbds)
+                d->vbds->dom_prev = v;
+        d->vbds = v;
+        return v;
+}
+
+static void vbd_forget(struct vbd *v)
+{
+        struct domain *d = v->dom;
+
+        close_bdev(v);
+        log_info("%s: gone", v->rel);
+        hashmap_remove(E.vbds, v->path);
+        if (v->dom_prev)
+                v->dom_prev->dom_next = v->dom_next;
+        else
+                d->vbds = v->dom_next;
+        if (v->dom_next)
+                v->dom_next->dom_prev = v->dom_prev;
+        if (!d->vbds) {
+                hashmap_remove(E.doms, d->key);
+                free(d->key);
+                free(d);
+        }
+        /* Unlink from the work lists; they are short-lived, so a scan is fine. */
+        for (struct vbd **p = &E.dirty; *p; p = &(*p)->dirty_next)
+                if (*p == v) {
+                        *p = v->dirty_next;
+                        break;
+                }
+        for (struct vbd **p = &E.pending; *p; p = &(*p)->pending_next)
+                if (*p == v) {
+                        *p = v->pending_next;
+                        break;
+                }
+        free(v->path);
+        free(v);
+}
+
+/* As xenbus_dev_fatal(): "<errno> <message>" under <home>/error/<nodename>,
+ * then the device is given up (state 6 here, so toolstacks stop waiting). */
+static void vbd_fail(struct vbd *v, int err, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL, *text = NULL, *epath = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return;
+        log_error("%s: refusing device: %s", v->rel, msg);
+        close_bdev(v);
+        v->failed = true;
+        if (asprintf(&text, "%d %s", -err, msg) >= 0 &&
+            asprintf(&epath, "%s/error/%s", E.home, v->rel) >= 0)
+                xs_put(epath, "error", text);
+        xs_put(v->path, "state", "6");
+}
+
+static int parse_pdev(const char *s, unsigned *ret_major, unsigned *ret_minor)
+{
+        unsigned ma, mi;
+        int n = -1;
+
+        if (sscanf(s, "%x:%x%n", &ma, &mi, &n) != 2 || n < 0 || s[n] != '\0' ||
+            strspn(s, "0123456789abcdef:") != strlen(s))
+                return -EINVAL;
+        *ret_major = ma;
+        *ret_minor = mi;
+        return 0;
+}
+
+static int parse_diskseq(const char *s, uint64_t *ret)
+{
+        char *end;
+
+        if (!*s || strspn(s, "0123456789abcdef") != strlen(s))
+                return -EINVAL;
+        errno = 0;
+        *ret = strtoull(s, &end, 16);
+        if (errno || *end)
+                return -EINVAL;
+        return 0;
+}
+
+/* Opens major:minor through a node of our own, unlinked at once. */
+static int open_bdev(unsigned ma, unsigned mi, bool rw)
+{
+        _cleanup_free_ char *node = NULL;
+        int fd, r;
+
+        if (asprintf(&node, "%s/%x-%x", E.node_dir, ma, mi) < 0)
+                return -ENOMEM;
+        (void)unlink(node);
+        if (mknod(node, S_IFBLK | 0600, makedev(ma, mi)) < 0)
+                return negative_errno();
+        fd = open(node, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+        r = fd < 0 ? negative_errno() : fd;
+        (void)unlink(node);
+        return r;
+}
+
+static void write_connected(struct vbd *v, int fd, bool rw)
+{
+        uint64_t bytes = 0;
+        int lss = 512, pss = 512;
+        char buf[32];
+        xs_transaction_t t;
+
+        (void)ioctl(fd, BLKGETSIZE64, &bytes);
+        (void)ioctl(fd, BLKSSZGET, &lss);
+        (void)ioctl(fd, BLKPBSZGET, &pss);
+
+        /* As blkback's connect(): geometry first, then Connected. */
+        for (;;) {
+                _cleanup_free_ char *p1 = NULL, *p2 = NULL, *p3 = NULL, *p4 = NULL;
+
+                t = xs_transaction_start(E.xs);
+                if (t == XBT_NULL)
+                        break;
+                if (asprintf(&p1, "%s/sectors", v->path) < 0 ||
+                    asprintf(&p2, "%s/info", v->path) < 0 ||
+                    asprintf(&p3, "%s/sector-size", v->path) < 0 ||
+                    asprintf(&p4, "%s/physical-sector-size", v->path) < 0) {
+                        xs_transaction_end(E.xs, t, true);
+                        break;
+                }
+                snprintf(buf, sizeof(buf), "%" PRIu64, bytes / 512);
+                xs_write(E.xs, t, p1, buf, strlen(buf));
+                snprintf(buf, sizeof(buf), "%d", rw ? 0 : 4 /* VDISK_READONLY */);
+                xs_write(E.xs, t, p2, buf, strlen(buf));
+                snprintf(buf, sizeof(buf), "%d", lss);
+                xs_write(E.xs, t, p3, buf, strlen(buf));
+                snprintf(buf, sizeof(buf), "%d", pss);
+                xs_write(E.xs, t, p4, buf, strlen(buf));
+                if (xs_transaction_end(E.xs, t, false) || errno != EAGAIN)
+                        break;
+        }
+        xs_put(v->path, "state", "4");
+}
+
+static void vbd_open(struct vbd *v)
+{
+        _cleanup_free_ char *mode = NULL, *seq = NULL;
+        uint64_t want = 0, have = 0;
+        bool rw;
+        int fd, r;
+
+        mode = xs_get(v->path, "mode");
+        if (!mode) {
+                vbd_fail(v, -EINVAL, "reading mode");
+                return;
+        }
+        /* blkback: read-only unless the mode contains 'w'. */
+        rw = strchr(mode, 'w') != NULL;
+
+        seq = xs_get(v->path, "diskseq");
+        if (seq && parse_diskseq(seq, &want) < 0) {
+                vbd_fail(v, -EINVAL, "malformed diskseq \"%s\"", seq);
+                return;
+        }
+
+        fd = open_bdev(v->major, v->minor, rw);
+        if (fd < 0) {
+                vbd_fail(v, fd, "opening %x:%x %s: %s", v->major, v->minor,
+                         rw ? "read-write" : "read-only", strerror(-fd));
+                return;
+        }
+        v->fd = fd;
+
+        if (seq) {
+                if (ioctl(fd, BLKGETDISKSEQ, &have) < 0) {
+                        r = negative_errno();
+                        vbd_fail(v, r, "BLKGETDISKSEQ on %x:%x: %s", v->major, v->minor, strerror(-r));
+                        return;
+                }
+                if (have != want) {
+                        vbd_fail(v, -ESTALE, "diskseq of %x:%x is %" PRIx64 ", xenstore says %" PRIx64,
+                                 v->major, v->minor, have, want);
+                        return;
+                }
+        }
+
+        log_info("%s: opened %x:%x %s%s%s", v->rel, v->major, v->minor,
+                 rw ? "read-write" : "read-only", seq ? " diskseq " : "", seq ?: "");
+
+        if (E.release == RELEASE_OPENED)
+                xs_put(v->path, "opened", "1");
+        else
+                write_connected(v, fd, rw);
+}
+
+static void vbd_update(struct vbd *v)
+{
+        _cleanup_free_ char *state = NULL, *online = NULL, *pdev = NULL;
+        unsigned ma, mi;
+
+        state = xs_get(v->path, "state");
+        if (!state) {
+                if (!node_exists(v->path))
+                        vbd_forget(v);
+                return;
+        }
+
+        if (v->initwait && strcmp(state, "1") == 0) {
+                /* Removed and written again within one transaction: a new
+                 * device under the old name. */
+                log_info("%s: re-created", v->rel);
+                close_bdev(v);
+                v->initwait = v->failed = v->closed = v->have_pdev = false;
+        }
+        if (!v->initwait && !v->failed && !v->closed && strcmp(state, "1") == 0) {
+                if (xs_put(v->path, "state", "2") < 0) {
+                        log_warning("%s: cannot switch to InitWait", v->rel);
+                        return;
+                }
+                v->initwait = true;
+                free(state);
+                state = strdup("2");
+                if (!state)
+                        return;
+                log_info("%s: InitWait", v->rel);
+        }
+
+        /* Teardown, as the toolstack asks for it. */
+        online = xs_get(v->path, "online");
+        if (strcmp(state, "5") == 0 ||
+            (online && strcmp(online, "0") == 0 && strcmp(state, "6") == 0)) {
+                close_bdev(v);
+                v->closed = true;
+                if (strcmp(state, "6") != 0) {
+                        xs_put(v->path, "state", "6");
+                        log_info("%s: Closed", v->rel);
+                }
+                return;
+        }
+
+        if (!v->initwait || v->failed || v->closed || strcmp(state, "2") != 0)
+                return;
+
+        pdev = xs_get(v->path, "physical-device");
+        if (!pdev)
+                return;
+        if (parse_pdev(pdev, &ma, &mi) < 0) {
+                vbd_fail(v, -EINVAL, "malformed physical-device \"%s\"", pdev);
+                return;
+        }
+        if (v->have_pdev && (ma != v->major || mi != v->minor)) {
+                /* blkback refuses to switch devices under a vbd. */
+                log_warning("%s: changing physical device (from %x:%x to %x:%x) not supported",
+                            v->rel, v->major, v->minor, ma, mi);
+                return;
+        }
+        v->major = ma;
+        v->minor = mi;
+        v->have_pdev = true;
+        if (v->fd >= 0)
+                return;
+
+        if (hold_off_active()) {
+                if (!v->pending) {
+                        v->pending = true;
+                        v->pending_next = E.pending;
+                        E.pending = v;
+                        log_info("%s: holding off %x:%x", v->rel, ma, mi);
+                }
+                return;
+        }
+        vbd_open(v);
+}
+
+/* Forgets every device of a domain whose directory went away. */
+static void domain_gone(const char *domid)
+{
+        struct domain *d = hashmap_get(E.doms, domid);
+
+        while (d) {
+                struct vbd *v = d->vbds;
+                bool last = !v->dom_next;
+
+                vbd_forget(v);          /* frees d with the last device */
+                if (last)
+                        break;
+        }
+}
+
+static void scan_domain(const char *domid)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char **devs = NULL;
+        unsigned n = 0;
+
+        if (asprintf(&path, "%s/%s", E.base, domid) < 0)
+                return;
+        devs = xs_directory(E.xs, XBT_NULL, path, &n);
+        for (unsigned i = 0; devs && i < n; i++) {
+                struct vbd *v = vbd_get(domid, devs[i], true);
+                if (v)
+                        mark_dirty(v);
+        }
+}
+
+static void scan_all(void)
+{
+        _cleanup_free_ char **doms = NULL;
+        unsigned n = 0;
+
+        doms = xs_directory(E.xs, XBT_NULL, E.base, &n);
+        for (unsigned i = 0; doms && i < n; i++)
+                scan_domain(doms[i]);
+}
+
+/* Only these nodes change what blkback does; the rest is noise. */
+static bool interesting_leaf(const char *leaf)
+{
+        static const char *const names[] = { "state", "online", "physical-device", "diskseq", "mode" };
+
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                if (strcmp(leaf, names[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void handle_event(const char *path)
+{
+        char domid[16], devid[32];
+        const char *rest, *slash, *leaf;
+        size_t l;
+
+        if (strncmp(path, E.base, E.base_len) != 0)
+                return;
+        rest = path + E.base_len;
+        if (*rest == '\0') {
+                /* The whole tree: on removal forget everything. */
+                if (!node_exists(E.base)) {
+                        struct hashmap_iter it = HASHMAP_ITER_INIT;
+                        struct domain *d;
+                        while (hashmap_iterate(E.doms, &it, (void **)&d, NULL)) {
+                                domain_gone(d->key);
+                                it = HASHMAP_ITER_INIT;
+                        }
+                }
+                return;
+        }
+        if (*rest != '/')
+                return;
+        rest++;
+        slash = strchr(rest, '/');
+        l = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (l == 0 || l >= sizeof(domid))
+                return;
+        memcpy(domid, rest, l);
+        domid[l] = '\0';
+        if (!slash) {
+                /* A domain directory: created (its devices report on their
+                 * own) or removed with all its devices (one event only). */
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s/%s", E.base, domid) >= 0 && !node_exists(p))
+                        domain_gone(domid);
+                return;
+        }
+        rest = slash + 1;
+        slash = strchr(rest, '/');
+        l = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (l == 0 || l >= sizeof(devid))
+                return;
+        memcpy(devid, rest, l);
+        devid[l] = '\0';
+        leaf = slash ? slash + 1 : NULL;
+        if (leaf && (strchr(leaf, '/') || !interesting_leaf(leaf)))
+                return;
+
+        struct vbd *v = vbd_get(domid, devid, true);
+        if (v)
+                mark_dirty(v);
+}
+
+static void process_dirty(void)
+{
+        while (E.dirty) {
+                struct vbd *v = E.dirty;
+
+                E.dirty = v->dirty_next;
+                v->dirty = false;
+                vbd_update(v);          /* may free v */
+        }
+}
+
+static void retry_pending(void)
+{
+        struct vbd *list;
+
+        if (!E.pending || hold_off_active())
+                return;
+        list = E.pending;
+        E.pending = NULL;
+        while (list) {
+                struct vbd *v = list;
+
+                list = v->pending_next;
+                v->pending = false;
+                mark_dirty(v);
+        }
+}
+
+static void shutdown_all(void)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct vbd *v;
+
+        while (hashmap_iterate(E.vbds, &it, (void **)&v, NULL))
+                close_bdev(v);
+}
+
+static int drain_watches(void)
+{
+        char **w;
+
+        while ((w = xs_check_watch(E.xs))) {
+                if (strcmp(w[XS_WATCH_TOKEN], WATCH_TOKEN) == 0)
+                        handle_event(w[XS_WATCH_PATH]);
+                free(w);
+        }
+        if (errno != EAGAIN)
+                return log_error_errno(negative_errno(), "reading watch events: %m");
+        return 0;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: blkback-emu [OPTIONS]\n"
+                "  --home PATH         xenstore home of the backend domain (/local/domain/0)\n"
+                "  --release state|opened\n"
+                "                      after opening: write state=4 (default) or opened=1\n"
+                "  --hold-off FILE     open no device while FILE exists\n"
+                "  --ready-file FILE   create FILE once the watch is in place\n"
+                "  --log FILE          append the log to FILE instead of stderr\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "home", required_argument, NULL, 'H' },
+                { "release", required_argument, NULL, 'r' },
+                { "hold-off", required_argument, NULL, 'o' },
+                { "ready-file", required_argument, NULL, 'R' },
+                { "log", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        int c;
+
+        E.home = "/local/domain/0";
+        E.release = RELEASE_STATE;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'H':
+                        E.home = optarg;
+                        break;
+                case 'r':
+                        if (strcmp(optarg, "state") == 0)
+                                E.release = RELEASE_STATE;
+                        else if (strcmp(optarg, "opened") == 0)
+                                E.release = RELEASE_OPENED;
+                        else {
+                                fprintf(stderr, "blkback-emu: --release takes state or opened\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case 'o':
+                        E.hold_off = optarg;
+                        break;
+                case 'R':
+                        E.ready_file = optarg;
+                        break;
+                case 'l': {
+                        int fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+                                fprintf(stderr, "blkback-emu: %s: %m\n", optarg);
+                                return -EINVAL;
+                        }
+                        safe_close(fd);
+                        setvbuf(stderr, NULL, _IOLBF, 0);
+                        break;
+                }
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_SUCCESS);
+                default:
+                        usage(stderr);
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                usage(stderr);
+                return -EINVAL;
+        }
+        if (E.home[0] != '/' || E.home[strlen(E.home) - 1] == '/') {
+                fprintf(stderr, "blkback-emu: --home must be an absolute xenstore path\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int make_node_dir(void)
+{
+        const char *tmp = getenv("TMPDIR");
+
+        if (asprintf(&E.node_dir, "%s/blkback-emu.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+                return -ENOMEM;
+        if (!mkdtemp(E.node_dir))
+                return log_error_errno(negative_errno(), "mkdtemp %s: %m", E.node_dir);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        _cleanup_close_ int sfd = -1;
+        sigset_t mask;
+        int r, ret = EXIT_FAILURE;
+
+        log_set_prefix("blkback-emu");
+        if (parse_args(argc, argv) < 0)
+                return 2;
+        signal(SIGPIPE, SIG_IGN);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                return log_error_errno(negative_errno(), "signalfd: %m"), EXIT_FAILURE;
+
+        if (asprintf(&E.base, "%s/backend/vbd", E.home) < 0)
+                return EXIT_FAILURE;
+        E.base_len = strlen(E.base);
+        E.vbds = hashmap_new(hash_string, equal_string);
+        E.doms = hashmap_new(hash_string, equal_string);
+        if (!E.vbds || !E.doms)
+                return EXIT_FAILURE;
+        if (make_node_dir() < 0)
+                return EXIT_FAILURE;
+
+        E.xs = xs_open(XS_OPEN_SOCKETONLY);
+        if (!E.xs) {
+                log_error("cannot reach xenstored (XENSTORED_PATH=%s): %m",
+                          getenv("XENSTORED_PATH") ?: "unset");
+                goto out;
+        }
+        if (!xs_watch(E.xs, E.base, WATCH_TOKEN)) {
+                log_error("watching %s: %m", E.base);
+                goto out;
+        }
+        scan_all();
+        process_dirty();
+
+        if (E.ready_file) {
+                int fd = open(E.ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        log_error("%s: %m", E.ready_file);
+                        goto out;
+                }
+                dprintf(fd, "%d\n", (int)getpid());
+                close(fd);
+        }
+        log_info("watching %s (release by %s%s%s)", E.base,
+                 E.release == RELEASE_STATE ? "state=4" : "opened=1",
+                 E.hold_off ? ", hold-off " : "", E.hold_off ?: "");
+
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = xs_fileno(E.xs), .events = POLLIN },
+                        { .fd = sfd, .events = POLLIN },
+                };
+
+                r = poll(p, 2, E.pending ? HOLD_OFF_POLL_MS : -1);
+                if (r < 0 && errno != EINTR) {
+                        log_error("poll: %m");
+                        goto out;
+                }
+                if (p[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                                log_info("signal %u, exiting", si.ssi_signo);
+                                ret = EXIT_SUCCESS;
+                                goto out;
+                        }
+                }
+                if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                        log_error("lost the xenstored connection");
+                        goto out;
+                }
+                if (drain_watches() < 0)
+                        goto out;
+                retry_pending();
+                process_dirty();
+        }
+
+out:
+        shutdown_all();
+        if (E.xs)
+                xs_close(E.xs);
+        if (E.node_dir)
+                (void)rmdir(E.node_dir);
+        return ret;
+}
