@@ -182,6 +182,18 @@ h_wait_file() {
 	h_fail "$what not ready after ${timeout} s"
 }
 
+# h_wait_until TIMEOUT WHAT CMD [ARGS] — poll CMD (every 50 ms) until it
+# succeeds; fails the test naming WHAT after TIMEOUT seconds.
+h_wait_until() {
+	local timeout=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < timeout * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	"$@" || h_fail "timed out after ${timeout} s waiting for $what"
+}
+
 # ---------------------------------------------------------------- set-up
 
 # h_init [ARGS] — every test calls this first, with "$@".
@@ -298,14 +310,25 @@ h_xenstored_restart() {
 # ---------------------------------------------------------------- blkback
 
 # h_blkback_start [EMULATOR OPTIONS] — start the blkback emulator, wait until
-# its watch is set; sets H_BLKBACK_PID.  Its log: $H_TMP/log/blkback.log.
+# its watch is set; sets H_BLKBACK_PID and H_BLKBACK_LOG (a new log file for
+# each start, in $H_TMP/log).
+H__BLKBACK_RUNS=0
 h_blkback_start() {
-	local ready="$H_TMP/blkback.ready.$RANDOM"
+	local ready
+	H__BLKBACK_RUNS=$((H__BLKBACK_RUNS + 1))
+	ready="$H_TMP/blkback.ready.$H__BLKBACK_RUNS"
+	H_BLKBACK_LOG="$H_TMP/log/blkback.$H__BLKBACK_RUNS.log"
 	rm -f "$ready"
-	"$BLKBACK_EMU" --ready-file "$ready" --log "$H_TMP/log/blkback.log" "$@" </dev/null &
+	"$BLKBACK_EMU" --ready-file "$ready" --log "$H_BLKBACK_LOG" "$@" </dev/null &
 	H_BLKBACK_PID=$!
 	h_register_pid "$H_BLKBACK_PID" blkback-emu
 	h_wait_file "$ready" "$H_BLKBACK_PID" "blkback-emu"
+}
+
+# h_blkback_open_count — how many block devices the emulator holds open.
+h_blkback_open_count() {
+	[ -n "$H_BLKBACK_PID" ] || { echo 0; return 0; }
+	find "/proc/$H_BLKBACK_PID/fd" -lname '*/blkback-emu.*' 2>/dev/null | wc -l
 }
 
 h_blkback_stop() {
