@@ -1,0 +1,341 @@
+/* commands.c — what each control command does in the daemon.  The framing,
+ * peers and call lifetimes are control.c's; this file only maps requests to
+ * the vbd manager and the cache and builds the replies. */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "proto.h"
+
+static const char *access_name(enum cache_access a)
+{
+        switch (a) {
+        case CACHE_RO:
+                return "r";
+        case CACHE_RW:
+                return "w";
+        case CACHE_RW_FORCE:
+                return "w!";
+        }
+        return "?";
+}
+
+static struct json_object *device_json(const struct cache_entry *e)
+{
+        struct json_object *o = json_object_new_object(), *users = json_object_new_array();
+
+        if (!o || !users) {
+                json_object_put(o);
+                json_object_put(users);
+                return NULL;
+        }
+        json_object_object_add(o, "device", json_object_new_string(e->dev.node));
+        json_object_object_add(o, "major", json_object_new_int((int)major(e->dev.devnum)));
+        json_object_object_add(o, "minor", json_object_new_int((int)minor(e->dev.devnum)));
+        json_object_object_add(o, "diskseq", json_object_new_uint64(e->dev.diskseq));
+        json_object_object_add(o, "backing", json_object_new_string(e->path ? e->path : ""));
+        json_object_object_add(o, "access", json_object_new_string(e->key.rw ? "w" : "r"));
+        json_object_object_add(o, "loop", json_object_new_boolean(!e->key.is_block));
+        json_object_object_add(o, "held", json_object_new_boolean(e->dev.fd >= 0));
+        json_object_object_add(o, "dead", json_object_new_boolean(e->dead));
+        json_object_object_add(o, "direct-io", json_object_new_boolean(e->key.direct_io));
+        json_object_object_add(o, "block-size", json_object_new_int64(e->key.block_size));
+        json_object_object_add(o, "offset", json_object_new_uint64(e->key.offset));
+        json_object_object_add(o, "size-limit", json_object_new_uint64(e->key.size_limit));
+        for (const struct cache_user *u = e->users; u; u = u->next) {
+                struct json_object *uo = json_object_new_object();
+                if (!uo)
+                        break;
+                json_object_object_add(uo, "name", json_object_new_string(u->name ? u->name : ""));
+                if (u->domid != UINT32_MAX) {
+                        json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
+                        json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
+                }
+                json_object_object_add(uo, "access", json_object_new_string(access_name(u->access)));
+                json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
+                json_object_array_add(users, uo);
+        }
+        json_object_object_add(o, "users", users);
+        return o;
+}
+
+/* ---- argument helpers ----------------------------------------------------- */
+
+static int arg_string(struct json_object *args, const char *key, bool required, const char **ret)
+{
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null))
+                return required ? -EINVAL : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        *ret = json_object_get_string(v);
+        /* json-c strings may hold NUL bytes; a name or path must not. */
+        if (strlen(*ret) != (size_t)json_object_get_string_len(v))
+                return -EINVAL;
+        return 0;
+}
+
+static int arg_bool(struct json_object *args, const char *key, bool *ret)
+{
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(args, key, &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EINVAL;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+static int arg_u64(struct json_object *args, const char *key, uint64_t max, uint64_t *ret)
+{
+        struct json_object *v;
+        int64_t n;
+
+        if (!json_object_object_get_ex(args, key, &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        n = json_object_get_int64(v);
+        if (n < 0 || (uint64_t)n > max)
+                return -ERANGE;
+        *ret = (uint64_t)n;
+        return 0;
+}
+
+#define BAD_ARGS(call, ...) (ctl_call_error((call), -EINVAL, __VA_ARGS__), 0)
+
+/* ---- commands --------------------------------------------------------------- */
+
+static int cmd_status(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct json_object *o = json_object_new_object();
+        struct timespec ts;
+        uint64_t now;
+
+        if (!o)
+                return -ENOMEM;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+        json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+        json_object_object_add(o, "protocol", json_object_new_int(PROTO_VERSION));
+        json_object_object_add(o, "pid", json_object_new_int(getpid()));
+        json_object_object_add(o, "uptime-seconds", json_object_new_uint64((now - d->started_usec) / 1000000));
+        json_object_object_add(o, "home", json_object_new_string(d->home));
+        json_object_object_add(o, "xenstore", json_object_new_string(xs_conn_connected(d->xs) ? "connected" : "reconnecting"));
+        json_object_object_add(o, "devices", json_object_new_uint64(cache_n_entries(d->cache)));
+        json_object_object_add(o, "disks", json_object_new_uint64(vbd_manager_size(d->vbd)));
+        json_object_object_add(o, "attachments", json_object_new_uint64(hashmap_size(d->attachments)));
+        json_object_object_add(o, "fdstore", json_object_new_boolean(d->notify));
+        {
+                struct json_object *states = json_object_new_object();
+                for (enum vbd_state s = 0; s < _VBD_STATE_MAX; s++)
+                        json_object_object_add(states, vbd_state_name(s),
+                                               json_object_new_uint64(vbd_manager_count(d->vbd, s)));
+                json_object_object_add(o, "disk-states", states);
+        }
+        ctl_call_reply(call, o);
+        return 0;
+}
+
+static int list_one(struct cache_entry *e, void *userdata)
+{
+        struct json_object *o = device_json(e);
+
+        if (!o)
+                return -ENOMEM;
+        json_object_array_add(userdata, o);
+        return 0;
+}
+
+static int cmd_list(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
+        int r;
+
+        if (!o || !devs) {
+                json_object_put(o);
+                json_object_put(devs);
+                return -ENOMEM;
+        }
+        json_object_object_add(o, "devices", devs);
+        r = cache_foreach(d->cache, list_one, devs);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
+        ctl_call_reply(call, o);
+        return 0;
+}
+
+static int cmd_hotplug(struct ctl_call *call, struct json_object *args, void *userdata, bool add)
+{
+        struct daemon *d = userdata;
+        const char *path = NULL;
+        int r;
+
+        if (arg_string(args, "path", true, &path) < 0 || !*path)
+                return BAD_ARGS(call, "\"path\" must name a backend, e.g. backend/vbd/3/51712");
+        r = add ? vbd_request_add(d->vbd, path, call) : vbd_request_remove(d->vbd, path, call);
+        if (r == -EINVAL)
+                return BAD_ARGS(call, "%s is not a vbd backend of %s", path, d->home);
+        if (r == -ENOTCONN) {
+                ctl_call_error(call, r, "xenstored is not reachable; cannot %s %s", add ? "attach" : "detach", path);
+                return 0;
+        }
+        return r;
+}
+
+static int cmd_hotplug_add(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        return cmd_hotplug(call, args, userdata, true);
+}
+
+static int cmd_hotplug_remove(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        return cmd_hotplug(call, args, userdata, false);
+}
+
+void attachment_free(struct daemon *d, struct attachment *a)
+{
+        if (!a)
+                return;
+        if (a->user)
+                cache_release(d->cache, a->user);
+        free(a->name);
+        free(a);
+}
+
+static int cmd_attach(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *name = NULL, *target = NULL, *access = "w";
+        bool direct_io = d->direct_io;
+        uint64_t block_size = d->block_size, offset = 0, size_limit = 0;
+        struct backing b = { .fd = -1 };
+        struct cache_request req;
+        char err[512] = "", uname[300];
+        struct attachment *a;
+        enum cache_access acc;
+        int r;
+
+        if (arg_string(args, "name", true, &name) < 0 || !*name || strlen(name) > 255)
+                return BAD_ARGS(call, "\"name\" must be a non-empty string of at most 255 bytes");
+        if (arg_string(args, "target", true, &target) < 0 || !*target)
+                return BAD_ARGS(call, "\"target\" must name a file, block device or /dev/fdset/N");
+        if (arg_string(args, "access", false, &access) < 0)
+                return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
+        if (strcmp(access, "r") == 0 || strcmp(access, "ro") == 0)
+                acc = CACHE_RO;
+        else if (strcmp(access, "w") == 0 || strcmp(access, "rw") == 0)
+                acc = CACHE_RW;
+        else if (strcmp(access, "w!") == 0)
+                acc = CACHE_RW_FORCE;
+        else
+                return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
+        if (arg_bool(args, "direct-io", &direct_io) < 0 ||
+            arg_u64(args, "block-size", 65536, &block_size) < 0 ||
+            arg_u64(args, "offset", INT64_MAX, &offset) < 0 ||
+            arg_u64(args, "size-limit", INT64_MAX, &size_limit) < 0)
+                return BAD_ARGS(call, "\"direct-io\" must be a boolean; \"block-size\", \"offset\" and \"size-limit\" non-negative integers");
+        if (block_size && (block_size < 512 || (block_size & (block_size - 1))))
+                return BAD_ARGS(call, "\"block-size\" must be a power of two from 512 to 65536");
+        if (hashmap_get(d->attachments, name)) {
+                ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", name);
+                return 0;
+        }
+
+        if (strncmp(target, "/dev/fdset/", 11) == 0) {
+                ctl_call_error(call, -EOPNOTSUPP, "fd sets are not available in this daemon");
+                return 0;
+        }
+        r = backing_open(target, acc != CACHE_RO, direct_io, &b);
+        if (r < 0) {
+                if (r == -ENOTBLK)
+                        ctl_call_error(call, r, "%s is %s, not a regular file or block device", target,
+                                       backing_type_name(b.st.st_mode));
+                else if (r == -EINVAL)
+                        ctl_call_error(call, r, "'%s' is not an absolute path", target);
+                else
+                        ctl_call_error(call, r, "cannot open %s: %s", target, strerror(-r));
+                return 0;
+        }
+
+        a = calloc(1, sizeof(*a));
+        if (!a || !(a->name = strdup(name))) {
+                free(a);
+                backing_close(&b);
+                return -ENOMEM;
+        }
+        snprintf(uname, sizeof(uname), "attachment %s", name);
+        req = (struct cache_request){
+                .backing = &b,
+                .path = target,
+                .cfg = {
+                        .read_only = acc == CACHE_RO,
+                        .direct_io = direct_io,
+                        .block_size = (uint32_t)block_size,
+                        .offset = offset,
+                        .size_limit = size_limit,
+                },
+                .access = acc,
+                .name = uname,
+                .domid = UINT32_MAX,
+                .devid = UINT32_MAX,
+        };
+        r = cache_acquire(d->cache, &req, &a->user, err, sizeof(err));
+        backing_close(&b);
+        if (r >= 0)
+                r = hashmap_put(d->attachments, a->name, a);
+        if (r < 0) {
+                attachment_free(d, a);
+                ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
+                return 0;
+        }
+        log_info("Attached %s as %s (%s).", target, a->user->entry->dev.node, name);
+        ctl_call_reply(call, device_json(a->user->entry));
+        return 0;
+}
+
+static int cmd_detach(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct attachment *a;
+        const char *name = NULL;
+
+        if (arg_string(args, "name", true, &name) < 0)
+                return BAD_ARGS(call, "\"name\" must be a string");
+        a = hashmap_remove(d->attachments, name);
+        if (!a) {
+                ctl_call_error(call, -ENOENT, "no attachment is named '%s'", name);
+                return 0;
+        }
+        log_info("Detached %s.", name);
+        attachment_free(d, a);
+        ctl_call_reply(call, NULL);
+        return 0;
+}
+
+const struct ctl_command daemon_commands[] = {
+        { "status", cmd_status, 0 },
+        { "list", cmd_list, 0 },
+        { "hotplug-add", cmd_hotplug_add, 0 },
+        { "hotplug-remove", cmd_hotplug_remove, 0 },
+        { "attach", cmd_attach, 0 },
+        { "detach", cmd_detach, 0 },
+};
+const size_t daemon_n_commands = ARRAY_SIZE(daemon_commands);

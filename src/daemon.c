@@ -1,0 +1,326 @@
+/* daemon.c — xen-loopd: options, start-up, the event loop and shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+
+struct options {
+        const char *socket;
+        const char *home;
+        gid_t group;
+        bool direct_io;
+        uint32_t block_size;
+};
+
+static void help(void)
+{
+        printf("Usage: xen-loopd [OPTIONS]\n"
+               "\n"
+               "Sets up loop devices for Xen blkback disks and publishes them in xenstore.\n"
+               "\n"
+               "  -s, --socket PATH      control socket (default: $XEN_LOOPD_SOCKET or %s)\n"
+               "      --home PATH        xenstore home of this backend domain\n"
+               "                         (default: /local/domain/<domid>, read from xenstore)\n"
+               "  -g, --group NAME       let members of this group use the control socket\n"
+               "      --direct-io        open backing files with O_DIRECT and use direct I/O\n"
+               "      --block-size N     logical block size of loop devices (default 512)\n"
+               "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
+               "  -h, --help             show this help\n"
+               "      --version          show the version\n",
+               XEN_LOOPD_DEFAULT_SOCKET);
+}
+
+static int parse_level(const char *s)
+{
+        static const struct {
+                const char *name;
+                int level;
+        } levels[] = {
+                { "err", LOG_ERR }, { "error", LOG_ERR }, { "warning", LOG_WARNING },
+                { "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(levels); i++)
+                if (strcmp(s, levels[i].name) == 0)
+                        return levels[i].level;
+        return -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+        enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE };
+        static const struct option longopts[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "home", required_argument, NULL, OPT_HOME },
+                { "group", required_argument, NULL, 'g' },
+                { "direct-io", no_argument, NULL, OPT_DIRECT_IO },
+                { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+                { "log-level", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {}
+        };
+        int c, level;
+
+        o->socket = getenv("XEN_LOOPD_SOCKET");
+        if (!o->socket || !*o->socket)
+                o->socket = XEN_LOOPD_DEFAULT_SOCKET;
+        o->group = (gid_t)-1;
+        while ((c = getopt_long(argc, argv, "s:g:l:h", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        o->socket = optarg;
+                        break;
+                case OPT_HOME:
+                        if (optarg[0] != '/' || strlen(optarg) > 256) {
+                                fprintf(stderr, "xen-loopd: --home needs an absolute xenstore path\n");
+                                return -EINVAL;
+                        }
+                        o->home = optarg;
+                        break;
+                case 'g': {
+                        struct group *g = getgrnam(optarg);
+                        if (!g) {
+                                fprintf(stderr, "xen-loopd: no group named '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        o->group = g->gr_gid;
+                        break;
+                }
+                case OPT_DIRECT_IO:
+                        o->direct_io = true;
+                        break;
+                case OPT_BLOCK_SIZE: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (*end || n < 512 || n > 65536 || (n & (n - 1))) {
+                                fprintf(stderr, "xen-loopd: --block-size must be a power of two from 512 to 65536\n");
+                                return -EINVAL;
+                        }
+                        o->block_size = (uint32_t)n;
+                        break;
+                }
+                case 'l':
+                        level = parse_level(optarg);
+                        if (level < 0) {
+                                fprintf(stderr, "xen-loopd: unknown log level '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        log_set_max_level(level);
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case OPT_VERSION:
+                        printf("xen-loopd %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "xen-loopd: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        vbd_manager_watch(d->vbd, path);
+}
+
+static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (connected)
+                vbd_manager_resync(d->vbd);
+        if (d->notify)
+                sd_notifyf(0, "STATUS=%s", connected ? "Connected to xenstored again." : "Reconnecting to xenstored...");
+}
+
+static const struct xs_conn_ops xs_ops = {
+        .watch = on_xs_watch,
+        .state = on_xs_state,
+};
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        log_info("Received %s, stopping.", strsignal((int)si->ssi_signo));
+        return sd_event_exit(d->event, 0);
+}
+
+/* STATUS= for systemctl status; cheap enough to refresh every few seconds. */
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
+                   cache_n_entries(d->cache), xs_conn_connected(d->xs) ? "connected" : "reconnecting");
+        sd_event_source_set_time(s, usec + 5 * 1000000ULL);
+        return 0;
+}
+
+/* A control socket handed over by the service manager (socket activation). */
+static int inherited_socket(void)
+{
+        int n = sd_listen_fds(0);
+
+        for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++)
+                if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
+                        return fd;
+        return -1;
+}
+
+static void daemon_done(struct daemon *d)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct attachment *a;
+        size_t held = 0;
+
+        ctl_server_free(d->ctl, true);
+        vbd_manager_free(d->vbd);
+        if (d->attachments) {
+                while (hashmap_iterate(d->attachments, &it, (void **)&a, NULL))
+                        attachment_free(d, a);
+                hashmap_free(d->attachments);
+        }
+        uevent_monitor_free(d->uevent);
+        if (d->cache) {
+                held = cache_n_entries(d->cache);
+                cache_free(d->cache);
+        }
+        if (held)
+                log_info("Let go of %zu loop device(s); each goes once its last user closes it.", held);
+        xs_conn_free(d->xs);
+        sd_event_unref(d->event);
+        free(d->home);
+}
+
+static int run(const struct options *o)
+{
+        struct daemon d = {
+                .direct_io = o->direct_io,
+                .block_size = o->block_size,
+        };
+        struct ctl_server_config ctl_cfg;
+        struct vbd_config vbd_cfg;
+        sigset_t mask;
+        int r;
+
+        d.started_usec = now_usec();
+        d.notify = !!getenv("NOTIFY_SOCKET");
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = sd_event_new(&d.event);
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the event loop: %s", strerror(-r));
+                goto out;
+        }
+        sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d);
+        sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d);
+
+        r = cache_new(&d.cache);
+        if (r < 0)
+                goto out;
+        d.attachments = hashmap_new(hash_string, equal_string);
+        if (!d.attachments) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = uevent_monitor_new(d.event, d.cache, &d.uevent);
+        if (r < 0) {
+                log_error_errno(r, "Cannot listen to kernel uevents: %s", strerror(-r));
+                goto out;
+        }
+        r = xs_conn_new(d.event, &xs_ops, &d, &d.xs);
+        if (r < 0) {
+                log_error_errno(r, "Cannot connect to xenstored: %s", strerror(-r));
+                goto out;
+        }
+        if (o->home)
+                d.home = strdup(o->home);
+        else if ((r = xs_conn_home(d.xs, &d.home)) < 0) {
+                log_error_errno(r, "Cannot find this domain's xenstore home: %s", strerror(-r));
+                goto out;
+        }
+        if (!d.home) {
+                r = -ENOMEM;
+                goto out;
+        }
+        vbd_cfg = (struct vbd_config){
+                .home = d.home,
+                .direct_io = o->direct_io,
+                .block_size = o->block_size,
+        };
+        r = vbd_manager_new(d.event, d.xs, d.cache, &vbd_cfg, &d.vbd);
+        if (r < 0) {
+                log_error_errno(r, "Cannot watch %s/backend/vbd: %s", d.home, strerror(-r));
+                goto out;
+        }
+        ctl_cfg = (struct ctl_server_config){
+                .path = o->socket,
+                .listen_fd = inherited_socket(),
+                .allowed_gid = o->group,
+                .commands = daemon_commands,
+                .n_commands = daemon_n_commands,
+                .userdata = &d,
+        };
+        r = ctl_server_new(d.event, &ctl_cfg, &d.ctl);
+        if (r < 0) {
+                log_error_errno(r, "Cannot listen on %s: %s", o->socket, strerror(-r));
+                goto out;
+        }
+        if (d.notify) {
+                sd_event_add_time(d.event, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &d);
+                sd_notify(0, "READY=1");
+        }
+        log_info("xen-loopd %s watching %s/backend/vbd, control socket %s.", PACKAGE_VERSION, d.home, o->socket);
+        r = sd_event_loop(d.event);
+        if (d.notify)
+                sd_notify(0, "STOPPING=1");
+out:
+        daemon_done(&d);
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        struct options o = {};
+        int r;
+
+        r = parse_args(argc, argv, &o);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        r = run(&o);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,43 @@
+/* daemon.h — the state of one xen-loopd process, shared by its main loop
+ * (daemon.c) and its control commands (commands.c).  daemon.c owns every
+ * member; commands only use them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "cache.h"
+#include "control.h"
+#include "hashmap.h"
+#include "uevent.h"
+#include "vbd.h"
+#include "xs.h"
+
+struct daemon {
+        sd_event *event;
+        struct xs_conn *xs;
+        struct cache *cache;
+        struct vbd_manager *vbd;
+        struct uevent_monitor *uevent;
+        struct ctl_server *ctl;
+        struct hashmap *attachments;  /* name -> struct attachment (direct attach) */
+        char *home;
+        uint64_t started_usec;
+        bool direct_io;
+        uint32_t block_size;
+        bool notify;                  /* under a service manager */
+};
+
+/* A device attached through the control socket, held until detach. */
+struct attachment {
+        char *name;
+        struct cache_user *user;
+};
+
+/* The command table handed to the control server. */
+extern const struct ctl_command daemon_commands[];
+extern const size_t daemon_n_commands;
+
+void attachment_free(struct daemon *d, struct attachment *a);

@@ -1,0 +1,1000 @@
+#include "vbd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "control.h"
+#include "hashmap.h"
+#include "log.h"
+#include "macro.h"
+
+/* XenbusState values blkback and the toolstack write. */
+enum {
+        XB_INITIALISING = 1,
+        XB_INITWAIT = 2,
+        XB_CONNECTED = 4,
+        XB_CLOSING = 5,
+        XB_CLOSED = 6,
+};
+
+#define PUBLISH_RETRIES 32
+#define ERROR_MAX 512
+
+struct pending {
+        struct pending *next;
+        struct vbd *vbd;
+        struct ctl_call *call;
+        bool remove;
+};
+
+struct vbd {
+        char *path;                 /* <home>/backend/vbd/<domid>/<devid> */
+        uint32_t domid, devid;
+        enum vbd_state state;
+        bool requested;             /* asked for by block-loopd: claim it whatever its script */
+        bool dirty;
+        struct vbd *dirty_next;
+        struct cache_user *user;
+        struct pending *pending;
+        char *error;                /* the hotplug-error we wrote */
+};
+
+struct vbd_manager {
+        sd_event *event;
+        struct xs_conn *xs;
+        struct cache *cache;
+        struct vbd_config cfg;
+        char *home;
+        char *base;                 /* <home>/backend/vbd */
+        size_t base_len;
+        struct hashmap *by_path;    /* path -> struct vbd */
+        struct vbd *dirty;          /* evaluated from the defer source */
+        sd_event_source *defer;
+        bool rescan;
+        size_t counts[_VBD_STATE_MAX];
+};
+
+static const char *const state_names[_VBD_STATE_MAX] = {
+        [VBD_NEW] = "new",
+        [VBD_FOREIGN] = "foreign",
+        [VBD_WAITING] = "waiting",
+        [VBD_HELD] = "held",
+        [VBD_CONNECTED] = "connected",
+        [VBD_FAILED] = "failed",
+        [VBD_RELEASED] = "released",
+};
+
+const char *vbd_state_name(enum vbd_state s)
+{
+        return s < _VBD_STATE_MAX ? state_names[s] : "invalid";
+}
+
+static void set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
+{
+        m->counts[v->state]--;
+        m->counts[s]++;
+        v->state = s;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+static bool parse_u32(const char *s, size_t len, uint32_t *ret)
+{
+        uint64_t v = 0;
+
+        if (len == 0 || len > 10 || (len > 1 && s[0] == '0'))
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (v > UINT32_MAX)
+                return false;
+        *ret = (uint32_t)v;
+        return true;
+}
+
+/* Splits a path below the base into domid, devid and the node below the
+ * device (NULL for the device directory itself).  Returns the number of
+ * components understood: 0 (the base or above), 1 (a domain directory),
+ * 2 (a device) or -1 (not ours, or malformed). */
+static int split_path(const struct vbd_manager *m, const char *path, uint32_t *domid,
+                      uint32_t *devid, const char **node, size_t *dev_path_len)
+{
+        const char *p, *slash;
+
+        if (strncmp(path, m->base, m->base_len) != 0)
+                return strncmp(m->base, path, strlen(path)) == 0 ? 0 : -1;
+        p = path + m->base_len;
+        if (*p == '\0')
+                return 0;
+        if (*p++ != '/')
+                return -1;
+        slash = strchr(p, '/');
+        if (!parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
+                return -1;
+        if (!slash)
+                return 1;
+        p = slash + 1;
+        slash = strchr(p, '/');
+        if (!parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
+                return -1;
+        *dev_path_len = slash ? (size_t)(slash - path) : strlen(path);
+        *node = slash ? slash + 1 : NULL;
+        return 2;
+}
+
+static struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_t domid,
+                           uint32_t devid, bool create)
+{
+        char key[PATH_MAX];
+        struct vbd *v;
+
+        if (len >= sizeof(key))
+                return NULL;
+        memcpy(key, path, len);
+        key[len] = '\0';
+        v = hashmap_get(m->by_path, key);
+        if (v || !create)
+                return v;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return NULL;
+        v->path = strdup(key);
+        if (!v->path || hashmap_put(m->by_path, v->path, v) < 0) {
+                free(v->path);
+                free(v);
+                return NULL;
+        }
+        v->domid = domid;
+        v->devid = devid;
+        v->state = VBD_NEW;
+        m->counts[VBD_NEW]++;
+        return v;
+}
+
+static void complete_pending(struct vbd *v, bool remove, int error, const char *msg);
+
+static void vbd_forget(struct vbd_manager *m, struct vbd *v)
+{
+        if (v->user)
+                cache_release(m->cache, v->user);
+        v->user = NULL;
+        complete_pending(v, false, -ENODEV, "the backend directory was removed before the disk was set up");
+        complete_pending(v, true, 0, NULL);
+        /* A record is forgotten only outside the dirty list walk. */
+        if (v->dirty) {
+                struct vbd **p;
+                for (p = &m->dirty; *p; p = &(*p)->dirty_next)
+                        if (*p == v) {
+                                *p = v->dirty_next;
+                                break;
+                        }
+        }
+        hashmap_remove(m->by_path, v->path);
+        m->counts[v->state]--;
+        free(v->error);
+        free(v->path);
+        free(v);
+}
+
+/* ---- pending control calls -------------------------------------------- */
+
+static void pending_cancel(struct ctl_call *call, void *data)
+{
+        struct pending *p = data, **pp;
+
+        for (pp = &p->vbd->pending; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        break;
+                }
+        free(p);
+}
+
+static int add_pending(struct vbd *v, struct ctl_call *call, bool remove)
+{
+        struct pending *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return -ENOMEM;
+        p->vbd = v;
+        p->call = call;
+        p->remove = remove;
+        p->next = v->pending;
+        v->pending = p;
+        ctl_call_set_cancel(call, pending_cancel, p);
+        return 0;
+}
+
+static struct json_object *publish_result(const struct vbd *v)
+{
+        const struct loop_device *d = &v->user->entry->dev;
+        struct json_object *o = json_object_new_object();
+        char physdev[32];
+
+        if (!o)
+                return NULL;
+        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
+        json_object_object_add(o, "path", json_object_new_string(v->path));
+        json_object_object_add(o, "physical-device", json_object_new_string(physdev));
+        json_object_object_add(o, "physical-device-path", json_object_new_string(d->node));
+        json_object_object_add(o, "diskseq", json_object_new_uint64(d->diskseq));
+        return o;
+}
+
+static void reply_call(struct ctl_call *call, const struct vbd *v, int error, const char *msg)
+{
+        if (error < 0)
+                ctl_call_error(call, error, "%s", msg ? msg : strerror(-error));
+        else if (v && v->user)
+                ctl_call_reply(call, publish_result(v));
+        else
+                ctl_call_reply(call, NULL);
+}
+
+/* Completes the add (or remove) calls waiting on v. */
+static void complete_pending(struct vbd *v, bool remove, int error, const char *msg)
+{
+        struct pending **pp = &v->pending;
+
+        while (*pp) {
+                struct pending *p = *pp;
+                if (p->remove != remove) {
+                        pp = &p->next;
+                        continue;
+                }
+                *pp = p->next;
+                ctl_call_set_cancel(p->call, NULL, NULL);
+                reply_call(p->call, v, error, msg);
+                free(p);
+        }
+}
+
+/* ---- xenstore helpers ------------------------------------------------- */
+
+static int read_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v,
+                     const char *node, char **ret, size_t *ret_len)
+{
+        char path[PATH_MAX];
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
+                return -ENAMETOOLONG;
+        return xs_conn_read(m->xs, t, path, ret, ret_len);
+}
+
+static int write_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v,
+                      const char *node, const char *value)
+{
+        char path[PATH_MAX];
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
+                return -ENAMETOOLONG;
+        return xs_conn_write(m->xs, t, path, value);
+}
+
+static int rm_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v, const char *node)
+{
+        char path[PATH_MAX];
+        int r;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
+                return -ENAMETOOLONG;
+        r = xs_conn_rm(m->xs, t, path);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Reads a small decimal node; def when absent or not a number. */
+static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
+{
+        _cleanup_free_ char *s = NULL;
+        char *end;
+        long n;
+
+        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0)
+                return def;
+        errno = 0;
+        n = strtol(s, &end, 10);
+        if (errno || end == s || *end || n < INT_MIN || n > INT_MAX)
+                return def;
+        return (int)n;
+}
+
+static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
+{
+        return xs_conn_exists(m->xs, XBT_NULL, v->path);
+}
+
+struct backend_state {
+        int state;
+        int online;
+        int opened;
+};
+
+/* Returns -ENOENT when the backend directory is gone. */
+static int read_backend_state(struct vbd_manager *m, const struct vbd *v, struct backend_state *ret)
+{
+        ret->state = read_int(m, v, "state", -1);
+        if (ret->state < 0 && !dir_exists(m, v))
+                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
+        ret->online = read_int(m, v, "online", 1);
+        ret->opened = read_int(m, v, "opened", 0);
+        return 0;
+}
+
+static bool torn_down(const struct backend_state *s, bool holding)
+{
+        /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
+         * keeps the device open then.  Closing with the device still ours
+         * means blkback never opened it: nothing to wait for. */
+        if (s->online != 0)
+                return false;
+        return s->state == XB_CLOSED || (s->state == XB_CLOSING && holding);
+}
+
+/* ---- failure ------------------------------------------------------------ */
+
+static void describe(struct vbd_manager *m, const struct vbd *v, char *buf, size_t len)
+{
+        _cleanup_free_ char *dev = NULL, *params = NULL;
+
+        /* "domain 3 disk xvda (devid 51712, /srv/img)": what an administrator
+         * finds in the domain's config. */
+        read_node(m, XBT_NULL, v, "dev", &dev, NULL);
+        read_node(m, XBT_NULL, v, "params", &params, NULL);
+        if (params && strlen(params) > 160)
+                strcpy(params + 157, "...");
+        if (dev && strlen(dev) > 32)
+                dev[32] = '\0';
+        snprintf(buf, len, "domain %" PRIu32 " disk %s (devid %" PRIu32 "%s%s)", v->domid,
+                 dev ? dev : "?", v->devid, params && *params ? ", " : "", params && *params ? params : "");
+}
+
+/* Writes hotplug-error and hotplug-status = error in one transaction, and
+ * nothing else; a directory that is gone is left gone. */
+static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
+{
+        char who[256], msg[ERROR_MAX];
+        int r;
+
+        describe(m, v, who, sizeof(who));
+        snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
+        log_error("%s", msg);
+        free(v->error);
+        v->error = strdup(msg);
+
+        for (int i = 0; i < PUBLISH_RETRIES; i++) {
+                xs_transaction_t t;
+                if (xs_conn_transaction_start(m->xs, &t) < 0)
+                        break;
+                if (!xs_conn_exists(m->xs, t, v->path)) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        break;
+                }
+                r = write_node(m, t, v, "hotplug-error", msg);
+                if (r >= 0)
+                        r = write_node(m, t, v, "hotplug-status", "error");
+                if (r < 0) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        break;
+                }
+                r = xs_conn_transaction_end(m->xs, t, false);
+                if (r != -EAGAIN)
+                        break;
+        }
+        set_state(m, v, VBD_FAILED);
+        complete_pending(v, false, error < 0 ? error : -EIO, msg);
+}
+
+/* ---- attach ------------------------------------------------------------- */
+
+static int parse_mode(const char *mode, enum cache_access *ret)
+{
+        if (strcmp(mode, "r") == 0)
+                *ret = CACHE_RO;
+        else if (strcmp(mode, "w") == 0)
+                *ret = CACHE_RW;
+        else if (strcmp(mode, "w!") == 0)
+                *ret = CACHE_RW_FORCE;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+#define FDSET_PREFIX "/dev/fdset/"
+
+static int open_params(struct vbd_manager *m, const char *params, bool writable,
+                       struct backing *ret, char *err, size_t errlen)
+{
+        int r;
+
+        if (strncmp(params, FDSET_PREFIX, strlen(FDSET_PREFIX)) == 0) {
+                const char *id = params + strlen(FDSET_PREFIX);
+                uint32_t n;
+                if (!parse_u32(id, strlen(id), &n)) {
+                        snprintf(err, errlen, "'%s' is not a valid fd set name", params);
+                        return -EINVAL;
+                }
+                if (!m->cfg.open_fdset) {
+                        snprintf(err, errlen, "fd sets are not available");
+                        return -EOPNOTSUPP;
+                }
+                return m->cfg.open_fdset(m->cfg.fdset_userdata, n, writable, m->cfg.direct_io, ret, err, errlen);
+        }
+        r = backing_open(params, writable, m->cfg.direct_io, ret);
+        if (r == -ENOTBLK)
+                snprintf(err, errlen, "%s is %s, not a regular file or block device", params,
+                         backing_type_name(ret->st.st_mode));
+        else if (r == -EINVAL)
+                snprintf(err, errlen, "'%s' is not an absolute path", params);
+        else if (r < 0)
+                snprintf(err, errlen, "cannot open %s%s: %s", params,
+                         writable ? " read-write" : "", strerror(-r));
+        return r;
+}
+
+/* Publishes the device in one transaction.  -ENOENT: the directory went;
+ * -EEXIST: someone else's physical-device is there (err says what). */
+static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errlen)
+{
+        const struct loop_device *d = &v->user->entry->dev;
+        char physdev[32], seq[32];
+        int r = -EAGAIN;
+
+        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
+        snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
+
+        for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
+                _cleanup_free_ char *old = NULL;
+                xs_transaction_t t;
+
+                r = xs_conn_transaction_start(m->xs, &t);
+                if (r < 0)
+                        return r;
+                if (!xs_conn_exists(m->xs, t, v->path)) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        return -ENOENT;
+                }
+                if (read_node(m, t, v, "physical-device", &old, NULL) == 0 && strcmp(old, physdev) != 0) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        snprintf(err, errlen, "physical-device is already set to '%.32s' by someone else", old);
+                        return -EEXIST;
+                }
+                r = write_node(m, t, v, "physical-device", physdev);
+                if (r >= 0)
+                        r = write_node(m, t, v, "physical-device-path", d->node);
+                if (r >= 0 && d->diskseq)
+                        r = write_node(m, t, v, "diskseq", seq);
+                if (r >= 0)
+                        r = write_node(m, t, v, "hotplug-status", "connected");
+                if (r < 0) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        return r;
+                }
+                r = xs_conn_transaction_end(m->xs, t, false);
+        }
+        return r;
+}
+
+/* Returns false when v was forgotten (freed). */
+static bool attach(struct vbd_manager *m, struct vbd *v)
+{
+        _cleanup_free_ char *params = NULL, *mode = NULL;
+        char err[ERROR_MAX] = "", name[64];
+        struct backing b = { .fd = -1 };
+        struct cache_request req;
+        enum cache_access access;
+        size_t plen;
+        int r;
+
+        r = read_node(m, XBT_NULL, v, "params", &params, &plen);
+        if (r == -ENOENT) {
+                if (!dir_exists(m, v)) {
+                        vbd_forget(m, v);
+                        return false;
+                }
+                if (v->state == VBD_NEW)
+                        set_state(m, v, VBD_WAITING); /* not written yet */
+                return true;
+        }
+        if (r < 0)
+                return true; /* disconnected: the resync after reconnection retries */
+
+        r = read_node(m, XBT_NULL, v, "mode", &mode, NULL);
+        if (r == -ENOENT)
+                return fail_disk(m, v, -EINVAL, "the backend has no mode node"), true;
+        if (r < 0)
+                return true;
+        if (parse_mode(mode, &access) < 0) {
+                snprintf(err, sizeof(err), "mode '%.16s' is not r, w or w!", mode);
+                return fail_disk(m, v, -EINVAL, err), true;
+        }
+        if (plen == 0)
+                return fail_disk(m, v, -EINVAL, "params is empty"), true;
+        if (strlen(params) != plen)
+                return fail_disk(m, v, -EINVAL, "params contains a NUL byte"), true;
+        if (plen >= PATH_MAX)
+                return fail_disk(m, v, -ENAMETOOLONG, "params is longer than a path may be"), true;
+
+        r = open_params(m, params, access != CACHE_RO, &b, err, sizeof(err));
+        if (r < 0)
+                return fail_disk(m, v, r, err), true;
+
+        snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
+        req = (struct cache_request){
+                .backing = &b,
+                .path = params,
+                .cfg = {
+                        .read_only = access == CACHE_RO,
+                        .direct_io = m->cfg.direct_io,
+                        .block_size = m->cfg.block_size,
+                },
+                .access = access,
+                .name = name,
+                .domid = v->domid,
+                .devid = v->devid,
+        };
+        r = cache_acquire(m->cache, &req, &v->user, err, sizeof(err));
+        backing_close(&b);
+        if (r < 0)
+                return fail_disk(m, v, r, err), true;
+
+        r = publish(m, v, err, sizeof(err));
+        if (r == -ENOENT) {
+                /* Removed mid-attach: nothing of ours may stay. */
+                log_info("%s went away while it was being set up.", v->path);
+                vbd_forget(m, v);
+                return false;
+        }
+        if (r < 0) {
+                cache_release(m->cache, v->user);
+                v->user = NULL;
+                if (r == -ENOTCONN)
+                        return true; /* retried on resync */
+                if (!*err)
+                        snprintf(err, sizeof(err), "cannot publish the device: %s", strerror(-r));
+                return fail_disk(m, v, r, err), true;
+        }
+        log_debug("%s: published %s.", v->path, v->user->entry->dev.node);
+        set_state(m, v, VBD_HELD);
+        complete_pending(v, false, 0, NULL);
+        return true;
+}
+
+/* Removes what publish() wrote, if the directory is still there. */
+static void unpublish(struct vbd_manager *m, struct vbd *v)
+{
+        static const char *const nodes[] = {
+                "physical-device", "physical-device-path", "diskseq", "hotplug-status",
+        };
+
+        for (int i = 0; i < PUBLISH_RETRIES; i++) {
+                xs_transaction_t t;
+                int r = 0;
+
+                if (xs_conn_transaction_start(m->xs, &t) < 0)
+                        return;
+                if (!xs_conn_exists(m->xs, t, v->path)) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        return;
+                }
+                for (size_t n = 0; n < ARRAY_SIZE(nodes) && r >= 0; n++)
+                        r = rm_node(m, t, v, nodes[n]);
+                if (xs_conn_transaction_end(m->xs, t, r < 0) != -EAGAIN)
+                        return;
+        }
+}
+
+static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
+{
+        if (v->user) {
+                log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
+                cache_release(m->cache, v->user);
+                v->user = NULL;
+        }
+        if (dir_gone)
+                return vbd_forget(m, v);
+        unpublish(m, v);
+        set_state(m, v, VBD_RELEASED);
+        complete_pending(v, true, 0, NULL);
+}
+
+/* ---- the state machine -------------------------------------------------- */
+
+/* Ours: no script, or block-loopd / xen-loopctl.  libxl turns an empty
+ * script= into the scripts directory itself ("/etc/xen/scripts/"), so an
+ * empty last component counts as empty too. */
+static bool is_our_script(const char *script)
+{
+        const char *base = strrchr(script, '/');
+
+        base = base ? base + 1 : script;
+        return !*base || strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
+}
+
+static void evaluate(struct vbd_manager *m, struct vbd *v)
+{
+        struct backend_state s;
+        int r;
+
+        switch (v->state) {
+        case VBD_NEW: {
+                _cleanup_free_ char *script = NULL, *status = NULL;
+
+                r = read_node(m, XBT_NULL, v, "script", &script, NULL);
+                if (r < 0 && r != -ENOENT)
+                        return;
+                if (r == -ENOENT && !dir_exists(m, v))
+                        return vbd_forget(m, v);
+                if (script && !is_our_script(script) && !v->requested) {
+                        set_state(m, v, VBD_FOREIGN);
+                        return;
+                }
+                _fallthrough_;
+        }
+        case VBD_WAITING:
+                r = read_backend_state(m, v, &s);
+                if (r == -ENOENT)
+                        return vbd_forget(m, v);
+                if (r < 0)
+                        return;
+                if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
+                        /* Torn down before we ever set it up. */
+                        set_state(m, v, VBD_RELEASED);
+                        complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
+                        return complete_pending(v, true, 0, NULL);
+                }
+                if (!attach(m, v) || v->state != VBD_HELD)
+                        return;
+                /* blkback may have opened it already (e.g. a quick one). */
+                _fallthrough_;
+        case VBD_HELD:
+        case VBD_CONNECTED:
+                r = read_backend_state(m, v, &s);
+                if (r == -ENOENT)
+                        return release(m, v, true);
+                if (r < 0)
+                        return;
+                if (torn_down(&s, v->state == VBD_HELD))
+                        return release(m, v, false);
+                if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
+                        cache_user_unhold(m->cache, v->user);
+                        set_state(m, v, VBD_CONNECTED);
+                        log_debug("%s: blkback holds %s now.", v->path, v->user->entry->dev.node);
+                }
+                return;
+        case VBD_FAILED:
+        case VBD_RELEASED:
+                r = read_backend_state(m, v, &s);
+                if (r == -ENOENT)
+                        return vbd_forget(m, v);
+                /* The directory was destroyed and written anew for another
+                 * disk between two looks: start over. */
+                if (r == 0 && s.state == XB_INITIALISING && s.online == 1 && !v->user) {
+                        v->requested = false;
+                        set_state(m, v, VBD_NEW);
+                        return evaluate(m, v);
+                }
+                return;
+        case VBD_FOREIGN:
+                if (!dir_exists(m, v) && xs_conn_connected(m->xs))
+                        return vbd_forget(m, v);
+                return;
+        case _VBD_STATE_MAX:
+                break;
+        }
+}
+
+/* ---- event intake ------------------------------------------------------- */
+
+static void mark_dirty(struct vbd_manager *m, struct vbd *v)
+{
+        if (v->dirty)
+                return;
+        v->dirty = true;
+        v->dirty_next = m->dirty;
+        m->dirty = v;
+        sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
+}
+
+/* Nodes that can move a disk on, per state; writes of our own are not. */
+static bool node_matters(const struct vbd *v, const char *node)
+{
+        static const char *const setup[] = { "params", "mode", "script", "state", "online" };
+        static const char *const running[] = { "state", "online", "opened" };
+
+        if (!node)
+                return true; /* the directory itself: created or removed */
+        switch (v->state) {
+        case VBD_NEW:
+        case VBD_WAITING:
+                for (size_t i = 0; i < ARRAY_SIZE(setup); i++)
+                        if (strcmp(node, setup[i]) == 0)
+                                return true;
+                return false;
+        case VBD_HELD:
+        case VBD_CONNECTED:
+                for (size_t i = 0; i < ARRAY_SIZE(running); i++)
+                        if (strcmp(node, running[i]) == 0)
+                                return true;
+                return false;
+        default:
+                return false;
+        }
+}
+
+static void scan_domain(struct vbd_manager *m, uint32_t domid)
+{
+        char path[PATH_MAX];
+        _cleanup_free_ char **ents = NULL;
+        unsigned n = 0;
+
+        snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
+        if (xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n) < 0)
+                n = 0;
+        for (unsigned i = 0; i < n; i++) {
+                char dev[PATH_MAX + 16];
+                uint32_t devid;
+                struct vbd *v;
+
+                if (!parse_u32(ents[i], strlen(ents[i]), &devid))
+                        continue;
+                snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
+                v = vbd_get(m, dev, strlen(dev), domid, devid, true);
+                if (v)
+                        mark_dirty(m, v);
+        }
+}
+
+/* Marks every known disk dirty (those gone then notice), and every listed
+ * one in xenstore, new ones included. */
+static void rescan(struct vbd_manager *m)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        _cleanup_free_ char **doms = NULL;
+        unsigned n = 0;
+        struct vbd *v;
+
+        while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
+                mark_dirty(m, v);
+        if (xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n) < 0)
+                return;
+        for (unsigned i = 0; i < n; i++) {
+                uint32_t domid;
+                if (parse_u32(doms[i], strlen(doms[i]), &domid))
+                        scan_domain(m, domid);
+        }
+}
+
+static void domain_changed(struct vbd_manager *m, uint32_t domid)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        char path[PATH_MAX];
+        struct vbd *v;
+
+        snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
+        if (xs_conn_exists(m->xs, XBT_NULL, path))
+                return scan_domain(m, domid);
+        /* The domain's directory went: so did every disk in it. */
+        while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
+                if (v->domid == domid)
+                        mark_dirty(m, v);
+}
+
+void vbd_manager_watch(struct vbd_manager *m, const char *path)
+{
+        uint32_t domid = 0, devid = 0;
+        const char *node = NULL;
+        size_t len = 0;
+        struct vbd *v;
+
+        switch (split_path(m, path, &domid, &devid, &node, &len)) {
+        case 0:
+                m->rescan = true;
+                sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
+                return;
+        case 1:
+                return domain_changed(m, domid);
+        case 2:
+                v = vbd_get(m, path, len, domid, devid, true);
+                if (!v)
+                        return (void)log_error("Out of memory tracking %s.", path);
+                if (node_matters(v, node))
+                        mark_dirty(m, v);
+                return;
+        default:
+                return;
+        }
+}
+
+void vbd_manager_resync(struct vbd_manager *m)
+{
+        m->rescan = true;
+        sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_defer(sd_event_source *s, void *userdata)
+{
+        struct vbd_manager *m = userdata;
+
+        if (m->rescan && xs_conn_connected(m->xs)) {
+                m->rescan = false;
+                rescan(m);
+        }
+        while (m->dirty) {
+                struct vbd *v = m->dirty;
+                m->dirty = v->dirty_next;
+                v->dirty = false;
+                evaluate(m, v);
+        }
+        return 0;
+}
+
+/* ---- requests from block-loopd ------------------------------------------ */
+
+static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH_MAX], struct vbd **ret)
+{
+        uint32_t domid, devid;
+        const char *node = NULL;
+        size_t len = 0;
+        int n;
+
+        if (path[0] == '/')
+                n = snprintf(abs, PATH_MAX, "%s", path);
+        else
+                n = snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
+        if (n < 0 || n >= PATH_MAX)
+                return -EINVAL;
+        while (n > 1 && abs[n - 1] == '/')
+                abs[--n] = '\0';
+        if (split_path(m, abs, &domid, &devid, &node, &len) != 2 || node)
+                return -EINVAL;
+        *ret = vbd_get(m, abs, len, domid, devid, true);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *call)
+{
+        char abs[PATH_MAX];
+        struct vbd *v;
+        int r;
+
+        r = resolve(m, path, abs, &v);
+        if (r < 0)
+                return r;
+        if (!xs_conn_connected(m->xs))
+                return -ENOTCONN;
+        v->requested = true;
+        if (v->state == VBD_FOREIGN)
+                set_state(m, v, VBD_NEW);
+        /* Settle it now rather than on the next iteration: the script waits. */
+        if (v->state == VBD_NEW || v->state == VBD_WAITING)
+                evaluate(m, v);
+        if (hashmap_get(m->by_path, abs) != v) {
+                ctl_call_error(call, -ENODEV, "%s does not exist", abs);
+                return 0;
+        }
+        switch (v->state) {
+        case VBD_HELD:
+        case VBD_CONNECTED:
+                reply_call(call, v, 0, NULL);
+                return 0;
+        case VBD_FAILED:
+                ctl_call_error(call, -EIO, "%s", v->error ? v->error : "the disk failed");
+                return 0;
+        case VBD_RELEASED:
+                ctl_call_error(call, -ENODEV, "%s has been torn down", v->path);
+                return 0;
+        default:
+                return add_pending(v, call, false);
+        }
+}
+
+int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call *call)
+{
+        char abs[PATH_MAX];
+        struct vbd *v;
+        int r;
+
+        r = resolve(m, path, abs, &v);
+        if (r < 0)
+                return r;
+        switch (v->state) {
+        case VBD_HELD:
+        case VBD_CONNECTED:
+                release(m, v, false);
+                break;
+        default:
+                if (!dir_exists(m, v) && xs_conn_connected(m->xs)) {
+                        vbd_forget(m, v);
+                        break;
+                }
+                /* Nothing held: a failed, foreign or unknown disk. */
+                complete_pending(v, false, -ECANCELED, "the disk was removed before it was set up");
+                if (v->state != VBD_RELEASED)
+                        set_state(m, v, VBD_RELEASED);
+                break;
+        }
+        ctl_call_reply(call, NULL);
+        return 0;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
+                    const struct vbd_config *cfg, struct vbd_manager **ret)
+{
+        struct vbd_manager *m = calloc(1, sizeof(*m));
+        int r = -ENOMEM;
+
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(ev);
+        m->xs = xs;
+        m->cache = cache;
+        m->cfg = *cfg;
+        m->home = strdup(cfg->home);
+        if (!m->home || asprintf(&m->base, "%s/backend/vbd", cfg->home) < 0) {
+                m->base = NULL;
+                goto fail;
+        }
+        m->cfg.home = m->home;
+        m->base_len = strlen(m->base);
+        m->by_path = hashmap_new(hash_string, equal_string);
+        if (!m->by_path)
+                goto fail;
+        r = sd_event_add_defer(ev, &m->defer, on_defer, m);
+        if (r < 0)
+                goto fail;
+        sd_event_source_set_enabled(m->defer, SD_EVENT_OFF);
+        r = xs_conn_watch(xs, m->base, "vbd");
+        if (r < 0)
+                goto fail;
+        *ret = m;
+        return 0;
+fail:
+        vbd_manager_free(m);
+        return r;
+}
+
+void vbd_manager_free(struct vbd_manager *m)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct vbd *v;
+
+        if (!m)
+                return;
+        if (m->by_path) {
+                while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL)) {
+                        struct pending *p;
+                        while ((p = v->pending)) {
+                                v->pending = p->next;
+                                ctl_call_set_cancel(p->call, NULL, NULL);
+                                free(p);
+                        }
+                        free(v->error);
+                        free(v->path);
+                        free(v);
+                }
+                hashmap_free(m->by_path);
+        }
+        sd_event_source_disable_unref(m->defer);
+        sd_event_unref(m->event);
+        free(m->home);
+        free(m->base);
+        free(m);
+}
+
+size_t vbd_manager_count(const struct vbd_manager *m, enum vbd_state s)
+{
+        return s < _VBD_STATE_MAX ? m->counts[s] : 0;
+}
+
+size_t vbd_manager_size(const struct vbd_manager *m) { return hashmap_size(m->by_path); }
