@@ -3,7 +3,11 @@
  *
  * Transport: a Unix SOCK_SEQPACKET socket; one message is one JSON object in
  * UTF-8, at most PROTO_MAX_MESSAGE bytes, optionally carrying up to
- * PROTO_MAX_FDS file descriptors by SCM_RIGHTS.
+ * PROTO_MAX_FDS file descriptors by SCM_RIGHTS.  A successful reply may be
+ * longer, up to PROTO_MAX_REPLY bytes (a "list" of many devices); clients
+ * must receive into a buffer that large.  Requests must not contain NUL
+ * bytes, nor strings with "\u0000"; whitespace may follow the object,
+ * nothing else may; fields other than those below are refused.
  *
  * Request:  {"xen-loopd": 1, "id": <uint32>, "command": "<name>", "args": {…}}
  * Reply:    {"xen-loopd": 1, "id": <same>, "ok": true, "result": {…}}
@@ -27,6 +31,9 @@ struct json_object;
 #define PROTO_MAX_MESSAGE 65536
 #define PROTO_MAX_FDS 16
 #define PROTO_MAX_DEPTH 16
+#define PROTO_MAX_REPLY (1024 * 1024)
+/* Longer error messages are cut (at a UTF-8 character boundary). */
+#define PROTO_MAX_ERROR_MESSAGE 4096
 
 struct proto_request {
         uint32_t id;
@@ -36,14 +43,19 @@ struct proto_request {
 };
 
 /* Parses and validates a request.  On failure returns -EBADMSG (or
- * -EPROTONOSUPPORT for another version) and, when it could be read,
- * *ret_id gets the request id so the error can be addressed. */
+ * -EPROTONOSUPPORT for another version, -EMSGSIZE when longer than
+ * PROTO_MAX_MESSAGE, -ENOMEM) and, when it could be read, *ret_id gets the
+ * request id so the error can be addressed (0 otherwise); err (may be NULL)
+ * gets one human sentence saying what was wrong. */
 int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, uint32_t *ret_id,
                         char *err, size_t errlen);
 void proto_request_done(struct proto_request *req);
 
-/* Builds messages; result/args are taken (may be NULL). Returns the JSON
- * text in *ret (malloc'ed) or -ENOMEM / -EMSGSIZE. */
+/* Builds messages; result/args are taken (may be NULL; otherwise they must
+ * be JSON objects, or -EINVAL).  Returns the JSON text in *ret (malloc'ed,
+ * NUL-terminated; send strlen() bytes) or -ENOMEM / -EMSGSIZE (a request or
+ * error longer than PROTO_MAX_MESSAGE, a reply longer than PROTO_MAX_REPLY).
+ * error may be given as -errno or errno. */
 int proto_format_request(uint32_t id, const char *command, struct json_object *args, char **ret);
 int proto_format_reply(uint32_t id, struct json_object *result, char **ret);
 int proto_format_error(uint32_t id, int error, const char *message, char **ret);
@@ -57,9 +69,14 @@ struct proto_reply {
         struct json_object *obj;         /* owned */
 };
 
+/* -EBADMSG for a malformed reply, -EPROTONOSUPPORT for another version.
+ * Unknown fields are ignored; "result" may be absent (an empty object), and
+ * so may the error's "name" and "message" (then strerror() is used). */
 int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret);
 void proto_reply_done(struct proto_reply *rep);
 
-/* "ENOENT" for 2, … ; NULL when unknown.  And back. */
+/* "ENOENT" for 2 (or -2), … ; NULL when unknown.  And back: the positive
+ * value, or -EINVAL for an unknown name (EWOULDBLOCK, ENOTSUP, EDEADLOCK are
+ * understood as their aliases). */
 const char *errno_name(int error);
 int errno_from_name(const char *name);
