@@ -99,7 +99,9 @@ void cache_free(struct cache *c);
  * backing fd when the entry is held anew.
  * On failure err holds one sentence with the cause (e.g. "/img is in use
  * read-write by domain 3 disk 51712") and nothing was created.
- * -EBUSY: refused by the sharing rule. */
+ * -EBUSY: refused by the sharing rule.  -EACCES: read-write asked of a
+ * backing opened read-only.  -EINVAL: a bad request (or a block device with
+ * an offset or size limit).  Otherwise the engine's -errno. */
 int cache_acquire(struct cache *c, const struct cache_request *req,
                   struct cache_user **ret, char *err, size_t errlen);
 

@@ -38,6 +38,8 @@
 
 /* How many devices one attach may lose to other processes before giving up. */
 #define ATTACH_ATTEMPTS 64
+/* Attempts that may find no node before concluding nodes never come. */
+#define MISSING_NODES_MAX 3
 /* How long to wait for a node that udev (not devtmpfs) has still to create. */
 #define NODE_WAIT_NS (100 * 1000 * 1000LL)
 #define NODE_WAIT_STEP_NS (5 * 1000 * 1000LL)
@@ -474,22 +476,33 @@ static unsigned jitter(unsigned range)
         return range ? (unsigned)(s % range) : 0;
 }
 
-/* A free device number: LOOP_CTL_GET_FREE first; after a lost race a brand
- * new device (LOOP_CTL_ADD, kernel-chosen number), which other processes are
- * less likely to be looking at. */
-static int next_free(int ctl, unsigned attempt)
+static int get_free(int ctl)
 {
-        int nr;
+        int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
 
-        if (attempt > 0) {
-                nr = ioctl(ctl, LOOP_CTL_ADD, -1);
-                if (nr >= 0)
-                        return nr;
-                /* Old kernels look up a free device for -1 (EEXIST); at the
-                 * device limit ENOSPC/ENOMEM: both leave GET_FREE. */
-        }
-        nr = ioctl(ctl, LOOP_CTL_GET_FREE);
         return nr < 0 ? negative_errno() : nr;
+}
+
+/* A free device number.  LOOP_CTL_GET_FREE names the lowest unbound device,
+ * so processes racing for one all get the same number until the winner has
+ * configured it.  If it still names the device just lost after a short
+ * pause, a brand new one is added (LOOP_CTL_ADD, kernel-chosen number) that
+ * nobody else has been told about.  Adding only then keeps lost races from
+ * piling up unbound devices while free ones exist. */
+static int next_free(int ctl, int lost)
+{
+        int nr = get_free(ctl), added;
+
+        if (nr < 0 || lost < 0 || nr != lost)
+                return nr;
+        sleep_ns((long long)(50 + jitter(200)) * 1000);
+        nr = get_free(ctl);
+        if (nr < 0 || nr != lost)
+                return nr;
+        added = ioctl(ctl, LOOP_CTL_ADD, -1);
+        /* Old kernels look up a free device for -1 (EEXIST); at the device
+         * limit ENOSPC: both leave the number GET_FREE gave. */
+        return added >= 0 ? added : nr;
 }
 
 static int check_backing(int backing_fd, const struct loop_config *cfg, struct stat *st)
@@ -516,7 +529,8 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
         _cleanup_close_ int ctl = -1;
         struct stat st;
         uint32_t bs;
-        int r = -EAGAIN;
+        int r, lost = -1;
+        unsigned missing_nodes = 0;
 
         if (backing_fd < 0 || !ret)
                 return -EINVAL;
@@ -534,7 +548,7 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                 return negative_errno();
 
         for (unsigned attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
-                int nr = next_free(ctl, attempt);
+                int nr = next_free(ctl, lost);
                 if (nr < 0)
                         return nr;
                 r = try_device(nr, backing_fd, &st, cfg, bs, ret);
@@ -542,6 +556,12 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                         return 0;
                 if (!lost_race(r))
                         return r;
+                /* A node removed under us is a race; nodes that never
+                 * appear are a system without devtmpfs or udev. */
+                if (r == -ENOENT && ++missing_nodes >= MISSING_NODES_MAX)
+                        return log_error_errno(-ENOENT, "No /dev/loop%d node appears for new loop devices "
+                                               "(is /dev a devtmpfs, or udev running?)", nr);
+                lost = nr;
                 log_debug_errno(r, "loop%d taken by another process, trying another", nr);
                 /* Spread competing processes apart once they keep colliding. */
                 if (attempt >= 2)

@@ -33,9 +33,16 @@ struct loop_device {
 /* Attaches backing_fd to a fresh loop device with LO_FLAGS_AUTOCLEAR (and
  * LO_FLAGS_READ_ONLY when asked).  Allocation: LOOP_CTL_GET_FREE, open the
  * node O_EXCL, configure; on EBUSY/ENXIO/ENOENT from the open or the ioctl
- * another process got there first, so retry, with LOOP_CTL_ADD after the
- * first miss, a bounded number of times.  On success ret->fd holds the device
- * (closing it lets autoclear remove it).  -EAGAIN when every attempt lost. */
+ * another process got there first, so retry, with LOOP_CTL_ADD after a miss
+ * (once GET_FREE, after a short pause, still names the device just lost), a
+ * bounded number of times.  On success ret->fd holds the device (closing it
+ * lets autoclear remove it); the kernel's settings were verified (backing
+ * file, read-only, offset, size limit, block size).  cfg NULL: defaults.
+ * -EAGAIN when every attempt lost; -EINVAL (bad block size), -EACCES (rw
+ * asked of a read-only fd), -ENOTBLK (not a file or block device), -EBADF
+ * (O_PATH or write-only fd): nothing was touched.  Without LOOP_CONFIGURE a
+ * crash between LOOP_SET_FD and LOOP_SET_STATUS64 can leave a device without
+ * autoclear; there is no way around that on such kernels. */
 int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
 
 /* Opens the device in want->devnum again and checks that it is still bound to
