@@ -3,7 +3,12 @@
  * Three indexes, all O(1): live entries by full key (reuse), live entries by
  * devnum (uevents), and per backing file identity the users of that file in
  * any entry, dead ones included (the sharing rule).  Every entry, live or
- * dead, is also on one list so the cache can list and free them. */
+ * dead, is also on one list so the cache can list and free them.
+ *
+ * A devnum normally has one live entry.  A phy block device can have two (a
+ * read-only key and a w! read-write one), and a phy target may even name one
+ * of our loop devices, so the devnum index holds a small slot per device
+ * with the list of its live entries. */
 #include "cache.h"
 
 #include <errno.h>
@@ -39,16 +44,25 @@ struct user {
         struct user *iprev, *inext;         /* the ident's list for its access */
 };
 
+struct devslot;
+
 struct entry {
         struct cache_entry pub;
         struct entry *prev, *next;          /* every entry of the cache */
         struct ident *ident;
+        struct devslot *slot;               /* NULL once dead */
+        struct entry *dprev, *dnext;        /* the slot's live entries */
+};
+
+struct devslot {
+        dev_t devnum;
+        struct entry *entries;              /* loop devices first */
 };
 
 struct cache {
         const struct cache_ops *ops;
         struct hashmap *by_key;             /* live entries by struct cache_key */
-        struct hashmap *by_devnum;          /* live entries by dev.devnum */
+        struct hashmap *by_devnum;          /* struct devslot by devnum */
         struct hashmap *by_ident;           /* struct ident by struct ident_key */
         struct entry *entries;
         size_t n_entries;
@@ -235,6 +249,10 @@ void cache_free(struct cache *c)
         if (c->by_ident)
                 while (hashmap_iterate(c->by_ident, &it, &v, NULL))
                         free(v);
+        it = HASHMAP_ITER_INIT;
+        if (c->by_devnum)
+                while (hashmap_iterate(c->by_devnum, &it, &v, NULL))
+                        free(v);
         hashmap_free(c->by_key);
         hashmap_free(c->by_devnum);
         hashmap_free(c->by_ident);
@@ -260,9 +278,9 @@ int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userda
 
 struct cache_entry *cache_find_device(struct cache *c, dev_t devnum)
 {
-        struct entry *e = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
+        struct devslot *slot = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
 
-        return e ? &e->pub : NULL;
+        return slot && slot->entries ? &slot->entries->pub : NULL;
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -272,6 +290,62 @@ static void map_remove_if(struct hashmap *h, const void *key, const struct entry
 {
         if (hashmap_get(h, key) == e)
                 hashmap_remove(h, key);
+}
+
+/* Adds e to the live entries of its devnum; loop devices go first, so
+ * cache_find_device() names the loop entry when a phy target is a loop
+ * device as well. */
+static int devslot_link(struct cache *c, struct entry *e)
+{
+        struct devslot *slot = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
+        int r;
+
+        if (!slot) {
+                slot = calloc(1, sizeof(*slot));
+                if (!slot)
+                        return -ENOMEM;
+                slot->devnum = e->pub.dev.devnum;
+                r = hashmap_put(c->by_devnum, &slot->devnum, slot);
+                if (r < 0) {
+                        free(slot);
+                        return r;
+                }
+        }
+        e->slot = slot;
+        if (e->pub.dev.nr >= 0 || !slot->entries) {
+                e->dprev = NULL;
+                e->dnext = slot->entries;
+                if (slot->entries)
+                        slot->entries->dprev = e;
+                slot->entries = e;
+        } else {
+                e->dprev = slot->entries;
+                e->dnext = slot->entries->dnext;
+                if (e->dnext)
+                        e->dnext->dprev = e;
+                slot->entries->dnext = e;
+        }
+        return 0;
+}
+
+static void devslot_unlink(struct cache *c, struct entry *e)
+{
+        struct devslot *slot = e->slot;
+
+        if (!slot)
+                return;
+        if (e->dprev)
+                e->dprev->dnext = e->dnext;
+        else
+                slot->entries = e->dnext;
+        if (e->dnext)
+                e->dnext->dprev = e->dprev;
+        e->slot = NULL;
+        e->dprev = e->dnext = NULL;
+        if (!slot->entries) {
+                hashmap_remove(c->by_devnum, &slot->devnum);
+                free(slot);
+        }
 }
 
 /* The kernel no longer serves e's file on e's device.  e leaves the indexes
@@ -285,7 +359,7 @@ static void entry_mark_dead(struct cache *c, struct entry *e)
         log_debug("%s on %s is gone; %u user(s) keep the entry until released",
                   e->pub.path, e->pub.dev.node, e->pub.n_users);
         map_remove_if(c->by_key, &e->pub.key, e);
-        map_remove_if(c->by_devnum, &e->pub.dev.devnum, e);
+        devslot_unlink(c, e);
         e->pub.dead = true;
         entry_close(e);
 }
@@ -294,7 +368,7 @@ static void entry_free(struct cache *c, struct entry *e)
 {
         if (!e->pub.dead) {
                 map_remove_if(c->by_key, &e->pub.key, e);
-                map_remove_if(c->by_devnum, &e->pub.dev.devnum, e);
+                devslot_unlink(c, e);
         }
         if (e->prev)
                 e->prev->next = e->next;
@@ -381,10 +455,26 @@ static int entry_setup_device(struct cache *c, const struct cache_request *req,
         return 0;
 }
 
+/* The kernel just handed out e's loop device as free: any loop entry that
+ * still names it had its device cleared meanwhile. */
+static void retire_previous_users_of(struct cache *c, struct entry *e)
+{
+        struct devslot *slot = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
+        struct entry *old, *next;
+
+        if (!slot || e->pub.dev.nr < 0)
+                return;
+        for (old = slot->entries; old; old = next) {
+                next = old->dnext;   /* the slot may go with the last one */
+                if (old->pub.dev.nr >= 0)
+                        entry_mark_dead(c, old);
+        }
+}
+
 static int entry_new(struct cache *c, const struct cache_request *req, const struct cache_key *key,
                      struct ident *id, struct entry **ret)
 {
-        struct entry *e, *old;
+        struct entry *e;
         int r;
 
         e = calloc(1, sizeof(*e));
@@ -399,19 +489,16 @@ static int entry_new(struct cache *c, const struct cache_request *req, const str
         }
 
         r = entry_setup_device(c, req, key, &e->pub.dev);
-        if (r < 0)
+        if (r < 0) {
+                e->pub.dev.fd = -1;
                 goto fail;
+        }
 
-        /* The kernel handed out a device an entry still names: that entry's
-         * device was cleared meanwhile. */
-        old = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
-        if (old)
-                entry_mark_dead(c, old);
-
+        retire_previous_users_of(c, e);
         r = hashmap_put(c->by_key, &e->pub.key, e);
         if (r < 0)
                 goto fail;
-        r = hashmap_put(c->by_devnum, &e->pub.dev.devnum, e);
+        r = devslot_link(c, e);
         if (r < 0) {
                 hashmap_remove(c->by_key, &e->pub.key);
                 goto fail;
@@ -722,20 +809,26 @@ static int entry_check(struct cache *c, struct entry *e)
 
 int cache_device_changed(struct cache *c, dev_t devnum)
 {
-        struct entry *e;
-        int r;
+        struct devslot *slot;
+        struct entry *e, *next;
+        int dropped = 0;
 
         if (!c)
                 return 0;
-        e = hashmap_get(c->by_devnum, &devnum);
-        if (!e)
+        slot = hashmap_get(c->by_devnum, &devnum);
+        if (!slot)
                 return 0;
-        r = entry_check(c, e);
-        if (r == -ESTALE) {
-                entry_mark_dead(c, e);
-                return 1;
+        for (e = slot->entries; e; e = next) {
+                int r = entry_check(c, e);
+
+                next = e->dnext;     /* the slot may go with the last one */
+                if (r == -ESTALE) {
+                        entry_mark_dead(c, e);
+                        dropped = 1;
+                } else if (r < 0) {
+                        log_debug_errno(r, "Cannot check %s after a change event: %s",
+                                        e->pub.dev.node, strerror(-r));
+                }
         }
-        if (r < 0)
-                log_debug_errno(r, "Cannot check %s after a change event: %s", e->pub.dev.node, strerror(-r));
-        return 0;
+        return dropped;
 }

@@ -116,10 +116,12 @@ void cache_release(struct cache *c, struct cache_user *u);
 /* The kernel reported a change on devnum (uevent): if the entry serving it no
  * longer has its backing file or diskseq, it is marked dead and leaves the
  * index, so the next acquire sets up a new device.  Returns 1 when an entry
- * was dropped, 0 otherwise. */
+ * was dropped, 0 otherwise.  (A phy device can be served by two entries, a
+ * read-only and a w! one; each is checked.) */
 int cache_device_changed(struct cache *c, dev_t devnum);
 
-/* Looks an entry up by the device it serves, or NULL. */
+/* Looks a live entry up by the device it serves, or NULL.  When several
+ * serve it (see above), a loop entry comes first. */
 struct cache_entry *cache_find_device(struct cache *c, dev_t devnum);
 
 /* Entries, dead ones included. */

@@ -816,6 +816,76 @@ static void test_block_device_removed(void **state)
         close(b.fd);
 }
 
+/* A phy device with a read-only user and a w! user: two live entries on one
+ * devnum, neither retiring the other, both checked on a change. */
+static void test_block_device_ro_and_forced(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = block_backing(makedev(8, 48), 60, true);
+        struct cache_request ro = req_for(&b, "/dev/sdd", CACHE_RO, "r");
+        struct cache_request force = req_for(&b, "/dev/sdd", CACHE_RW_FORCE, "w");
+        struct cache_user *u1 = acquire_ok(f, &ro), *u2 = acquire_ok(f, &force);
+
+        assert_ptr_not_equal(u1->entry, u2->entry);
+        assert_false(u1->entry->dead);
+        assert_false(u2->entry->dead);
+        assert_non_null(cache_find_device(f->c, makedev(8, 48)));
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 48)), 0);
+
+        /* Media change: both entries go. */
+        cache_user_unhold(f->c, u1);
+        cache_user_unhold(f->c, u2);
+        blks[0].diskseq = 61;
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 48)), 1);
+        assert_true(u1->entry->dead);
+        assert_true(u2->entry->dead);
+        assert_null(cache_find_device(f->c, makedev(8, 48)));
+
+        /* Each dead entry goes with its own user. */
+        cache_release(f->c, u1);
+        assert_int_equal(cache_n_entries(f->c), 1);
+        cache_release(f->c, u2);
+        assert_int_equal(cache_n_entries(f->c), 0);
+        close(b.fd);
+}
+
+/* A phy target that is one of our loop devices: both entries live. */
+static void test_phy_names_a_loop_device(void **state)
+{
+        struct fixture *f = *state;
+        struct backing file = file_backing(makedev(8, 1), 100, false);
+        struct cache_request rf = req_for(&file, "/img", CACHE_RO, "file disk");
+        struct cache_user *uf = acquire_ok(f, &rf), *up;
+        dev_t devnum = uf->entry->dev.devnum;
+        struct backing phy = block_backing(devnum, uf->entry->dev.diskseq, false);
+        struct cache_request rp = req_for(&phy, "/dev/loop0", CACHE_RO, "phy disk");
+
+        up = acquire_ok(f, &rp);
+        assert_ptr_not_equal(up->entry, uf->entry);
+        assert_false(uf->entry->dead);
+        assert_ptr_equal(cache_find_device(f->c, devnum), uf->entry);   /* the loop entry first */
+
+        /* A new loop device on that number retires the loop entry only. */
+        cache_user_unhold(f->c, uf);
+        fake_clear(uf->entry->dev.nr);
+        struct backing other = file_backing(makedev(8, 1), 200, false);
+        struct cache_request ro = req_for(&other, "/other", CACHE_RO, "other disk");
+        struct cache_user *uo = acquire_ok(f, &ro);
+        assert_int_equal(uo->entry->dev.devnum, devnum);
+        assert_true(uf->entry->dead);
+        assert_false(up->entry->dead);
+        assert_ptr_equal(cache_find_device(f->c, devnum), uo->entry);
+
+        cache_release(f->c, uf);
+        cache_release(f->c, up);
+        assert_ptr_equal(cache_find_device(f->c, devnum), uo->entry);
+        cache_release(f->c, uo);
+        assert_null(cache_find_device(f->c, devnum));
+        close(file.fd);
+        close(phy.fd);
+        close(other.fd);
+}
+
 static int count_cb(struct cache_entry *e, void *userdata)
 {
         int *n = userdata;
@@ -913,6 +983,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_devnum_reuse_marks_old_dead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_block_device_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_block_device_removed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_block_device_ro_and_forced, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_phy_names_a_loop_device, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreach_includes_dead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_with_users, setup, teardown),
