@@ -495,7 +495,7 @@ static int next_free(int ctl, int lost)
 
         if (nr < 0 || lost < 0 || nr != lost)
                 return nr;
-        sleep_ns((long long)(50 + jitter(200)) * 1000);
+        sleep_ns((long long)(200 + jitter(800)) * 1000);
         nr = get_free(ctl);
         if (nr < 0 || nr != lost)
                 return nr;
