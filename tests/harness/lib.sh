@@ -43,8 +43,15 @@ h_log() { printf '# %s\n' "$*" >&2; }
 
 # h_fail MESSAGE — fail the test now (runs h_cleanup through the EXIT trap).
 h_fail() {
-	local where="${BASH_SOURCE[1]:-?}:${BASH_LINENO[0]:-?}"
-	printf 'FAIL: %s (%s)\n' "$*" "${where##*/}" >&2
+	local i where="${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}"
+	# Name the line in the test (or its own library), not in lib.sh.
+	for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+		if [ "${BASH_SOURCE[$i]}" != "${BASH_SOURCE[0]}" ]; then
+			where="${BASH_SOURCE[$i]##*/}:${BASH_LINENO[$((i - 1))]}"
+			break
+		fi
+	done
+	printf 'FAIL: %s (%s)\n' "$*" "$where" >&2
 	exit 1
 }
 
@@ -143,31 +150,50 @@ h_register_pid() {
 	H_PIDS+=("$1 ${2:-pid$1}")
 }
 
-h__unregister_pid() {
+# h_unregister_pid PID — forget PID (the test stopped it itself).
+h_unregister_pid() {
 	local i
 	for i in "${!H_PIDS[@]}"; do
-		[ "${H_PIDS[$i]%% *}" = "$1" ] && unset 'H_PIDS[i]'
+		if [ "${H_PIDS[$i]%% *}" = "$1" ]; then
+			unset 'H_PIDS[i]'
+		fi
 	done
 	H_PIDS=("${H_PIDS[@]}")
 }
+h__unregister_pid() { h_unregister_pid "$@"; }
 
-# h_kill_pid PID — TERM, wait up to 5 s, then KILL; reaps it if it is ours.
+# h__pid_state PID — the process state letter (R, S, Z, ...), empty if gone.
+h__pid_state() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	printf '%s\n' "${stat%% *}"
+}
+
+# h__pid_alive PID — running, and not a zombie waiting for us.
+h__pid_alive() {
+	local st
+	st=$(h__pid_state "$1")
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# h_kill_pid PID — TERM, wait up to 5 s, then KILL; reaps it if it is ours
+# and forgets it.
 h_kill_pid() {
 	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		# A zombie child of ours counts as gone.
-		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-		h_log "pid $pid ignored SIGTERM; killing"
-		kill -KILL "$pid" 2>/dev/null || true
+	if h__pid_alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			h__pid_alive "$pid" || break
+			sleep 0.05
+		done
+		if h__pid_alive "$pid"; then
+			h_log "pid $pid ignored SIGTERM; killing"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
 	fi
 	wait "$pid" 2>/dev/null || true
-	h__unregister_pid "$pid"
+	h_unregister_pid "$pid"
 }
 
 # h_wait_file FILE PID WHAT [TIMEOUT] — until FILE exists; fails the test
@@ -176,14 +202,15 @@ h_wait_file() {
 	local file=$1 pid=$2 what=$3 timeout=${4:-10} i
 	for ((i = 0; i < timeout * 20; i++)); do
 		[ -e "$file" ] && return 0
-		kill -0 "$pid" 2>/dev/null || h_fail "$what exited before it was ready"
+		h__pid_alive "$pid" || h_fail "$what exited before it was ready"
 		sleep 0.05
 	done
 	h_fail "$what not ready after ${timeout} s"
 }
 
 # h_wait_until TIMEOUT WHAT CMD [ARGS] — poll CMD (every 50 ms) until it
-# succeeds; fails the test naming WHAT after TIMEOUT seconds.
+# succeeds; fails the test naming WHAT after TIMEOUT seconds.  CMD runs each
+# time: wrap a check that needs $(...) in a function.
 h_wait_until() {
 	local timeout=$1 what=$2 i
 	shift 2
@@ -274,7 +301,7 @@ h_xenstored_start() {
 	local trace=()
 	[ "${H_XSD_TRACE:-0}" = 1 ] && trace=(-T "$dir/trace")
 	XENSTORED_RUNDIR="$dir" XENSTORED_ROOTDIR="$dir" LD_PRELOAD="$XSD_PRELOAD" \
-		"$H_XENSTORED" -N -F "$dir/pid" "${trace[@]}" </dev/null >>"$dir/xenstored.log" 2>&1 &
+		"$H_XENSTORED" -N -F "$dir/pid" "${trace[@]}" </dev/null >>"$H_TMP/log/xenstored.log" 2>&1 &
 	H_XSD_PID=$!
 	h_register_pid "$H_XSD_PID" xenstored
 	export XENSTORED_PATH="$dir/socket"
@@ -283,8 +310,8 @@ h_xenstored_start() {
 		if [ -S "$dir/socket" ] && xenstore-ls / >/dev/null 2>&1; then
 			break
 		fi
-		if ! kill -0 "$H_XSD_PID" 2>/dev/null; then
-			cat "$dir/xenstored.log" >&2 || true
+		if ! h__pid_alive "$H_XSD_PID"; then
+			cat "$H_TMP/log/xenstored.log" >&2 || true
 			h_fail "xenstored exited at start-up (log above)"
 		fi
 		sleep 0.05
@@ -480,7 +507,7 @@ h_libxl_remove_disk() {
 h__dump() {
 	local f
 	h_log "---- diagnostics ----"
-	if [ -n "$H_XSD_PID" ] && kill -0 "$H_XSD_PID" 2>/dev/null; then
+	if [ -n "$H_XSD_PID" ] && h__pid_alive "$H_XSD_PID"; then
 		h_log "xenstore $H_HOME/backend:"
 		xenstore-ls -f "$H_HOME/backend" >&2 2>/dev/null || true
 	fi
@@ -501,6 +528,8 @@ h_cleanup() {
 	local rc=$? i pid left after lost new
 	[ "$H__CLEANING" = 1 ] && return 0
 	H__CLEANING=1
+	# A reader of our stderr going away must not cut the teardown short.
+	trap '' PIPE
 	set +eE
 	trap - ERR
 

@@ -30,6 +30,7 @@ add() {
 }
 
 log_has() { grep -q -- "$1" "$H_BLKBACK_LOG"; }
+none_open() { [ "$(h_blkback_open_count)" = 0 ]; }
 
 h_log "open, diskseq match, release by state 4, teardown"
 h_blkback_start
@@ -137,7 +138,7 @@ h_assert_eq 3 "$(h_blkback_open_count)" "open devices"
 xenstore-rm "$H_HOME/backend/vbd/100"
 h_wait_until 10 "the emulator to forget domain 100" log_has "backend/vbd/100/51712: gone"
 xenstore-rm "$H_HOME/backend/vbd"
-h_wait_until 10 "the emulator to close everything" test "$(h_blkback_open_count)" = 0
+h_wait_until 10 "the emulator to close everything" none_open
 h_blkback_stop
 h_assert_eq 0 "$(grep -c 'refusing' "$H_BLKBACK_LOG" || true)" "refusals in the scale run"
 
