@@ -391,6 +391,16 @@ h_wait_gone() {
 		h_fail "waiting for $1 to go"
 }
 
+# h_backend_domid — the backend domain: the domid in $H_HOME (a test that
+# plays a driver domain sets H_HOME=/local/domain/N), else 0.
+h_backend_domid() {
+	local d=${H_HOME#/local/domain/}
+	case $d in
+	'' | *[!0-9]*) echo 0 ;;
+	*) echo "$d" ;;
+	esac
+}
+
 # h_be_path DOMID DEVID — the backend directory, as libxl names it.
 h_be_path() { printf '%s/backend/vbd/%s/%s\n' "$H_HOME" "$1" "$2"; }
 
@@ -430,17 +440,22 @@ h_assert_absent() {
 # ---------------------------------------------------------------- libxl
 
 # h_run_hotplug SCRIPT add|remove DOMID DEVID — run a hotplug script exactly
-# as libxl 4.17 runs it: XENBUS_PATH relative to the caller's home, stdin on
-# /dev/null, stdout to the caller's stderr, killed after 40 s; returns the
-# script's exit status.  SCRIPT not starting with / is in $H_SCRIPT_DIR.
+# as libxl 4.17 (or xl devd) runs it: XENBUS_PATH relative to the caller's
+# home (absolute when H_HOME is not dom0's), stdin on /dev/null, stdout to
+# the caller's stderr, killed after 40 s; returns the script's exit status.
+# SCRIPT not starting with / is in $H_SCRIPT_DIR.
 h_run_hotplug() {
 	local script=$1 action=$2 domid=$3 devid=$4 rc=0
 	case $script in
 	/*) ;;
 	*) script="$H_SCRIPT_DIR/$script" ;;
 	esac
-	script=$script XENBUS_TYPE=vbd XENBUS_PATH="backend/vbd/$domid/$devid" \
-		XENBUS_BASE_PATH=backend \
+	# Relative paths resolve against the caller's home; every connection to
+	# the test's xenstored is dom0's, so a driver domain's home is spelt out.
+	local base=backend
+	[ "$H_HOME" = /local/domain/0 ] || base="$H_HOME/backend"
+	script=$script XENBUS_TYPE=vbd XENBUS_PATH="$base/vbd/$domid/$devid" \
+		XENBUS_BASE_PATH="$base" \
 		timeout -s KILL "$H_HOTPLUG_TIMEOUT" "$script" "$action" </dev/null >&2 || rc=$?
 	if [ "$rc" != 0 ]; then
 		h_log "$script $action for $domid/$devid exited $rc: $(h_read_default \
@@ -464,11 +479,13 @@ h_libxl_add_disk() {
 
 	h_exists "/local/domain/$domid/name" || "$XS_LIBXL" domain --domid "$domid"
 	if [ "$script" = - ]; then
-		"$XS_LIBXL" add --home "$H_HOME" --domid "$domid" --vdev "$vdev" \
-			--params "$params" --mode "$mode" --no-script "$@" >/dev/null
+		"$XS_LIBXL" add --home "$H_HOME" --backend-domid "$(h_backend_domid)" \
+			--domid "$domid" --vdev "$vdev" --params "$params" --mode "$mode" \
+			--no-script "$@" >/dev/null
 	else
-		"$XS_LIBXL" add --home "$H_HOME" --domid "$domid" --vdev "$vdev" \
-			--params "$params" --mode "$mode" --script "$script" "$@" >/dev/null
+		"$XS_LIBXL" add --home "$H_HOME" --backend-domid "$(h_backend_domid)" \
+			--domid "$domid" --vdev "$vdev" --params "$params" --mode "$mode" \
+			--script "$script" "$@" >/dev/null
 	fi
 	"$XS_LIBXL" wait "$H_BE/state" 2 --timeout "$H_INIT_TIMEOUT" ||
 		h_fail "backend $H_BE never reached InitWait (is blkback-emu running?)"
