@@ -73,6 +73,14 @@ static char *_printf_(1, 2) xasprintf(const char *fmt, ...)
         return s;
 }
 
+static void xs_disconnect(void)
+{
+        /* Also ends libxenstore's reader thread. */
+        if (xs)
+                xs_close(xs);
+        xs = NULL;
+}
+
 static void xs_connect(void)
 {
         xs = xs_open(XS_OPEN_SOCKETONLY);
@@ -81,6 +89,7 @@ static void xs_connect(void)
                         getenv("XENSTORED_PATH") ?: "unset");
                 exit(EXIT_FAILURE);
         }
+        atexit(xs_disconnect);
 }
 
 static long long now_ms(void)
@@ -690,8 +699,11 @@ int main(int argc, char **argv)
                 default: usage(stderr); return EXIT_FAILURE;
                 }
         }
-        if (!o.home)
-                o.home = xasprintf("/local/domain/%ld", o.backend_domid);
+        if (!o.home) {
+                static char home[40];
+                snprintf(home, sizeof(home), "/local/domain/%ld", o.backend_domid);
+                o.home = home;
+        }
 
         if (strcmp(cmd, "add") == 0 || strcmp(cmd, "remove") == 0 || strcmp(cmd, "domain") == 0) {
                 if (optind != argc) {

@@ -142,6 +142,20 @@ h_wait_until 10 "the emulator to close everything" none_open
 h_blkback_stop
 h_assert_eq 0 "$(grep -c 'refusing' "$H_BLKBACK_LOG" || true)" "refusals in the scale run"
 
+h_log "libxl's forced removal when blkback never closes"
+h_xs add --domid 9 --devid 51712 --params "$img" --mode r --no-script >/dev/null
+rc=0
+h_xs remove --domid 9 --devid 51712 --stage close --timeout 1 || rc=$?
+h_assert_eq 3 "$rc" "close without a blkback"
+h_assert_absent /local/domain/9/device/vbd/51712
+h_assert_node "$(h_be_path 9 51712)/state" 5
+h_xs remove --domid 9 --devid 51712 --stage destroy
+h_assert_absent "$(h_be_path 9 51712)"
+rc=0
+h_xs remove --domid 9 --devid 51712 --stage close || rc=$?
+h_assert_eq 2 "$rc" "close of a backend already gone"
+h_assert_node /local/domain/0/name Domain-0
+
 for dev in "${LOOPS[@]}"; do
 	losetup -d "$dev"
 done
