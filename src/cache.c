@@ -66,6 +66,8 @@ struct cache {
         struct hashmap *by_ident;           /* struct ident by struct ident_key */
         struct entry *entries;
         size_t n_entries;
+        struct cache_hooks hooks;
+        size_t n_adopting;                  /* entries waiting for cache_settle() */
 };
 
 const struct cache_ops cache_loop_ops = {
@@ -74,6 +76,7 @@ const struct cache_ops cache_loop_ops = {
         .inspect = loop_inspect,
         .blockdev_inspect = blockdev_inspect,
         .diskseq_by_devnum = disk_get_diskseq_by_devnum,
+        .get_config = loop_get_config,
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -222,9 +225,24 @@ static void user_free(struct user *u)
         free(u);
 }
 
-static void entry_close(struct entry *e)
+static void entry_close(struct cache *c, struct entry *e)
 {
+        if (e->pub.dev.fd < 0)
+                return;
+        if (c->hooks.unheld)
+                c->hooks.unheld(&e->pub, c->hooks.userdata);
         e->pub.dev.fd = safe_close(e->pub.dev.fd);
+}
+
+static void entry_held(struct cache *c, struct entry *e)
+{
+        if (c->hooks.held)
+                c->hooks.held(&e->pub, c->hooks.userdata);
+}
+
+void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks)
+{
+        c->hooks = hooks ? *hooks : (struct cache_hooks){};
 }
 
 void cache_free(struct cache *c)
@@ -234,6 +252,9 @@ void cache_free(struct cache *c)
 
         if (!c)
                 return;
+        /* Exiting is not letting go: what the fd store holds stays there
+         * for the next start. */
+        c->hooks = (struct cache_hooks){};
         while (c->entries) {
                 struct entry *e = c->entries;
                 c->entries = e->next;
@@ -242,7 +263,7 @@ void cache_free(struct cache *c)
                         e->pub.users = u->next;
                         user_free(container_of(u, struct user, pub));
                 }
-                entry_close(e);
+                entry_close(c, e);
                 free(e->pub.path);
                 free(e);
         }
@@ -361,11 +382,13 @@ static void entry_mark_dead(struct cache *c, struct entry *e)
         map_remove_if(c->by_key, &e->pub.key, e);
         devslot_unlink(c, e);
         e->pub.dead = true;
-        entry_close(e);
+        entry_close(c, e);
 }
 
 static void entry_free(struct cache *c, struct entry *e)
 {
+        if (e->pub.adopting)
+                c->n_adopting--;
         if (!e->pub.dead) {
                 map_remove_if(c->by_key, &e->pub.key, e);
                 devslot_unlink(c, e);
@@ -377,7 +400,7 @@ static void entry_free(struct cache *c, struct entry *e)
         if (e->next)
                 e->next->prev = e->prev;
         c->n_entries--;
-        entry_close(e);
+        entry_close(c, e);
         free(e->pub.path);
         free(e);
 }
@@ -427,6 +450,7 @@ static int entry_revive(struct cache *c, struct entry *e, const struct cache_req
         if (r < 0)
                 return r;
         e->pub.dev.fd = TAKE_FD(fd);
+        entry_held(c, e);
         return 0;
 }
 
@@ -511,11 +535,13 @@ static int entry_new(struct cache *c, const struct cache_request *req, const str
                 c->entries->prev = e;
         c->entries = e;
         c->n_entries++;
+        entry_held(c, e);
         *ret = e;
         return 0;
 
 fail:
-        entry_close(e);  /* a new loop device goes with it (autoclear) */
+        /* A new loop device goes with it (autoclear); never announced held. */
+        e->pub.dev.fd = safe_close(e->pub.dev.fd);
         free(e->pub.path);
         free(e);
         return r;
@@ -751,8 +777,8 @@ void cache_user_unhold(struct cache *c, struct cache_user *u)
         u->holding = false;
         /* The last holder gone: blkback holds the device now, and autoclear
          * removes it once the last real opener closes it. */
-        if (--e->n_holding == 0)
-                e->dev.fd = safe_close(e->dev.fd);
+        if (--e->n_holding == 0 && !e->adopting)
+                entry_close(c, container_of(e, struct entry, pub));
 }
 
 void cache_release(struct cache *c, struct cache_user *pu)
@@ -831,4 +857,157 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                 }
         }
         return dropped;
+}
+
+/* ---- restart: devices an earlier run set up ------------------------------ */
+
+/* The key a bound device's own configuration gives. */
+static int key_from_device(struct cache *c, int fd, struct loop_device *dev, struct cache_key *ret)
+{
+        struct loop_config cfg;
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        r = c->ops->inspect(fd, dev);
+        if (r == -ENOTTY) {
+                /* Not a loop device: a phy target served as it is. */
+                r = c->ops->blockdev_inspect(fd, dev);
+                if (r < 0)
+                        return r;
+                ret->is_block = true;
+                ret->dev = dev->devnum;
+                ret->rw = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (!c->ops->get_config)
+                return -EOPNOTSUPP;
+        r = c->ops->get_config(fd, &cfg);
+        if (r < 0)
+                return r;
+        ret->dev = dev->backing_dev;
+        ret->ino = dev->backing_ino;
+        ret->rw = !cfg.read_only;
+        ret->direct_io = cfg.direct_io;
+        ret->block_size = cfg.block_size;
+        ret->offset = cfg.offset;
+        ret->size_limit = cfg.size_limit;
+        return 0;
+}
+
+int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const char *path,
+                       struct cache_entry **ret)
+{
+        _cleanup_close_ int owned = fd;
+        struct loop_device dev;
+        struct cache_key key;
+        struct cache_entry *known;
+        struct ident *id;
+        struct entry *e;
+        bool created;
+        int r;
+
+        r = key_from_device(c, owned, &dev, &key);
+        if (r < 0)
+                return r == -ENXIO ? -ESTALE : r;
+        if (expected_diskseq && dev.diskseq != expected_diskseq)
+                return -ESTALE;
+        known = cache_find_device(c, dev.devnum);
+        if (known && !known->dead && known->dev.diskseq == dev.diskseq &&
+            cache_key_equal(&known->key, &key)) {
+                *ret = known;
+                return 0; /* owned closes the duplicate */
+        }
+        if (hashmap_get(c->by_key, &key))
+                return -EEXIST; /* another device serves the same key: keep that one */
+
+        id = ident_get(c, &key, true, &created);
+        if (!id)
+                return -ENOMEM;
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->pub.path = strdup(path ? path : ""))) {
+                free(e);
+                if (created)
+                        ident_drop(c, id);
+                return -ENOMEM;
+        }
+        e->pub.key = key;
+        e->pub.dev = dev;
+        e->pub.dev.fd = TAKE_FD(owned);
+        e->pub.adopting = true;
+        c->n_adopting++;
+        r = hashmap_put(c->by_key, &e->pub.key, e);
+        if (r >= 0) {
+                r = devslot_link(c, e);
+                if (r < 0)
+                        hashmap_remove(c->by_key, &e->pub.key);
+        }
+        if (r < 0) {
+                c->n_adopting--;
+                safe_close(e->pub.dev.fd);
+                free(e->pub.path);
+                free(e);
+                if (created)
+                        ident_drop(c, id);
+                return r;
+        }
+        e->ident = id;
+        e->pub.priv = id;
+        e->next = c->entries;
+        if (c->entries)
+                c->entries->prev = e;
+        c->entries = e;
+        c->n_entries++;
+        entry_held(c, e);
+        *ret = &e->pub;
+        return 0;
+}
+
+int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, uint32_t domid,
+                     uint32_t devid, enum cache_access access, bool holding, struct cache_user **ret)
+{
+        struct entry *e = container_of(pe, struct entry, pub);
+        struct cache_request req = {
+                .name = name,
+                .domid = domid,
+                .devid = devid,
+                .access = access,
+        };
+        struct user *u;
+
+        if (pe->dead)
+                return -ESTALE;
+        if (holding && pe->dev.fd < 0)
+                return -EBADF; /* nothing left to hold: the device may be gone */
+        u = user_new(&req);
+        if (!u)
+                return -ENOMEM;
+        user_link(e, u);
+        if (!holding)
+                cache_user_unhold(c, &u->pub);
+        *ret = &u->pub;
+        return 0;
+}
+
+void cache_settle(struct cache *c)
+{
+        struct entry *e, *next;
+
+        for (e = c->entries; e && c->n_adopting > 0; e = next) {
+                next = e->next;
+                if (!e->pub.adopting)
+                        continue;
+                e->pub.adopting = false;
+                c->n_adopting--;
+                if (e->pub.n_users == 0) {
+                        struct ident *id = e->ident;
+                        log_info("%s (%s) has no disk any more; letting it go.", e->pub.dev.node, e->pub.path);
+                        entry_free(c, e);
+                        if (id->n_ro + id->n_rw == 0)
+                                ident_drop(c, id);
+                } else if (e->pub.n_holding == 0) {
+                        entry_close(c, e);
+                }
+        }
 }

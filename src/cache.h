@@ -58,6 +58,7 @@ struct cache_entry {
         unsigned n_users;
         unsigned n_holding;
         bool dead;                       /* the kernel dropped it; kept until the last user goes */
+        bool adopting;                   /* from an earlier run: held until cache_settle() */
         void *priv;                      /* the cache's own bookkeeping */
 };
 
@@ -81,6 +82,7 @@ struct cache_ops {
         int (*inspect)(int fd, struct loop_device *ret);
         int (*blockdev_inspect)(int fd, struct loop_device *ret);
         int (*diskseq_by_devnum)(dev_t devnum, uint64_t *ret);
+        int (*get_config)(int fd, struct loop_config *ret);   /* for adoption */
 };
 
 extern const struct cache_ops cache_loop_ops;
@@ -128,6 +130,39 @@ struct cache_entry *cache_find_device(struct cache *c, dev_t devnum);
 size_t cache_n_entries(const struct cache *c);
 /* Calls cb for every entry (dead ones included) until it returns non-zero. */
 int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userdata), void *userdata);
+
+/* Told whenever an entry starts or stops holding its device fd (the fd
+ * store mirrors what is held).  cache_free() tells nothing: the daemon
+ * exiting is not letting go. */
+struct cache_hooks {
+        void (*held)(struct cache_entry *e, void *userdata);
+        void (*unheld)(struct cache_entry *e, void *userdata);
+        void *userdata;
+};
+void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks);
+
+/* ---- restart: devices an earlier run of the daemon set up ---------------- */
+
+/* Adopts the device fd is open on (handed back by the fd store, or reopened
+ * from what xenstore publishes): it must be bound, and have diskseq
+ * expected_diskseq unless that is 0.  The entry is keyed as the device is
+ * configured (backing file, read-only, offset, size limit, direct I/O, block
+ * size), holds fd and has no user; it stays held (adopting) until
+ * cache_settle().  If an entry already serves that device, fd is closed and
+ * that entry is returned.  Takes fd.  -ESTALE: the device is not what was
+ * expected any more. */
+int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const char *path,
+                       struct cache_entry **ret);
+
+/* Adds a user to an adopted entry, without the sharing check (the state was
+ * already there): holding when its blkback has not opened the device yet. */
+int cache_adopt_user(struct cache *c, struct cache_entry *e, const char *name, uint32_t domid,
+                     uint32_t devid, enum cache_access access, bool holding, struct cache_user **ret);
+
+/* Start-up is over: adopted entries nobody claimed are closed and forgotten
+ * (their devices autoclear once unused), and the others keep their fd only
+ * while a user holds. */
+void cache_settle(struct cache *c);
 
 /* The key of a request: block_size 0 becomes LOOP_DEFAULT_BLOCK_SIZE; for a
  * block device (served as it is, never looped) dev is st_rdev, ino 0, and

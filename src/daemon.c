@@ -1,18 +1,21 @@
 /* daemon.c — xen-loopd: options, start-up, the event loop and shutdown. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "log.h"
 #include "macro.h"
 
@@ -186,15 +189,59 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* A control socket handed over by the service manager (socket activation). */
-static int inherited_socket(void)
-{
-        int n = sd_listen_fds(0);
+/* ---- the fd store: every held device fd is stashed under its name ---- */
 
-        for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++)
-                if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
-                        return fd;
-        return -1;
+static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
+{
+        snprintf(buf, len, "dev-%u-%u-%" PRIx64, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq);
+}
+
+static void on_entry_held(struct cache_entry *e, void *userdata)
+{
+        char name[64];
+
+        fdstore_name(e, name, sizeof(name));
+        fdstore_add(e->dev.fd, name);
+}
+
+static void on_entry_unheld(struct cache_entry *e, void *userdata)
+{
+        char name[64];
+
+        fdstore_name(e, name, sizeof(name));
+        fdstore_remove(name);
+}
+
+static const struct cache_hooks fdstore_hooks = {
+        .held = on_entry_held,
+        .unheld = on_entry_unheld,
+};
+
+/* Takes back the devices an earlier run held; the first full xenstore scan
+ * then gives them their disks again, and lets go of those with none. */
+static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                unsigned ma, mi;
+                uint64_t seq;
+                struct cache_entry *e;
+                int k = 0, r;
+
+                if (sscanf(fds[i].name, "dev-%u-%u-%" SCNx64 "%n", &ma, &mi, &seq, &k) != 3 ||
+                    fds[i].name[k]) {
+                        log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fds[i].fd, fds[i].name);
+                        fdstore_remove(fds[i].name);
+                        continue; /* fdstore_fds_free closes it */
+                }
+                r = cache_adopt_device(d->cache, fds[i].fd, seq, NULL, &e);
+                fds[i].fd = -1;
+                if (r < 0 || e->dev.devnum != makedev(ma, mi)) {
+                        log_warning("%s from the fd store is not that device any more; dropping it.", fds[i].name);
+                        fdstore_remove(fds[i].name);
+                        continue;
+                }
+                log_info("Took back %s from the fd store.", e->dev.node);
+        }
 }
 
 static void daemon_done(struct daemon *d)
@@ -230,6 +277,8 @@ static int run(const struct options *o)
         };
         struct ctl_server_config ctl_cfg;
         struct vbd_config vbd_cfg;
+        struct fdstore_fd *stored = NULL;
+        size_t n_stored = 0;
         sigset_t mask;
         int r;
 
@@ -249,9 +298,18 @@ static int run(const struct options *o)
         sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d);
         sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d);
 
+        r = fdstore_collect(&stored, &n_stored);
+        if (r < 0)
+                log_warning_errno(r, "Cannot take back stored fds: %s", strerror(-r));
+        if (!d.notify)
+                log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
+
         r = cache_new(&d.cache);
         if (r < 0)
                 goto out;
+        if (d.notify)
+                cache_set_hooks(d.cache, &fdstore_hooks);
+        adopt_stored(&d, stored, n_stored);
         d.attachments = hashmap_new(hash_string, equal_string);
         if (!d.attachments) {
                 r = -ENOMEM;
@@ -289,7 +347,7 @@ static int run(const struct options *o)
         }
         ctl_cfg = (struct ctl_server_config){
                 .path = o->socket,
-                .listen_fd = inherited_socket(),
+                .listen_fd = fdstore_control_socket(),
                 .allowed_gid = o->group,
                 .commands = daemon_commands,
                 .n_commands = daemon_n_commands,
@@ -309,6 +367,7 @@ static int run(const struct options *o)
         if (d.notify)
                 sd_notify(0, "STOPPING=1");
 out:
+        fdstore_fds_free(stored, n_stored);
         daemon_done(&d);
         return r;
 }

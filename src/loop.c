@@ -184,6 +184,26 @@ int loop_inspect(int fd, struct loop_device *ret)
         return 0;
 }
 
+int loop_get_config(int fd, struct loop_config *ret)
+{
+        struct loop_info64 info;
+        int bs, r;
+
+        r = get_status(fd, &info);
+        if (r < 0)
+                return r;
+        if (ioctl(fd, BLKSSZGET, &bs) < 0)
+                return negative_errno();
+        *ret = (struct loop_config){
+                .read_only = !!(info.lo_flags & LO_FLAGS_READ_ONLY),
+                .direct_io = !!(info.lo_flags & LO_FLAGS_DIRECT_IO),
+                .block_size = (uint32_t)bs,
+                .offset = info.lo_offset,
+                .size_limit = info.lo_sizelimit,
+        };
+        return 0;
+}
+
 int blockdev_inspect(int fd, struct loop_device *ret)
 {
         struct loop_device d = { .fd = fd, .nr = -1 };

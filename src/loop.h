@@ -58,6 +58,10 @@ int loop_reopen(const struct loop_device *want, bool writable, int *ret_fd);
  * diskseq and backing identity of ret (ret->fd is set to fd). */
 int loop_inspect(int fd, struct loop_device *ret);
 
+/* How the bound device fd is open on is configured: read-only, direct I/O,
+ * offset, size limit (LOOP_GET_STATUS64) and logical block size. */
+int loop_get_config(int fd, struct loop_config *ret);
+
 /* For a block device given directly (phy): devnum, diskseq and node from the
  * open fd.  ret->fd is set to fd, ret->nr to -1.  Its "backing identity" is
  * the device itself: backing_dev = devnum, backing_ino = 0 (as the cache key

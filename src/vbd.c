@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "hashmap.h"
@@ -38,6 +41,7 @@ struct vbd {
         uint32_t domid, devid;
         enum vbd_state state;
         bool requested;             /* asked for by block-loopd: claim it whatever its script */
+        bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         bool dirty;
         struct vbd *dirty_next;
         struct cache_user *user;
@@ -57,6 +61,7 @@ struct vbd_manager {
         struct vbd *dirty;          /* evaluated from the defer source */
         sd_event_source *defer;
         bool rescan;
+        bool scanned;               /* the first full scan is done */
         size_t counts[_VBD_STATE_MAX];
 };
 
@@ -606,6 +611,98 @@ static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
         complete_pending(v, true, 0, NULL);
 }
 
+/* ---- adoption of what an earlier run published ----------------------------- */
+
+static bool parse_physdev(const char *s, dev_t *ret)
+{
+        unsigned ma, mi;
+        int n = 0;
+
+        if (sscanf(s, "%x:%x%n", &ma, &mi, &n) != 2 || s[n] || ma > 0xfff || mi > 0xfffff)
+                return false;
+        *ret = makedev(ma, mi);
+        return true;
+}
+
+/* Opens what physical-device-path names, if it is still devnum. */
+static int open_published(const char *node, dev_t devnum, int *ret)
+{
+        struct stat st;
+        int fd;
+
+        if (node[0] != '/')
+                return -EINVAL;
+        fd = open(node, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum) {
+                safe_close(fd);
+                return -ESTALE;
+        }
+        *ret = fd;
+        return 0;
+}
+
+/* A disk found published (hotplug-status connected) by an earlier run of the
+ * daemon: take it over with the device it names, never a new one.  Returns
+ * 1 when adopted, 0 when it is not ours to adopt, -errno (with the disk
+ * failed) when its device is gone. */
+static int adopt(struct vbd_manager *m, struct vbd *v)
+{
+        _cleanup_free_ char *status = NULL, *physdev = NULL, *node = NULL, *seq = NULL,
+                            *params = NULL, *mode = NULL;
+        struct cache_entry *e;
+        struct backend_state s;
+        enum cache_access access = CACHE_RO;
+        uint64_t diskseq = 0;
+        char name[64];
+        dev_t devnum;
+        int r, fd;
+
+        if (read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
+                return 0;
+        if (read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !parse_physdev(physdev, &devnum))
+                return 0;
+        if (read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0) {
+                char *end;
+                errno = 0;
+                diskseq = strtoull(seq, &end, 16);
+                if (errno || end == seq || *end)
+                        return 0;
+        }
+        read_node(m, XBT_NULL, v, "params", &params, NULL);
+        if (read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
+                (void)parse_mode(mode, &access);
+        if (read_backend_state(m, v, &s) < 0)
+                return 0;
+
+        e = cache_find_device(m->cache, devnum);
+        if (e && diskseq && e->dev.diskseq != diskseq)
+                e = NULL;
+        if (!e) {
+                r = -ENOENT;
+                if (read_node(m, XBT_NULL, v, "physical-device-path", &node, NULL) == 0)
+                        r = open_published(node, devnum, &fd);
+                if (r >= 0)
+                        r = cache_adopt_device(m->cache, fd, diskseq, params, &e);
+                if (r < 0) {
+                        fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
+                        return r;
+                }
+        }
+        snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
+        r = cache_adopt_user(m->cache, e, name, v->domid, v->devid, access,
+                             !(s.opened == 1 || s.state == XB_CONNECTED), &v->user);
+        if (r < 0) {
+                fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
+                return r;
+        }
+        log_info("%s: adopted %s from an earlier run.", v->path, e->dev.node);
+        set_state(m, v, v->user->holding ? VBD_HELD : VBD_CONNECTED);
+        complete_pending(v, false, 0, NULL);
+        return 1;
+}
+
 /* ---- the state machine -------------------------------------------------- */
 
 /* Ours: no script, or block-loopd / xen-loopctl.  libxl turns an empty
@@ -636,6 +733,14 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 if (script && !is_our_script(script) && !v->requested) {
                         set_state(m, v, VBD_FOREIGN);
                         return;
+                }
+                if (v->found_by_scan) {
+                        v->found_by_scan = false;
+                        r = adopt(m, v);
+                        if (r > 0)
+                                return evaluate(m, v); /* blkback may be done meanwhile */
+                        if (r < 0)
+                                return;
                 }
                 _fallthrough_;
         }
@@ -748,8 +853,11 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                         continue;
                 snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
                 v = vbd_get(m, dev, strlen(dev), domid, devid, true);
-                if (v)
-                        mark_dirty(m, v);
+                if (!v)
+                        continue;
+                if (v->state == VBD_NEW)
+                        v->found_by_scan = true;
+                mark_dirty(m, v);
         }
 }
 
@@ -824,8 +932,11 @@ static int on_defer(sd_event_source *s, void *userdata)
 {
         struct vbd_manager *m = userdata;
 
+        bool scanning = false;
+
         if (m->rescan && xs_conn_connected(m->xs)) {
                 m->rescan = false;
+                scanning = true;
                 rescan(m);
         }
         while (m->dirty) {
@@ -834,6 +945,12 @@ static int on_defer(sd_event_source *s, void *userdata)
                 v->dirty = false;
                 evaluate(m, v);
         }
+        /* Devices handed back at start-up that no disk claimed in the first
+         * full scan are let go. */
+        if (scanning && xs_conn_connected(m->xs))
+                m->scanned = true;
+        if (m->scanned)
+                cache_settle(m->cache);
         return 0;
 }
 
