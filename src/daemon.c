@@ -233,7 +233,20 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         fdstore_remove(fds[i].name);
                         continue; /* fdstore_fds_free closes it */
                 }
-                r = cache_adopt_device(d->cache, fds[i].fd, seq, NULL, &e);
+                char sys[96];
+                _cleanup_free_ char *backing = NULL;
+                size_t len = 0;
+                FILE *f;
+
+                /* What the device serves, for listings: the kernel knows. */
+                snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/loop/backing_file", ma, mi);
+                f = fopen(sys, "re");
+                if (f) {
+                        if (getline(&backing, &len, f) > 0)
+                                backing[strcspn(backing, "\n")] = '\0';
+                        fclose(f);
+                }
+                r = cache_adopt_device(d->cache, fds[i].fd, seq, backing, &e);
                 fds[i].fd = -1;
                 if (r < 0 || e->dev.devnum != makedev(ma, mi)) {
                         log_warning("%s from the fd store is not that device any more; dropping it.", fds[i].name);
@@ -262,8 +275,10 @@ static void daemon_done(struct daemon *d)
                 held = cache_n_entries(d->cache);
                 cache_free(d->cache);
         }
-        if (held)
-                log_info("Let go of %zu loop device(s); each goes once its last user closes it.", held);
+        if (held && d->notify)
+                log_info("Leaving %zu device(s) to the fd store for the next start.", held);
+        else if (held)
+                log_info("Let go of %zu device(s); each goes once its last user closes it.", held);
         xs_conn_free(d->xs);
         sd_event_unref(d->event);
         free(d->home);

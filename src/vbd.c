@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "crashpoint.h"
 #include "hashmap.h"
 #include "log.h"
 #include "macro.h"
@@ -551,6 +552,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
         if (r < 0)
                 return fail_disk(m, v, r, err), true;
 
+        crashpoint("after-configure");
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
                 /* Removed mid-attach: nothing of ours may stay. */
@@ -568,6 +570,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
                 return fail_disk(m, v, r, err), true;
         }
         log_debug("%s: published %s.", v->path, v->user->entry->dev.node);
+        crashpoint("after-publish");
         set_state(m, v, VBD_HELD);
         complete_pending(v, false, 0, NULL);
         return true;
