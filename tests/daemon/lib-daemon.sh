@@ -70,3 +70,72 @@ h_assert_published() {
 
 # h_daemon_fds — number of fds the daemon has open.
 h_daemon_fds() { ls "/proc/$H_DAEMON_PID/fd" | wc -l; }
+
+# ---------------------------------------------------------------- systemd
+
+# h_systemd_user_start — a private `systemd --user` service manager for this
+# test.  In the test's own mount namespace /run/systemd is a fresh tmpfs with
+# system/ in it (what systemd checks for), so the host never sees it.
+h_systemd_user_start() {
+	local i state
+	[ -n "${H_IN_NS:-}" ] || h_skip "needs the test's private mount namespace (unshare)"
+	command -v systemd-run >/dev/null || h_skip "systemd-run is missing (package systemd)"
+	[ -x /lib/systemd/systemd ] || h_skip "/lib/systemd/systemd is missing (package systemd)"
+	mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+	h_on_cleanup "umount -l /run/systemd"
+	mkdir -p /run/systemd/system
+	export XDG_RUNTIME_DIR="$H_TMP/xdg"
+	mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+	/lib/systemd/systemd --user --log-target=console </dev/null >>"$H_TMP/log/systemd-user.log" 2>&1 &
+	H_SYSTEMD_PID=$!
+	h_register_pid "$H_SYSTEMD_PID" "systemd --user"
+	for ((i = 0; i < 200; i++)); do
+		state=$(systemctl --user is-system-running 2>/dev/null || true)
+		case $state in running | degraded) return 0 ;; esac
+		kill -0 "$H_SYSTEMD_PID" 2>/dev/null || h_fail "systemd --user exited (log: $H_TMP/log/systemd-user.log)"
+		sleep 0.05
+	done
+	h_fail "systemd --user did not come up (state: $state)"
+}
+
+# h_daemon_service_start [XEN-LOOPD OPTIONS] — xen-loopd as a Type=notify
+# service of that manager, with an fd store and automatic restarts, as
+# hotplug/xen-loopd.service runs it.  Waits until it is ready.
+H_UNIT=xen-loopd-test
+h_daemon_service_start() {
+	H_DAEMON_LOG="$H_TMP/log/xen-loopd.service.log"
+	export XEN_LOOPD_SOCKET="$H_TMP/run/control"
+	mkdir -p "$H_TMP/run" "$H_TMP/crash"
+	h_on_cleanup "systemctl --user stop $H_UNIT.service 2>/dev/null; systemctl --user reset-failed $H_UNIT.service 2>/dev/null"
+	systemd-run --user --quiet --unit="$H_UNIT" \
+		-p Type=notify -p FileDescriptorStoreMax=4096 \
+		-p Restart=always -p RestartSec=100ms -p StartLimitIntervalSec=0 \
+		-p StandardOutput="append:$H_DAEMON_LOG" -p StandardError="append:$H_DAEMON_LOG" \
+		--setenv=XENSTORED_PATH="$XENSTORED_PATH" --setenv=XEN_LOOPD_SOCKET="$XEN_LOOPD_SOCKET" \
+		--setenv=XEN_LOOPD_CRASH_AT="$H_TMP/crash" \
+		"$XEN_LOOPD" --log-level debug "$@" ||
+		h_fail "systemd-run could not start xen-loopd (log: $H_DAEMON_LOG)"
+	h_wait_until 10 "xen-loopd to answer" "$XEN_LOOPCTL" status
+}
+
+# h_daemon_service_pid — the service's main pid (0 while it restarts).
+h_daemon_service_pid() {
+	systemctl --user show -p MainPID --value "$H_UNIT.service"
+}
+
+# h_daemon_service_restarted OLDPID — a new process answers.
+h_daemon_service_restarted() {
+	local pid
+	pid=$(h_daemon_service_pid)
+	[ -n "$pid" ] && [ "$pid" != 0 ] && [ "$pid" != "$1" ] && "$XEN_LOOPCTL" status >/dev/null 2>&1
+}
+
+# h_daemon_service_stored — how many fds the manager keeps for the service.
+h_daemon_service_stored() {
+	systemctl --user show -p NFileDescriptorStore --value "$H_UNIT.service"
+}
+
+# h_arm_crash POINT — the daemon dies (SIGKILL) the next time it reaches
+# POINT (see src/shared/crashpoint.h); h_crash_fired POINT tells if it did.
+h_arm_crash() { touch "$H_TMP/crash/$1.armed"; }
+h_crash_fired() { [ -e "$H_TMP/crash/$1.fired" ]; }

@@ -145,6 +145,14 @@ h_sparse_file() {
 
 # ---------------------------------------------------------------- processes
 
+# h_on_cleanup CMD — h_cleanup runs CMD (newest first) before it kills the
+# registered processes; for what a pid cannot stop (services of a service
+# manager, mounts).
+H_CLEANUP_HOOKS=()
+h_on_cleanup() {
+	H_CLEANUP_HOOKS+=("$1")
+}
+
 # h_register_pid PID [NAME] — h_cleanup kills PID (TERM, then KILL).
 h_register_pid() {
 	H_PIDS+=("$1 ${2:-pid$1}")
@@ -562,6 +570,10 @@ h_cleanup() {
 	trap - ERR
 
 	[ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "$H_TMP" ] && h__dump
+
+	for ((i = ${#H_CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
+		eval "${H_CLEANUP_HOOKS[$i]}" || true
+	done
 
 	for ((i = ${#H_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${H_PIDS[$i]%% *}
