@@ -85,6 +85,7 @@ struct ctl_server {
         sd_event_source *accept_timer;
         int listen_fd;
         char *path;
+        bool bound;                      /* we created the socket at path */
         gid_t allowed_gid;
         const struct ctl_command *commands;
         size_t n_commands;
@@ -989,6 +990,7 @@ static int server_bind(struct ctl_server *s)
                 return log_error_errno(r, "Cannot listen on %s: %s", s->path, strerror(-r));
         }
         s->listen_fd = TAKE_FD(fd);
+        s->bound = true;
         return 0;
 }
 
@@ -1075,7 +1077,8 @@ void ctl_server_free(struct ctl_server *s, bool unlink_socket)
         /* Handlers that kept orphaned calls must not use them after this. */
         while (s->orphans)
                 call_free(s->orphans);
-        if (unlink_socket && s->path)
+        /* An inherited socket's path belongs to whoever made it (systemd). */
+        if (unlink_socket && s->bound && s->path)
                 (void)unlink(s->path);
         s->listen_fd = safe_close(s->listen_fd);
         free(s->buf);

@@ -55,7 +55,8 @@ struct ctl_server_config {
 
 int ctl_server_new(sd_event *ev, const struct ctl_server_config *cfg, struct ctl_server **ret);
 /* Cancels pending calls, closes every connection (on_disconnect is called
- * for each); unlinks the socket only when unlink_socket.  Calls orphaned by
+ * for each); unlinks the socket only when unlink_socket, and never one that
+ * was inherited (its path belongs to the socket unit).  Calls orphaned by
  * their client (see ctl_call_set_cancel) are freed too. */
 void ctl_server_free(struct ctl_server *s, bool unlink_socket);
 size_t ctl_server_n_connections(const struct ctl_server *s);

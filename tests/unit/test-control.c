@@ -472,8 +472,9 @@ static void test_socket_activation(void **state)
         expect_ok(fd, 5, NULL);
         close(fd);
 
-        /* The server owns the fd now; the socket unit owns the path. */
-        ctl_server_free(srv, false);
+        /* The server owns the fd now; the socket unit owns the path, which
+         * stays even when asked to unlink. */
+        ctl_server_free(srv, true);
         srv = NULL;
         assert_int_equal(fcntl(lfd, F_GETFD), -1);
         assert_int_equal(access(path, F_OK), 0);
