@@ -366,7 +366,8 @@ static int cmd_list(int argc, char **argv)
                 if (cells[i])
                         print_row((const char *const *)cells[i], width);
         if (any_holding)
-                printf("(* the user's backend has not opened the device yet; xen-loopd holds it)\n");
+                printf("(* xen-loopd holds the device for this user: its backend has not opened it yet, "
+                       "or it is a direct attach)\n");
 
         for (size_t i = 0; i < n; i++) {
                 if (!cells[i])
