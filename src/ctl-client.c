@@ -64,7 +64,8 @@ static int wait_fd(int fd, short events, uint64_t deadline)
                         uint64_t n = now_usec();
                         if (n >= deadline)
                                 return -ETIMEDOUT;
-                        timeout_ms = (int)((deadline - n + 999) / 1000);
+                        uint64_t ms = (deadline - n + 999) / 1000;
+                        timeout_ms = ms > INT32_MAX ? INT32_MAX : (int)ms;
                 }
                 r = poll(&p, 1, timeout_ms);
                 if (r < 0) {
