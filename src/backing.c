@@ -150,3 +150,16 @@ void backing_close(struct backing *b)
                 return;
         b->fd = safe_close(b->fd);
 }
+
+void backing_describe_error(int error, const char *path, bool writable, const struct backing *b,
+                            char *buf, size_t len)
+{
+        if (error == -ENOTBLK)
+                snprintf(buf, len, "%s is %s, not a regular file or block device", path,
+                         backing_type_name(b->st.st_mode));
+        else if (error == -EINVAL)
+                snprintf(buf, len, "'%s' is not an absolute path", path);
+        else
+                snprintf(buf, len, "cannot open %s%s: %s", path, writable ? " read-write" : "",
+                         strerror(-error));
+}

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/stat.h>
 
 struct backing {
@@ -29,6 +30,11 @@ int backing_open(const char *path, bool writable, bool direct_io, struct backing
 int backing_from_fd(int fd, bool writable, struct backing *ret);
 
 void backing_close(struct backing *b);
+
+/* One sentence for a failed backing_open(path, writable, …, b), e.g.
+ * "/srv/x is a directory, not a regular file or block device". */
+void backing_describe_error(int error, const char *path, bool writable, const struct backing *b,
+                            char *buf, size_t len);
 
 /* "a directory", "a FIFO", "a character device", … for error messages. */
 const char *backing_type_name(mode_t mode);

@@ -210,12 +210,29 @@ static int cmd_hotplug_remove(struct ctl_call *call, struct json_object *args, v
         return cmd_hotplug(call, args, userdata, false);
 }
 
+int daemon_open_fdset(void *userdata, uint32_t fdset_id, bool writable, bool direct_io,
+                      struct backing *ret, void **ret_token, char *err, size_t errlen)
+{
+        struct daemon *d = userdata;
+
+        return fdset_use(d->fdsets, fdset_id, writable, direct_io, ret, (struct fdset_use **)ret_token, err, errlen);
+}
+
+void daemon_release_fdset(void *userdata, void *token)
+{
+        struct daemon *d = userdata;
+
+        fdset_unuse(d->fdsets, token);
+}
+
 void attachment_free(struct daemon *d, struct attachment *a)
 {
         if (!a)
                 return;
         if (a->user)
                 cache_release(d->cache, a->user);
+        if (a->fdset_use)
+                fdset_unuse(d->fdsets, a->fdset_use);
         free(a->name);
         free(a);
 }
@@ -227,6 +244,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
         bool direct_io = d->direct_io;
         uint64_t block_size = d->block_size, offset = 0, size_limit = 0;
         struct backing b = { .fd = -1 };
+        struct fdset_use *use = NULL;
         struct cache_request req;
         char err[512] = "", uname[300];
         struct attachment *a;
@@ -260,18 +278,17 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
         }
 
         if (strncmp(target, "/dev/fdset/", 11) == 0) {
-                ctl_call_error(call, -EOPNOTSUPP, "fd sets are not available in this daemon");
-                return 0;
+                uint32_t id;
+                if (fdset_parse_path(target, &id) < 0)
+                        return BAD_ARGS(call, "'%s' is not a valid fd set name", target);
+                r = fdset_use(d->fdsets, id, acc != CACHE_RO, direct_io, &b, &use, err, sizeof(err));
+        } else {
+                r = backing_open(target, acc != CACHE_RO, direct_io, &b);
+                if (r < 0)
+                        backing_describe_error(r, target, acc != CACHE_RO, &b, err, sizeof(err));
         }
-        r = backing_open(target, acc != CACHE_RO, direct_io, &b);
         if (r < 0) {
-                if (r == -ENOTBLK)
-                        ctl_call_error(call, r, "%s is %s, not a regular file or block device", target,
-                                       backing_type_name(b.st.st_mode));
-                else if (r == -EINVAL)
-                        ctl_call_error(call, r, "'%s' is not an absolute path", target);
-                else
-                        ctl_call_error(call, r, "cannot open %s: %s", target, strerror(-r));
+                ctl_call_error(call, r, "%s", err);
                 return 0;
         }
 
@@ -279,8 +296,11 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
         if (!a || !(a->name = strdup(name))) {
                 free(a);
                 backing_close(&b);
+                if (use)
+                        fdset_unuse(d->fdsets, use);
                 return -ENOMEM;
         }
+        a->fdset_use = use;
         snprintf(uname, sizeof(uname), "attachment %s", name);
         req = (struct cache_request){
                 .backing = &b,
@@ -330,6 +350,74 @@ static int cmd_detach(struct ctl_call *call, struct json_object *args, void *use
         return 0;
 }
 
+static int cmd_add_fd(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *opaque = NULL;
+        uint64_t set = 0;
+        struct json_object *o;
+        char err[256] = "";
+        uint32_t id;
+        int r, fd, num;
+
+        if (ctl_call_n_fds(call) != 1)
+                return BAD_ARGS(call, "add-fd takes exactly one fd (SCM_RIGHTS)");
+        if (arg_u64(args, "fdset-id", FDSET_ID_MAX, &set) < 0)
+                return BAD_ARGS(call, "\"fdset-id\" must be an integer from 0 to %u", FDSET_ID_MAX);
+        if (arg_string(args, "opaque", false, &opaque) < 0 || (opaque && strlen(opaque) > 255))
+                return BAD_ARGS(call, "\"opaque\" must be a string of at most 255 bytes");
+        fd = ctl_call_take_fd(call, 0);
+        if (fd < 0)
+                return fd;
+        r = fdset_add(d->fdsets, json_object_object_get_ex(args, "fdset-id", NULL) ? (int64_t)set : -1, fd,
+                      ctl_call_connection(call), opaque, &id, &num, err, sizeof(err));
+        if (r < 0) {
+                ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
+                return 0;
+        }
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "fdset-id", json_object_new_int64(id));
+        json_object_object_add(o, "fd", json_object_new_int(num));
+        ctl_call_reply(call, o);
+        return 0;
+}
+
+static int cmd_remove_fd(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        uint64_t set = 0, fd = 0;
+        char err[256] = "";
+        int r;
+
+        if (!json_object_object_get_ex(args, "fdset-id", NULL) || arg_u64(args, "fdset-id", FDSET_ID_MAX, &set) < 0)
+                return BAD_ARGS(call, "\"fdset-id\" must be an integer from 0 to %u", FDSET_ID_MAX);
+        if (arg_u64(args, "fd", INT32_MAX, &fd) < 0)
+                return BAD_ARGS(call, "\"fd\" must be a non-negative integer");
+        r = fdset_remove(d->fdsets, (uint32_t)set, json_object_object_get_ex(args, "fd", NULL) ? (int)fd : -1,
+                         err, sizeof(err));
+        if (r < 0) {
+                ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
+                return 0;
+        }
+        ctl_call_reply(call, NULL);
+        return 0;
+}
+
+static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct json_object *o;
+        int r;
+
+        r = fdset_query(d->fdsets, &o);
+        if (r < 0)
+                return r;
+        ctl_call_reply(call, o);
+        return 0;
+}
+
 const struct ctl_command daemon_commands[] = {
         { "status", cmd_status, 0 },
         { "list", cmd_list, 0 },
@@ -337,5 +425,8 @@ const struct ctl_command daemon_commands[] = {
         { "hotplug-remove", cmd_hotplug_remove, 0 },
         { "attach", cmd_attach, 0 },
         { "detach", cmd_detach, 0 },
+        { "add-fd", cmd_add_fd, 1 },
+        { "remove-fd", cmd_remove_fd, 0 },
+        { "query-fdsets", cmd_query_fdsets, 0 },
 };
 const size_t daemon_n_commands = ARRAY_SIZE(daemon_commands);

@@ -217,6 +217,35 @@ static const struct cache_hooks fdstore_hooks = {
         .unheld = on_entry_unheld,
 };
 
+static void on_fdset_kept(int fd, const char *name, void *userdata)
+{
+        fdstore_add(fd, name);
+}
+
+static void on_fdset_dropped(int fd, const char *name, void *userdata)
+{
+        fdstore_remove(name);
+}
+
+static const struct fdset_hooks fdset_store_hooks = {
+        .kept = on_fdset_kept,
+        .dropped = on_fdset_dropped,
+};
+
+static void on_settled(void *userdata)
+{
+        struct daemon *d = userdata;
+
+        fdset_settle(d->fdsets);
+}
+
+static void on_disconnect(uint64_t conn, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        fdset_connection_closed(d->fdsets, conn);
+}
+
 /* Takes back the devices an earlier run held; the first full xenstore scan
  * then gives them their disks again, and lets go of those with none. */
 static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
@@ -227,6 +256,15 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                 struct cache_entry *e;
                 int k = 0, r;
 
+                if (strncmp(fds[i].name, "fdset-", 6) == 0) {
+                        r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name);
+                        fds[i].fd = -1;
+                        if (r < 0) {
+                                log_warning("Dropping %.64s from the fd store: %s", fds[i].name, strerror(-r));
+                                fdstore_remove(fds[i].name);
+                        }
+                        continue;
+                }
                 if (sscanf(fds[i].name, "dev-%u-%u-%" SCNx64 "%n", &ma, &mi, &seq, &k) != 3 ||
                     fds[i].name[k]) {
                         log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fds[i].fd, fds[i].name);
@@ -263,6 +301,10 @@ static void daemon_done(struct daemon *d)
         struct attachment *a;
         size_t held = 0;
 
+        /* Exiting is not letting go: nothing leaves the fd store now. */
+        fdset_registry_quiet(d->fdsets);
+        if (d->cache)
+                cache_set_hooks(d->cache, NULL);
         ctl_server_free(d->ctl, true);
         vbd_manager_free(d->vbd);
         if (d->attachments) {
@@ -271,6 +313,7 @@ static void daemon_done(struct daemon *d)
                 hashmap_free(d->attachments);
         }
         uevent_monitor_free(d->uevent);
+        fdset_registry_free(d->fdsets);
         if (d->cache) {
                 held = cache_n_entries(d->cache);
                 cache_free(d->cache);
@@ -324,6 +367,9 @@ static int run(const struct options *o)
                 goto out;
         if (d.notify)
                 cache_set_hooks(d.cache, &fdstore_hooks);
+        r = fdset_registry_new(d.notify ? &fdset_store_hooks : NULL, &d.fdsets);
+        if (r < 0)
+                goto out;
         adopt_stored(&d, stored, n_stored);
         d.attachments = hashmap_new(hash_string, equal_string);
         if (!d.attachments) {
@@ -354,6 +400,11 @@ static int run(const struct options *o)
                 .home = d.home,
                 .direct_io = o->direct_io,
                 .block_size = o->block_size,
+                .open_fdset = daemon_open_fdset,
+                .release_fdset = daemon_release_fdset,
+                .fdset_userdata = &d,
+                .settled = on_settled,
+                .settled_userdata = &d,
         };
         r = vbd_manager_new(d.event, d.xs, d.cache, &vbd_cfg, &d.vbd);
         if (r < 0) {
@@ -367,6 +418,7 @@ static int run(const struct options *o)
                 .commands = daemon_commands,
                 .n_commands = daemon_n_commands,
                 .userdata = &d,
+                .on_disconnect = on_disconnect,
         };
         r = ctl_server_new(d.event, &ctl_cfg, &d.ctl);
         if (r < 0) {

@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "control.h"
+#include "fdset.h"
 #include "hashmap.h"
 #include "uevent.h"
 #include "vbd.h"
@@ -23,6 +24,7 @@ struct daemon {
         struct uevent_monitor *uevent;
         struct ctl_server *ctl;
         struct hashmap *attachments;  /* name -> struct attachment (direct attach) */
+        struct fdset_registry *fdsets;
         char *home;
         uint64_t started_usec;
         bool direct_io;
@@ -34,7 +36,13 @@ struct daemon {
 struct attachment {
         char *name;
         struct cache_user *user;
+        struct fdset_use *fdset_use;  /* when set up from an fd set */
 };
+
+/* For the vbd manager: "/dev/fdset/N" of a disk. */
+int daemon_open_fdset(void *userdata, uint32_t fdset_id, bool writable, bool direct_io,
+                      struct backing *ret, void **ret_token, char *err, size_t errlen);
+void daemon_release_fdset(void *userdata, void *token);
 
 /* The command table handed to the control server. */
 extern const struct ctl_command daemon_commands[];

@@ -14,6 +14,7 @@
 
 #include "control.h"
 #include "crashpoint.h"
+#include "fdset.h"
 #include "hashmap.h"
 #include "log.h"
 #include "macro.h"
@@ -46,6 +47,7 @@ struct vbd {
         bool dirty;
         struct vbd *dirty_next;
         struct cache_user *user;
+        void *fdset_token;          /* the fd set fd the disk was set up from */
         struct pending *pending;
         char *error;                /* the hotplug-error we wrote */
 };
@@ -168,11 +170,20 @@ static struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, 
 
 static void complete_pending(struct vbd *v, bool remove, int error, const char *msg);
 
-static void vbd_forget(struct vbd_manager *m, struct vbd *v)
+/* Lets go of the device and of the fd set fd it came from. */
+static void drop_user(struct vbd_manager *m, struct vbd *v)
 {
         if (v->user)
                 cache_release(m->cache, v->user);
         v->user = NULL;
+        if (v->fdset_token && m->cfg.release_fdset)
+                m->cfg.release_fdset(m->cfg.fdset_userdata, v->fdset_token);
+        v->fdset_token = NULL;
+}
+
+static void vbd_forget(struct vbd_manager *m, struct vbd *v)
+{
+        drop_user(m, v);
         complete_pending(v, false, -ENODEV, "the backend directory was removed before the disk was set up");
         complete_pending(v, true, 0, NULL);
         /* A record is forgotten only outside the dirty list walk. */
@@ -416,33 +427,27 @@ static int parse_mode(const char *mode, enum cache_access *ret)
 
 #define FDSET_PREFIX "/dev/fdset/"
 
-static int open_params(struct vbd_manager *m, const char *params, bool writable,
+static int open_params(struct vbd_manager *m, struct vbd *v, const char *params, bool writable,
                        struct backing *ret, char *err, size_t errlen)
 {
+        uint32_t id;
         int r;
 
         if (strncmp(params, FDSET_PREFIX, strlen(FDSET_PREFIX)) == 0) {
-                const char *id = params + strlen(FDSET_PREFIX);
-                uint32_t n;
-                if (!parse_u32(id, strlen(id), &n)) {
-                        snprintf(err, errlen, "'%s' is not a valid fd set name", params);
+                if (fdset_parse_path(params, &id) < 0) {
+                        snprintf(err, errlen, "'%.64s' is not a valid fd set name", params);
                         return -EINVAL;
                 }
                 if (!m->cfg.open_fdset) {
                         snprintf(err, errlen, "fd sets are not available");
                         return -EOPNOTSUPP;
                 }
-                return m->cfg.open_fdset(m->cfg.fdset_userdata, n, writable, m->cfg.direct_io, ret, err, errlen);
+                return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
+                                         &v->fdset_token, err, errlen);
         }
         r = backing_open(params, writable, m->cfg.direct_io, ret);
-        if (r == -ENOTBLK)
-                snprintf(err, errlen, "%s is %s, not a regular file or block device", params,
-                         backing_type_name(ret->st.st_mode));
-        else if (r == -EINVAL)
-                snprintf(err, errlen, "'%s' is not an absolute path", params);
-        else if (r < 0)
-                snprintf(err, errlen, "cannot open %s%s: %s", params,
-                         writable ? " read-write" : "", strerror(-r));
+        if (r < 0)
+                backing_describe_error(r, params, writable, ret, err, errlen);
         return r;
 }
 
@@ -529,7 +534,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
         if (plen >= PATH_MAX)
                 return fail_disk(m, v, -ENAMETOOLONG, "params is longer than a path may be"), true;
 
-        r = open_params(m, params, access != CACHE_RO, &b, err, sizeof(err));
+        r = open_params(m, v, params, access != CACHE_RO, &b, err, sizeof(err));
         if (r < 0)
                 return fail_disk(m, v, r, err), true;
 
@@ -549,8 +554,11 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
         };
         r = cache_acquire(m->cache, &req, &v->user, err, sizeof(err));
         backing_close(&b);
-        if (r < 0)
+        if (r < 0) {
+                v->user = NULL;
+                drop_user(m, v);
                 return fail_disk(m, v, r, err), true;
+        }
 
         crashpoint("after-configure");
         r = publish(m, v, err, sizeof(err));
@@ -561,8 +569,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
                 return false;
         }
         if (r < 0) {
-                cache_release(m->cache, v->user);
-                v->user = NULL;
+                drop_user(m, v);
                 if (r == -ENOTCONN)
                         return true; /* retried on resync */
                 if (!*err)
@@ -602,11 +609,9 @@ static void unpublish(struct vbd_manager *m, struct vbd *v)
 
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 {
-        if (v->user) {
+        if (v->user)
                 log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
-                cache_release(m->cache, v->user);
-                v->user = NULL;
-        }
+        drop_user(m, v);
         if (dir_gone)
                 return vbd_forget(m, v);
         unpublish(m, v);
@@ -950,8 +955,11 @@ static int on_defer(sd_event_source *s, void *userdata)
         }
         /* Devices handed back at start-up that no disk claimed in the first
          * full scan are let go. */
-        if (scanning && xs_conn_connected(m->xs))
+        if (scanning && xs_conn_connected(m->xs) && !m->scanned) {
                 m->scanned = true;
+                if (m->cfg.settled)
+                        m->cfg.settled(m->cfg.settled_userdata);
+        }
         if (m->scanned)
                 cache_settle(m->cache);
         return 0;

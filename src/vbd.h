@@ -37,16 +37,24 @@ enum vbd_state {
 const char *vbd_state_name(enum vbd_state s);
 
 /* Resolves "/dev/fdset/N" for a disk: fills ret with an fd the caller
- * owns.  err gets one sentence on failure. */
-typedef int (*vbd_fdset_fn)(void *userdata, unsigned long fdset_id, bool writable, bool direct_io,
-                            struct backing *ret, char *err, size_t errlen);
+ * owns (closed once the device is set up), and *ret_token with the use of
+ * the set's fd, handed back to the release function when the disk goes.
+ * err gets one sentence on failure. */
+typedef int (*vbd_fdset_fn)(void *userdata, uint32_t fdset_id, bool writable, bool direct_io,
+                            struct backing *ret, void **ret_token, char *err, size_t errlen);
+typedef void (*vbd_fdset_release_fn)(void *userdata, void *token);
 
 struct vbd_config {
         const char *home;          /* "/local/domain/0" */
         bool direct_io;            /* for every disk (default off) */
         uint32_t block_size;       /* 0: 512 */
         vbd_fdset_fn open_fdset;   /* NULL: fd sets unavailable */
+        vbd_fdset_release_fn release_fdset;
         void *fdset_userdata;
+        /* Called once, after the first full scan of xenstore: what was
+         * handed back at start-up and is still unclaimed can go. */
+        void (*settled)(void *userdata);
+        void *settled_userdata;
 };
 
 int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,

@@ -1,0 +1,462 @@
+#include "fdset.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <linux/kcmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hashmap.h"
+#include "log.h"
+#include "macro.h"
+
+struct fdset;
+
+struct fdset_fd {
+        struct fdset_fd *next;
+        struct fdset *set;
+        int fd;
+        int flags;                 /* F_GETFL at add time */
+        char *opaque;
+        uint64_t conn;             /* 0: its connection is gone */
+        unsigned users;
+        bool removed;              /* remove-fd asked; closed with its last user */
+        bool restored;             /* from the fd store; kept until settled */
+        char name[48];             /* in the fd store */
+};
+
+struct fdset {
+        uint32_t id;
+        struct fdset_fd *fds;
+        unsigned n;
+};
+
+struct fdset_registry {
+        struct hashmap *sets;      /* id -> struct fdset */
+        struct fdset_hooks hooks;
+        uint32_t next_id;
+};
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!err || !errlen)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+static uint64_t id_hash(const void *p) { return hash_bytes(p, sizeof(uint32_t)); }
+static bool id_equal(const void *a, const void *b) { return *(const uint32_t *)a == *(const uint32_t *)b; }
+
+int fdset_registry_new(const struct fdset_hooks *hooks, struct fdset_registry **ret)
+{
+        struct fdset_registry *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->sets = hashmap_new(id_hash, id_equal);
+        if (!r->sets) {
+                free(r);
+                return -ENOMEM;
+        }
+        if (hooks)
+                r->hooks = *hooks;
+        *ret = r;
+        return 0;
+}
+
+void fdset_registry_quiet(struct fdset_registry *r)
+{
+        if (r)
+                r->hooks = (struct fdset_hooks){};
+}
+
+static void fd_free(struct fdset_fd *f)
+{
+        safe_close(f->fd);
+        free(f->opaque);
+        free(f);
+}
+
+void fdset_registry_free(struct fdset_registry *r)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct fdset *s;
+
+        if (!r)
+                return;
+        while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
+                while (s->fds) {
+                        struct fdset_fd *f = s->fds;
+                        s->fds = f->next;
+                        fd_free(f);
+                }
+                free(s);
+        }
+        hashmap_free(r->sets);
+        free(r);
+}
+
+int fdset_parse_path(const char *path, uint32_t *ret)
+{
+        static const char prefix[] = "/dev/fdset/";
+        const char *p;
+        uint64_t v = 0;
+
+        if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+                return -EINVAL;
+        p = path + sizeof(prefix) - 1;
+        if (!*p || (p[0] == '0' && p[1]))
+                return -EINVAL;
+        for (; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (uint64_t)(*p - '0');
+                if (v > FDSET_ID_MAX)
+                        return -EINVAL;
+        }
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, int *ret_fd)
+{
+        unsigned long set, fd;
+        char *end;
+
+        if (strncmp(name, "fdset-", 6) != 0 || name[6] < '0' || name[6] > '9')
+                return -EINVAL;
+        errno = 0;
+        set = strtoul(name + 6, &end, 10);
+        if (errno || *end != '-' || set > FDSET_ID_MAX || end[1] < '0' || end[1] > '9')
+                return -EINVAL;
+        fd = strtoul(end + 1, &end, 10);
+        if (errno || *end || fd > INT32_MAX)
+                return -EINVAL;
+        *ret_set = (uint32_t)set;
+        *ret_fd = (int)fd;
+        return 0;
+}
+
+static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
+{
+        struct fdset *s = hashmap_get(r->sets, &id);
+
+        if (s || !create)
+                return s;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->id = id;
+        if (hashmap_put(r->sets, &s->id, s) < 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+/* Closes f, telling the fd store; its set goes with its last fd. */
+static void drop(struct fdset_registry *r, struct fdset_fd *f)
+{
+        struct fdset *s = f->set;
+        struct fdset_fd **p;
+
+        for (p = &s->fds; *p; p = &(*p)->next)
+                if (*p == f) {
+                        *p = f->next;
+                        break;
+                }
+        s->n--;
+        if (r->hooks.dropped)
+                r->hooks.dropped(f->fd, f->name, r->hooks.userdata);
+        fd_free(f);
+        if (!s->fds) {
+                hashmap_remove(r->sets, &s->id);
+                free(s);
+        }
+}
+
+static bool same_open_file(int a, int b)
+{
+        pid_t pid = getpid();
+
+        return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+}
+
+static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, const char *opaque,
+               const char *name, int *ret_fd, char *err, size_t errlen)
+{
+        _cleanup_close_ int owned = fd;
+        struct backing b;
+        struct fdset_fd *f;
+        struct fdset *s;
+        bool created;
+        int flags, r2;
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0) {
+                set_error(err, errlen, "the fd passed is not open");
+                return -EBADF;
+        }
+        /* Only what can back a disk: a regular file or a block device. */
+        r2 = backing_from_fd(fd, false, &b);
+        if (r2 < 0) {
+                if (r2 == -ENOTBLK)
+                        set_error(err, errlen, "the fd passed is %s, not a regular file or block device",
+                                  backing_type_name(b.st.st_mode));
+                else
+                        set_error(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
+                return r2;
+        }
+        created = !hashmap_get(r->sets, &id);
+        s = set_get(r, id, true);
+        if (!s)
+                return -ENOMEM;
+        if (s->n >= FDSET_MAX_FDS) {
+                set_error(err, errlen, "fd set %u holds %u fds already", id, s->n);
+                return -ENOSPC;
+        }
+        for (f = s->fds; f; f = f->next)
+                if (same_open_file(f->fd, fd)) {
+                        set_error(err, errlen,
+                                  "fd set %u holds that open file already (as fd %d): a dup() shares its flags, "
+                                  "pass a separately opened file", id, f->fd);
+                        if (created) {
+                                hashmap_remove(r->sets, &s->id);
+                                free(s);
+                        }
+                        return -EEXIST;
+                }
+        f = calloc(1, sizeof(*f));
+        if (!f || (opaque && !(f->opaque = strdup(opaque)))) {
+                free(f);
+                if (created) {
+                        hashmap_remove(r->sets, &s->id);
+                        free(s);
+                }
+                return -ENOMEM;
+        }
+        f->fd = TAKE_FD(owned);
+        f->flags = flags;
+        f->conn = conn;
+        f->set = s;
+        f->restored = name != NULL;
+        if (name)
+                snprintf(f->name, sizeof(f->name), "%s", name);
+        else
+                snprintf(f->name, sizeof(f->name), "fdset-%u-%d", id, f->fd);
+        f->next = s->fds;
+        s->fds = f;
+        s->n++;
+        if (r->hooks.kept)
+                r->hooks.kept(f->fd, f->name, r->hooks.userdata);
+        if (ret_fd)
+                *ret_fd = f->fd;
+        return 0;
+}
+
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+              uint32_t *ret_set, int *ret_fd, char *err, size_t errlen)
+{
+        uint32_t id;
+        int k;
+
+        if (set_id > (int64_t)FDSET_ID_MAX || set_id < -1) {
+                safe_close(fd);
+                set_error(err, errlen, "fd set ids go from 0 to %u", FDSET_ID_MAX);
+                return -ERANGE;
+        }
+        if (set_id >= 0)
+                id = (uint32_t)set_id;
+        else {
+                /* The lowest free id from where the last new one was. */
+                for (k = 0; hashmap_get(r->sets, &r->next_id); k++) {
+                        r->next_id = r->next_id >= FDSET_ID_MAX ? 0 : r->next_id + 1;
+                        if (k > 100000) {
+                                safe_close(fd);
+                                set_error(err, errlen, "no free fd set id");
+                                return -ENOSPC;
+                        }
+                }
+                id = r->next_id;
+        }
+        k = add(r, id, fd, conn, opaque, NULL, ret_fd, err, errlen);
+        if (k >= 0 && ret_set)
+                *ret_set = id;
+        return k;
+}
+
+int fdset_restore(struct fdset_registry *r, int fd, const char *name)
+{
+        uint32_t id;
+        int old;
+
+        if (fdset_parse_store_name(name, &id, &old) < 0) {
+                safe_close(fd);
+                return -EINVAL;
+        }
+        return add(r, id, fd, 0, NULL, name, NULL, NULL, 0);
+}
+
+int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
+{
+        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset_fd *f, *next;
+        bool found = false;
+
+        if (!s) {
+                set_error(err, errlen, "there is no fd set %u", set_id);
+                return -ENOENT;
+        }
+        for (f = s->fds; f; f = next) {
+                next = f->next;
+                if (fd >= 0 && f->fd != fd)
+                        continue;
+                found = true;
+                f->removed = true;
+                if (f->users == 0) {
+                        bool last = !s->fds->next;
+                        drop(r, f);
+                        if (last)
+                                break; /* the set is gone */
+                }
+        }
+        if (!found) {
+                set_error(err, errlen, "fd set %u has no fd %d", set_id, fd);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool direct, struct backing *ret,
+              struct fdset_use **ret_use, char *err, size_t errlen)
+{
+        struct fdset *s = hashmap_get(r->sets, &set_id);
+        int want = writable ? O_RDWR : O_RDONLY;
+        struct fdset_fd *f;
+        int fd, k;
+
+        ret->fd = -1;
+        if (!s) {
+                set_error(err, errlen, "there is no fd set %u", set_id);
+                return -ENOENT;
+        }
+        for (f = s->fds; f; f = f->next)
+                if (!f->removed && (f->flags & O_ACCMODE) == want && !!(f->flags & O_DIRECT) == direct)
+                        break;
+        if (!f) {
+                set_error(err, errlen, "fd set %u has no fd opened %s%s", set_id,
+                          writable ? "read-write" : "read-only", direct ? " with O_DIRECT" : " without O_DIRECT");
+                return -ENOENT;
+        }
+        fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        k = backing_from_fd(fd, writable, ret);
+        if (k < 0) {
+                safe_close(fd);
+                set_error(err, errlen, "fd %d of fd set %u cannot back a disk: %s", f->fd, set_id, strerror(-k));
+                return k;
+        }
+        f->users++;
+        *ret_use = (struct fdset_use *)f;
+        return 0;
+}
+
+void fdset_unuse(struct fdset_registry *r, struct fdset_use *use)
+{
+        struct fdset_fd *f = (struct fdset_fd *)use;
+
+        if (!f || f->users == 0)
+                return;
+        if (--f->users == 0 && (f->removed || f->conn == 0))
+                drop(r, f);
+}
+
+/* Drops every fd matching the predicate that no disk uses. */
+static void sweep(struct fdset_registry *r, uint64_t conn, bool restored)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct fdset *s;
+
+        while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
+                struct fdset_fd *f = s->fds, *next;
+                while (f) {
+                        bool last = !s->fds->next;
+                        next = f->next;
+                        if (restored ? f->restored : (f->conn == conn)) {
+                                f->restored = false;
+                                f->conn = 0;
+                                if (f->users == 0) {
+                                        drop(r, f);
+                                        if (last)
+                                                break; /* s is freed */
+                                }
+                        }
+                        f = next;
+                }
+        }
+}
+
+void fdset_connection_closed(struct fdset_registry *r, uint64_t conn)
+{
+        if (conn)
+                sweep(r, conn, false);
+}
+
+void fdset_settle(struct fdset_registry *r)
+{
+        sweep(r, 0, true);
+}
+
+int fdset_query(struct fdset_registry *r, struct json_object **ret)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct json_object *o = json_object_new_object(), *sets = json_object_new_array();
+        struct fdset *s;
+
+        if (!o || !sets) {
+                json_object_put(o);
+                json_object_put(sets);
+                return -ENOMEM;
+        }
+        json_object_object_add(o, "fdsets", sets);
+        while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
+                struct json_object *so = json_object_new_object(), *fds = json_object_new_array();
+                if (!so || !fds) {
+                        json_object_put(so);
+                        json_object_put(fds);
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                json_object_object_add(so, "fdset-id", json_object_new_int64(s->id));
+                for (struct fdset_fd *f = s->fds; f; f = f->next) {
+                        struct json_object *fo = json_object_new_object();
+                        if (!fo)
+                                break;
+                        json_object_object_add(fo, "fd", json_object_new_int(f->fd));
+                        if (f->opaque)
+                                json_object_object_add(fo, "opaque", json_object_new_string(f->opaque));
+                        json_object_object_add(fo, "access", json_object_new_string(
+                                                       (f->flags & O_ACCMODE) == O_RDWR ? "rw" :
+                                                       (f->flags & O_ACCMODE) == O_WRONLY ? "w" : "r"));
+                        json_object_object_add(fo, "direct", json_object_new_boolean(!!(f->flags & O_DIRECT)));
+                        json_object_object_add(fo, "in-use", json_object_new_boolean(f->users > 0));
+                        json_object_object_add(fo, "removed", json_object_new_boolean(f->removed));
+                        json_object_array_add(fds, fo);
+                }
+                json_object_object_add(so, "fds", fds);
+                json_object_array_add(sets, so);
+        }
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,81 @@
+/* fdset.h — fd sets passed in by a toolstack, as QEMU's add-fd does.
+ *
+ * A toolstack that must not let the daemon open paths (SELinux labels, a
+ * privilege-separated manager, a driver domain without dom0's view) passes
+ * open files instead; a disk then names "/dev/fdset/N" and is set up from the
+ * fd of set N whose access mode (and O_DIRECT, when direct I/O is asked)
+ * matches.  Owns every fd in every set.  Lifetime as in QEMU: an fd belongs
+ * to the connection that added it; when that connection closes, its fds not
+ * in use are closed, those in use stay until their last user lets go; a set
+ * with no fd left disappears. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backing.h"
+
+struct json_object;
+struct fdset_registry;
+struct fdset_use;
+
+#define FDSET_ID_MAX 0x7fffffffu
+#define FDSET_MAX_FDS 64
+
+/* Told when an fd starts or stops being kept, for the fd store; name is
+ * what it is stored under ("fdset-<set>-<fd>"). */
+struct fdset_hooks {
+        void (*kept)(int fd, const char *name, void *userdata);
+        void (*dropped)(int fd, const char *name, void *userdata);
+        void *userdata;
+};
+
+int fdset_registry_new(const struct fdset_hooks *hooks, struct fdset_registry **ret);
+/* From now on no hook is told anything (the daemon is exiting: what the fd
+ * store holds stays there for the next start). */
+void fdset_registry_quiet(struct fdset_registry *r);
+/* Closes every fd, telling no hook (exiting is not letting go). */
+void fdset_registry_free(struct fdset_registry *r);
+
+/* Adds fd (taken, whatever the result) to set set_id, or to a new set when
+ * set_id is -1, on behalf of connection conn (0: none, e.g. taken back from
+ * the fd store).  Refused: a set id out of range, a set already holding
+ * FDSET_MAX_FDS, an fd that is neither a regular file nor a block device,
+ * and a second fd of one open file description in a set (they would share
+ * their status flags: kcmp(KCMP_FILE) tells).  *ret_fd is the fd number that
+ * names it in remove-fd and query-fdsets. */
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+              uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
+
+/* Takes back an fd the fd store kept under name: it joins its set again,
+ * owned by no connection, until fdset_settle().  -EINVAL for a name that is
+ * not an fd set's (fd is closed then). */
+int fdset_restore(struct fdset_registry *r, int fd, const char *name);
+/* Parses a stored name: "fdset-<set>-<fd>". */
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, int *ret_fd);
+
+/* Removes one fd (fd >= 0) or the whole set (fd -1): closed now when not in
+ * use, else once its last user lets go.  -ENOENT for an unknown set or fd. */
+int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen);
+
+/* The fd of set_id for a disk: its O_ACCMODE must be O_RDWR when writable,
+ * O_RDONLY otherwise, and its O_DIRECT must equal direct.  ret gets a dup()
+ * of it (same flags, by construction) for the caller to close; *ret_use
+ * keeps the fd in use until fdset_unuse().  Never opens anything. */
+int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool direct, struct backing *ret,
+              struct fdset_use **ret_use, char *err, size_t errlen);
+void fdset_unuse(struct fdset_registry *r, struct fdset_use *use);
+
+/* The connection went: its fds not in use are closed. */
+void fdset_connection_closed(struct fdset_registry *r, uint64_t conn);
+/* Start-up is over: fds taken back from the fd store that no disk uses are
+ * closed (their connection is gone). */
+void fdset_settle(struct fdset_registry *r);
+
+/* {"fdsets": [{"fdset-id": N, "fds": [{"fd": N, "opaque": "...", "access":
+ * "r"|"rw", "direct": bool, "in-use": bool}]}]} */
+int fdset_query(struct fdset_registry *r, struct json_object **ret);
+
+/* "/dev/fdset/N" -> N; -EINVAL when path is not of that form. */
+int fdset_parse_path(const char *path, uint32_t *ret);
