@@ -25,8 +25,8 @@ nodes() {
 
 # What libxl writes and what blkback writes: everything else in a backend
 # is the hotplug script's.
-LIBXL_NODES=" frontend params script frontend-id online removable bootable state dev type mode
-device-type discard-enable specification sectors info sector-size physical-sector-size "
+LIBXL_NODES=" frontend params script frontend-id online removable bootable state dev type mode"
+LIBXL_NODES+=" device-type discard-enable specification sectors info sector-size physical-sector-size "
 
 # published DOMID SCRIPT — write the disk as libxl does, run SCRIPT add as
 # libxl does, and print the nodes the script (or the daemon) wrote, one
