@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "hashmap.h"
 #include "log.h"
@@ -77,6 +78,8 @@ const struct cache_ops cache_loop_ops = {
         .blockdev_inspect = blockdev_inspect,
         .diskseq_by_devnum = disk_get_diskseq_by_devnum,
         .get_config = loop_get_config,
+        .set_direct_io = loop_set_direct_io,
+        .change_fd = loop_change_fd,
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -232,6 +235,14 @@ static void entry_close(struct cache *c, struct entry *e)
         if (c->hooks.unheld)
                 c->hooks.unheld(&e->pub, c->hooks.userdata);
         e->pub.dev.fd = safe_close(e->pub.dev.fd);
+}
+
+/* Tells the hooks the fd is let go of (under its present name) while it
+ * stays open: for re-storing it under a new one. */
+static void entry_close_hook_only(struct cache *c, struct entry *e)
+{
+        if (c->hooks.unheld)
+                c->hooks.unheld(&e->pub, c->hooks.userdata);
 }
 
 static void entry_held(struct cache *c, struct entry *e)
@@ -610,10 +621,41 @@ static struct user **ident_list(struct ident *id, enum cache_access a)
         return a == CACHE_RO ? &id->ro_users : &id->rw_users;
 }
 
+/* The ident's side of a user: its list for the user's access and counts. */
+static void ident_link_user(struct ident *id, struct user *u)
+{
+        struct user **head = ident_list(id, u->pub.access);
+
+        u->iprev = NULL;
+        u->inext = *head;
+        if (*head)
+                (*head)->iprev = u;
+        *head = u;
+        if (u->pub.access == CACHE_RO)
+                id->n_ro++;
+        else
+                id->n_rw++;
+}
+
+static void ident_unlink_user(struct ident *id, struct user *u)
+{
+        struct user **head = ident_list(id, u->pub.access);
+
+        if (u->iprev)
+                u->iprev->inext = u->inext;
+        else
+                *head = u->inext;
+        if (u->inext)
+                u->inext->iprev = u->iprev;
+        u->iprev = u->inext = NULL;
+        if (u->pub.access == CACHE_RO)
+                id->n_ro--;
+        else
+                id->n_rw--;
+}
+
 static void user_link(struct entry *e, struct user *u)
 {
-        struct user **head = ident_list(e->ident, u->pub.access);
-
         u->pub.entry = &e->pub;
         u->pub.holding = true;
         u->pub.prev = NULL;
@@ -623,22 +665,11 @@ static void user_link(struct entry *e, struct user *u)
         e->pub.users = &u->pub;
         e->pub.n_users++;
         e->pub.n_holding++;
-
-        u->iprev = NULL;
-        u->inext = *head;
-        if (*head)
-                (*head)->iprev = u;
-        *head = u;
-        if (u->pub.access == CACHE_RO)
-                e->ident->n_ro++;
-        else
-                e->ident->n_rw++;
+        ident_link_user(e->ident, u);
 }
 
 static void user_unlink(struct entry *e, struct user *u)
 {
-        struct user **head = ident_list(e->ident, u->pub.access);
-
         if (u->pub.prev)
                 u->pub.prev->next = u->pub.next;
         else
@@ -646,17 +677,7 @@ static void user_unlink(struct entry *e, struct user *u)
         if (u->pub.next)
                 u->pub.next->prev = u->pub.prev;
         e->pub.n_users--;
-
-        if (u->iprev)
-                u->iprev->inext = u->inext;
-        else
-                *head = u->inext;
-        if (u->inext)
-                u->inext->iprev = u->iprev;
-        if (u->pub.access == CACHE_RO)
-                e->ident->n_ro--;
-        else
-                e->ident->n_rw--;
+        ident_unlink_user(e->ident, u);
 }
 
 /* ---- acquire and release ------------------------------------------------ */
@@ -1010,4 +1031,135 @@ void cache_settle(struct cache *c)
                         entry_close(c, e);
                 }
         }
+}
+
+/* ---- safe reopen ------------------------------------------------------------- */
+
+static int set_direct_io(struct cache *c, int fd, bool on)
+{
+        return c->ops->set_direct_io ? c->ops->set_direct_io(fd, on) : -EOPNOTSUPP;
+}
+
+int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cache_reconfig *rc,
+                      char *err, size_t errlen)
+{
+        struct entry *e = container_of(pe, struct entry, pub);
+        _cleanup_close_ int tmp = -1;
+        struct cache_key key = pe->key;
+        struct ident *id = e->ident, *nid = NULL;
+        struct loop_device now;
+        bool created = false, dio_changed = false;
+        struct stat st;
+        char *path = NULL;
+        int fd, r;
+
+        set_error(err, errlen, "%s", "");
+        if (pe->dead || pe->key.is_block) {
+                set_error(err, errlen, "%s cannot be reconfigured: %s", pe->dev.node,
+                          pe->dead ? "the kernel dropped it" : "it is a block device used as it is");
+                return -ESTALE;
+        }
+        if (rc->backing_fd >= 0) {
+                if (pe->key.rw) {
+                        set_error(err, errlen, "%s is writable: only a read-only device may change its backing file",
+                                  pe->dev.node);
+                        return -EPERM;
+                }
+                if (fstat(rc->backing_fd, &st) < 0)
+                        return negative_errno();
+                if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                        set_error(err, errlen, "the new backing is %s, not a regular file or block device",
+                                  backing_type_name(st.st_mode));
+                        return -ENOTBLK;
+                }
+                key.dev = st.st_dev;
+                key.ino = st.st_ino;
+        }
+        if (rc->direct_io >= 0)
+                key.direct_io = rc->direct_io;
+        if (!cache_key_equal(&key, &pe->key) && hashmap_get(c->by_key, &key)) {
+                set_error(err, errlen, "another loop device already serves that file with those settings");
+                return -EEXIST;
+        }
+        if (key.dev != pe->key.dev || key.ino != pe->key.ino) {
+                nid = ident_get(c, &key, false, &created);
+                if (nid && nid->n_rw > 0) {
+                        set_error(err, errlen, "the new backing file is in use read-write by %s",
+                                  nid->rw_users->pub.name);
+                        return -EBUSY;
+                }
+        }
+        if (rc->backing_path && !(path = strdup(rc->backing_path)))
+                return -ENOMEM;
+
+        /* The device's own fd, or a checked one for the time of the change. */
+        fd = pe->dev.fd;
+        if (fd < 0) {
+                r = c->ops->reopen(&pe->dev, false, &tmp);
+                if (r >= 0)
+                        r = entry_check_fd(c, e, tmp);
+                if (r < 0) {
+                        free(path);
+                        set_error(err, errlen, "cannot reopen %s: %s", pe->dev.node, strerror(-r));
+                        return r;
+                }
+                fd = tmp;
+        }
+
+        if (rc->direct_io >= 0 && (bool)rc->direct_io != pe->key.direct_io) {
+                r = set_direct_io(c, fd, rc->direct_io);
+                if (r < 0) {
+                        free(path);
+                        set_error(err, errlen, "the kernel refused direct I/O %s for %s: %s",
+                                  rc->direct_io ? "on" : "off", pe->dev.node, strerror(-r));
+                        return r;
+                }
+                dio_changed = true;
+        }
+        if (rc->backing_fd >= 0 &&
+            (r = c->ops->change_fd ? c->ops->change_fd(fd, rc->backing_fd) : -EOPNOTSUPP) < 0) {
+                if (dio_changed && set_direct_io(c, fd, pe->key.direct_io) < 0)
+                        log_warning("Could not set direct I/O of %s back.", pe->dev.node);
+                free(path);
+                set_error(err, errlen, "the kernel refused the new backing for %s (%s); it keeps serving %s",
+                          pe->dev.node, r == -EINVAL ? "not the same size, or not read-only" : strerror(-r),
+                          pe->path);
+                return r;
+        }
+
+        /* In place: the entry follows the device. */
+        r = c->ops->inspect(fd, &now);
+        if (r < 0)
+                log_warning("Cannot inspect %s after reconfiguring it: %s", pe->dev.node, strerror(-r));
+        if (pe->dev.fd >= 0)
+                entry_close_hook_only(c, e);
+        map_remove_if(c->by_key, &pe->key, e);
+        pe->key = key;
+        if (r >= 0) {
+                pe->dev.diskseq = now.diskseq;
+                pe->dev.backing_dev = now.backing_dev;
+                pe->dev.backing_ino = now.backing_ino;
+        }
+        if (hashmap_put(c->by_key, &pe->key, e) < 0)
+                log_warning("Out of memory re-indexing %s.", pe->dev.node);
+        if (path) {
+                free(pe->path);
+                pe->path = path;
+        }
+        if (key.dev != id->key.dev || key.ino != id->key.ino) {
+                nid = ident_get(c, &key, true, &created);
+                if (nid) {
+                        for (struct cache_user *u = pe->users; u; u = u->next) {
+                                ident_unlink_user(id, container_of(u, struct user, pub));
+                                ident_link_user(nid, container_of(u, struct user, pub));
+                        }
+                        e->ident = nid;
+                        pe->priv = nid;
+                        if (id->n_ro + id->n_rw == 0)
+                                ident_drop(c, id);
+                }
+        }
+        if (pe->dev.fd >= 0)
+                entry_held(c, e);
+        return 0;
 }

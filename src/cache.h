@@ -83,6 +83,8 @@ struct cache_ops {
         int (*blockdev_inspect)(int fd, struct loop_device *ret);
         int (*diskseq_by_devnum)(dev_t devnum, uint64_t *ret);
         int (*get_config)(int fd, struct loop_config *ret);   /* for adoption */
+        int (*set_direct_io)(int fd, bool on);                /* for reconfigure */
+        int (*change_fd)(int fd, int backing_fd);
 };
 
 extern const struct cache_ops cache_loop_ops;
@@ -140,6 +142,29 @@ struct cache_hooks {
         void *userdata;
 };
 void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks);
+
+/* ---- safe reopen ------------------------------------------------------------ */
+
+struct cache_reconfig {
+        int direct_io;           /* 0 or 1; -1 leaves it */
+        int backing_fd;          /* a new backing file (read-only entries only); -1: none */
+        const char *backing_path;/* for listings; NULL keeps the old one */
+};
+
+/* Changes a live entry's device in place: direct I/O on or off
+ * (LOOP_SET_DIRECT_IO), and/or a new backing file for a read-only device
+ * (LOOP_CHANGE_FD: same size, regular file or block device).  The device
+ * and every fd on it stay as they are until the kernel has accepted the new
+ * state; a refusal at any step leaves the device exactly as it was (a
+ * direct I/O change made before a refused LOOP_CHANGE_FD is undone).  On
+ * success the entry follows the device: key, backing identity and diskseq
+ * (the kernel bumps it on LOOP_CHANGE_FD), users move to the new file's
+ * sharing account, and a held fd is re-stored under its new name.  The
+ * caller keeps backing_fd.  -EPERM: a new backing for a writable device;
+ * -EBUSY: the new file is in use read-write; -EEXIST: another device already
+ * serves the resulting configuration. */
+int cache_reconfigure(struct cache *c, struct cache_entry *e, const struct cache_reconfig *rc,
+                      char *err, size_t errlen);
 
 /* ---- restart: devices an earlier run of the daemon set up ---------------- */
 

@@ -418,6 +418,54 @@ static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, voi
         return 0;
 }
 
+static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *name = NULL, *path = NULL, *backing = NULL;
+        struct cache_user *u = NULL;
+        struct cache_reconfig rc = { .direct_io = -1, .backing_fd = -1 };
+        _cleanup_close_ int fd = -1;
+        bool dio = false;
+        char err[512] = "";
+        int r;
+
+        if (arg_string(args, "name", false, &name) < 0 || arg_string(args, "path", false, &path) < 0 ||
+            !name == !path)
+                return BAD_ARGS(call, "reconfigure takes a \"name\" (an attachment) or a \"path\" (a backend)");
+        if (arg_string(args, "backing-path", false, &backing) < 0)
+                return BAD_ARGS(call, "\"backing-path\" must be a string");
+        if (json_object_object_get_ex(args, "direct-io", NULL)) {
+                if (arg_bool(args, "direct-io", &dio) < 0)
+                        return BAD_ARGS(call, "\"direct-io\" must be a boolean");
+                rc.direct_io = dio;
+        }
+        if (ctl_call_n_fds(call) == 1)
+                fd = ctl_call_take_fd(call, 0);
+        if (rc.direct_io < 0 && fd < 0)
+                return BAD_ARGS(call, "nothing to change: give \"direct-io\" and/or a new backing fd");
+        if (name) {
+                struct attachment *a = hashmap_get(d->attachments, name);
+                u = a ? a->user : NULL;
+        } else
+                u = vbd_find_user(d->vbd, path);
+        if (!u) {
+                ctl_call_error(call, -ENOENT, "no disk is attached as %s", name ? name : path);
+                return 0;
+        }
+        rc.backing_fd = fd;
+        rc.backing_path = backing;
+        r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));
+        if (r < 0) {
+                log_warning("Reconfiguring %s failed: %s", u->entry->dev.node, err);
+                ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
+                return 0;
+        }
+        vbd_device_changed(d->vbd, u->entry);
+        log_info("Reconfigured %s (%s).", u->entry->dev.node, u->entry->path);
+        ctl_call_reply(call, device_json(u->entry));
+        return 0;
+}
+
 const struct ctl_command daemon_commands[] = {
         { "status", cmd_status, 0 },
         { "list", cmd_list, 0 },
@@ -428,5 +476,6 @@ const struct ctl_command daemon_commands[] = {
         { "add-fd", cmd_add_fd, 1 },
         { "remove-fd", cmd_remove_fd, 0 },
         { "query-fdsets", cmd_query_fdsets, 0 },
+        { "reconfigure", cmd_reconfigure, 1 },
 };
 const size_t daemon_n_commands = ARRAY_SIZE(daemon_commands);

@@ -204,6 +204,16 @@ int loop_get_config(int fd, struct loop_config *ret)
         return 0;
 }
 
+int loop_set_direct_io(int fd, bool on)
+{
+        return ioctl(fd, LOOP_SET_DIRECT_IO, (unsigned long)on) < 0 ? negative_errno() : 0;
+}
+
+int loop_change_fd(int fd, int backing_fd)
+{
+        return ioctl(fd, LOOP_CHANGE_FD, (unsigned long)backing_fd) < 0 ? negative_errno() : 0;
+}
+
 int blockdev_inspect(int fd, struct loop_device *ret)
 {
         struct loop_device d = { .fd = fd, .nr = -1 };

@@ -62,6 +62,13 @@ int loop_inspect(int fd, struct loop_device *ret);
  * offset, size limit (LOOP_GET_STATUS64) and logical block size. */
 int loop_get_config(int fd, struct loop_config *ret);
 
+/* LOOP_SET_DIRECT_IO on a bound device; the kernel refuses (and changes
+ * nothing) when the backing file cannot do direct I/O. */
+int loop_set_direct_io(int fd, bool on);
+/* LOOP_CHANGE_FD: a read-only device serves backing_fd instead, atomically;
+ * refused (nothing changed) unless the new file has the same size. */
+int loop_change_fd(int fd, int backing_fd);
+
 /* For a block device given directly (phy): devnum, diskseq and node from the
  * open fd.  ret->fd is set to fd, ret->nr to -1.  Its "backing identity" is
  * the device itself: backing_dev = devnum, backing_ino = 0 (as the cache key

@@ -695,7 +695,8 @@ static int cmd_reconfigure(int argc, char **argv)
         }
         args = json_object_new_object();
         if (!args || add_json(args, key, json_object_new_string(value)) < 0 ||
-            (arg_direct_io >= 0 && add_json(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0)) {
+            (arg_direct_io >= 0 && add_json(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
+            (arg_backing && add_json(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
                 json_object_put(args);
                 return log_error("Out of memory."), EXIT_FAILED;
         }

@@ -988,6 +988,48 @@ static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH
         return *ret ? 0 : -ENOMEM;
 }
 
+struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
+{
+        char abs[PATH_MAX];
+        struct vbd *v;
+
+        if (path[0] == '/')
+                snprintf(abs, sizeof(abs), "%s", path);
+        else
+                snprintf(abs, sizeof(abs), "%s/%s", m->home, path);
+        v = hashmap_get(m->by_path, abs);
+        return v ? v->user : NULL;
+}
+
+void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
+{
+        char path[PATH_MAX], seq[32];
+
+        snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
+        for (const struct cache_user *u = e->users; u; u = u->next) {
+                struct vbd *v;
+                if (u->domid == UINT32_MAX)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, m->base, u->domid, u->devid);
+                v = hashmap_get(m->by_path, path);
+                if (!v || v->user != u)
+                        continue;
+                for (int i = 0; i < PUBLISH_RETRIES; i++) {
+                        xs_transaction_t t;
+                        int r;
+                        if (xs_conn_transaction_start(m->xs, &t) < 0)
+                                break;
+                        if (!xs_conn_exists(m->xs, t, v->path)) {
+                                xs_conn_transaction_end(m->xs, t, true);
+                                break;
+                        }
+                        r = write_node(m, t, v, "diskseq", seq);
+                        if (xs_conn_transaction_end(m->xs, t, r < 0) != -EAGAIN)
+                                break;
+                }
+        }
+}
+
 int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *call)
 {
         char abs[PATH_MAX];

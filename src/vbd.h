@@ -72,6 +72,13 @@ void vbd_manager_resync(struct vbd_manager *m);
 size_t vbd_manager_count(const struct vbd_manager *m, enum vbd_state s);
 size_t vbd_manager_size(const struct vbd_manager *m);
 
+/* The cache user of the published disk at path (relative or absolute), or
+ * NULL. */
+struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path);
+/* The device of e changed in place (reconfigure): every disk using it gets
+ * its diskseq node rewritten. */
+void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e);
+
 /* Control requests from block-loopd (script mode).  path is relative to the
  * home or absolute.  The call is completed when the disk is published or
  * failed (add), or released (remove).  Returns -EINVAL for a path that is
