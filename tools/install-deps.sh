@@ -17,6 +17,8 @@ packages=(
 	# Tests: loop devices (losetup is in mount), flock/unshare/setpriv,
 	# modprobe for the loop module, pgrep, logger, timeout, find, awk.
 	util-linux mount kmod procps bsdutils coreutils findutils mawk
+	# Tests: the test runner's log reading and the fd-passing test client.
+	python3
 	# Tests: a user service manager for the fd store, and udev.
 	systemd udev
 	# Memory checking of the daemon and the helpers.
