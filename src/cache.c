@@ -22,6 +22,7 @@
 
 #include "hashmap.h"
 #include "log.h"
+#include "errbuf.h"
 #include "macro.h"
 
 /* The identity the sharing rule is about: one file (or block device),
@@ -180,17 +181,6 @@ const char *cache_access_name(enum cache_access a)
         return "in an unknown mode";
 }
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
 
 /* ---- cache lifetime ----------------------------------------------------- */
 
@@ -506,6 +496,20 @@ static void retire_previous_users_of(struct cache *c, struct entry *e)
         }
 }
 
+/* An indexed entry joins its file's account and the cache's list; its fd
+ * is held from now on. */
+static void entry_link(struct cache *c, struct entry *e, struct ident *id)
+{
+        e->ident = id;
+        e->pub.priv = id;
+        e->next = c->entries;
+        if (c->entries)
+                c->entries->prev = e;
+        c->entries = e;
+        c->n_entries++;
+        entry_held(c, e);
+}
+
 static int entry_new(struct cache *c, const struct cache_request *req, const struct cache_key *key,
                      struct ident *id, struct entry **ret)
 {
@@ -539,14 +543,7 @@ static int entry_new(struct cache *c, const struct cache_request *req, const str
                 goto fail;
         }
 
-        e->ident = id;
-        e->pub.priv = id;
-        e->next = c->entries;
-        if (c->entries)
-                c->entries->prev = e;
-        c->entries = e;
-        c->n_entries++;
-        entry_held(c, e);
+        entry_link(c, e, id);
         *ret = e;
         return 0;
 
@@ -581,11 +578,11 @@ static int check_sharing(const struct ident *id, const struct cache_request *req
         }
 
         if (others)
-                set_error(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
+                errbuf_set(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
                           cache_access_name(holder->pub.access), holder->pub.name, others,
                           others == 1 ? "" : "s");
         else
-                set_error(err, errlen, "%s is in use %s by %s", req->path,
+                errbuf_set(err, errlen, "%s is in use %s by %s", req->path,
                           cache_access_name(holder->pub.access), holder->pub.name);
         return -EBUSY;
 }
@@ -713,7 +710,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
                         return 0;
                 }
                 if (r != -ESTALE) {
-                        set_error(err, errlen, "Cannot reopen %s for %s: %s", e->pub.dev.node,
+                        errbuf_set(err, errlen, "Cannot reopen %s for %s: %s", e->pub.dev.node,
                                   req->path, strerror(-r));
                         return r;
                 }
@@ -722,7 +719,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
 
         r = entry_new(c, req, key, id, ret);
         if (r < 0)
-                set_error(err, errlen, "Cannot set up %s for %s: %s",
+                errbuf_set(err, errlen, "Cannot set up %s for %s: %s",
                           key->is_block ? "the block device" : "a loop device", req->path, strerror(-r));
         return r;
 }
@@ -737,22 +734,22 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
         bool created;
         int r;
 
-        set_error(err, errlen, "%s", "");
+        errbuf_set(err, errlen, "%s", "");
         if (!c || !req || !ret || !req->backing || req->backing->fd < 0 || !req->path) {
-                set_error(err, errlen, "Invalid disk request");
+                errbuf_set(err, errlen, "Invalid disk request");
                 return -EINVAL;
         }
         r = cache_key_from_request(req, &key);
         if (r < 0) {
                 if (req->backing->is_block)
-                        set_error(err, errlen, "%s is a block device: offset and size limit apply only to files",
+                        errbuf_set(err, errlen, "%s is a block device: offset and size limit apply only to files",
                                   req->path);
                 else
-                        set_error(err, errlen, "Invalid disk request for %s", req->path);
+                        errbuf_set(err, errlen, "Invalid disk request for %s", req->path);
                 return r;
         }
         if (key.rw && !req->backing->writable) {
-                set_error(err, errlen, "%s was opened read-only and cannot be attached read-write", req->path);
+                errbuf_set(err, errlen, "%s was opened read-only and cannot be attached read-write", req->path);
                 return -EACCES;
         }
 
@@ -784,7 +781,7 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 
 oom:
         user_free(u);
-        set_error(err, errlen, "Out of memory while attaching %s", req->path);
+        errbuf_set(err, errlen, "Out of memory while attaching %s", req->path);
         return -ENOMEM;
 }
 
@@ -973,14 +970,7 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
                         ident_drop(c, id);
                 return r;
         }
-        e->ident = id;
-        e->pub.priv = id;
-        e->next = c->entries;
-        if (c->entries)
-                c->entries->prev = e;
-        c->entries = e;
-        c->n_entries++;
-        entry_held(c, e);
+        entry_link(c, e, id);
         *ret = &e->pub;
         return 0;
 }
@@ -1053,22 +1043,22 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
         char *path = NULL;
         int fd, r;
 
-        set_error(err, errlen, "%s", "");
+        errbuf_set(err, errlen, "%s", "");
         if (pe->dead || pe->key.is_block) {
-                set_error(err, errlen, "%s cannot be reconfigured: %s", pe->dev.node,
+                errbuf_set(err, errlen, "%s cannot be reconfigured: %s", pe->dev.node,
                           pe->dead ? "the kernel dropped it" : "it is a block device used as it is");
                 return -ESTALE;
         }
         if (rc->backing_fd >= 0) {
                 if (pe->key.rw) {
-                        set_error(err, errlen, "%s is writable: only a read-only device may change its backing file",
+                        errbuf_set(err, errlen, "%s is writable: only a read-only device may change its backing file",
                                   pe->dev.node);
                         return -EPERM;
                 }
                 if (fstat(rc->backing_fd, &st) < 0)
                         return negative_errno();
                 if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-                        set_error(err, errlen, "the new backing is %s, not a regular file or block device",
+                        errbuf_set(err, errlen, "the new backing is %s, not a regular file or block device",
                                   backing_type_name(st.st_mode));
                         return -ENOTBLK;
                 }
@@ -1078,13 +1068,13 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
         if (rc->direct_io >= 0)
                 key.direct_io = rc->direct_io;
         if (!cache_key_equal(&key, &pe->key) && hashmap_get(c->by_key, &key)) {
-                set_error(err, errlen, "another loop device already serves that file with those settings");
+                errbuf_set(err, errlen, "another loop device already serves that file with those settings");
                 return -EEXIST;
         }
         if (key.dev != pe->key.dev || key.ino != pe->key.ino) {
                 nid = ident_get(c, &key, false, &created);
                 if (nid && nid->n_rw > 0) {
-                        set_error(err, errlen, "the new backing file is in use read-write by %s",
+                        errbuf_set(err, errlen, "the new backing file is in use read-write by %s",
                                   nid->rw_users->pub.name);
                         return -EBUSY;
                 }
@@ -1100,7 +1090,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                         r = entry_check_fd(c, e, tmp);
                 if (r < 0) {
                         free(path);
-                        set_error(err, errlen, "cannot reopen %s: %s", pe->dev.node, strerror(-r));
+                        errbuf_set(err, errlen, "cannot reopen %s: %s", pe->dev.node, strerror(-r));
                         return r;
                 }
                 fd = tmp;
@@ -1110,7 +1100,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 r = set_direct_io(c, fd, rc->direct_io);
                 if (r < 0) {
                         free(path);
-                        set_error(err, errlen, "the kernel refused direct I/O %s for %s: %s",
+                        errbuf_set(err, errlen, "the kernel refused direct I/O %s for %s: %s",
                                   rc->direct_io ? "on" : "off", pe->dev.node, strerror(-r));
                         return r;
                 }
@@ -1121,7 +1111,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 if (dio_changed && set_direct_io(c, fd, pe->key.direct_io) < 0)
                         log_warning("Could not set direct I/O of %s back.", pe->dev.node);
                 free(path);
-                set_error(err, errlen, "the kernel refused the new backing for %s (%s); it keeps serving %s",
+                errbuf_set(err, errlen, "the kernel refused the new backing for %s (%s); it keeps serving %s",
                           pe->dev.node, r == -EINVAL ? "not the same size, or not read-only" : strerror(-r),
                           pe->path);
                 return r;

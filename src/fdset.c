@@ -13,6 +13,7 @@
 
 #include "hashmap.h"
 #include "log.h"
+#include "errbuf.h"
 #include "macro.h"
 
 struct fdset;
@@ -42,17 +43,6 @@ struct fdset_registry {
         uint32_t next_id;
 };
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || !errlen)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
 
 static uint64_t id_hash(const void *p) { return hash_bytes(p, sizeof(uint32_t)); }
 static bool id_equal(const void *a, const void *b) { return *(const uint32_t *)a == *(const uint32_t *)b; }
@@ -204,17 +194,17 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
 
         flags = fcntl(fd, F_GETFL);
         if (flags < 0) {
-                set_error(err, errlen, "the fd passed is not open");
+                errbuf_set(err, errlen, "the fd passed is not open");
                 return -EBADF;
         }
         /* Only what can back a disk: a regular file or a block device. */
         r2 = backing_from_fd(fd, false, &b);
         if (r2 < 0) {
                 if (r2 == -ENOTBLK)
-                        set_error(err, errlen, "the fd passed is %s, not a regular file or block device",
+                        errbuf_set(err, errlen, "the fd passed is %s, not a regular file or block device",
                                   backing_type_name(b.st.st_mode));
                 else
-                        set_error(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
+                        errbuf_set(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
                 return r2;
         }
         created = !hashmap_get(r->sets, &id);
@@ -222,12 +212,12 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         if (!s)
                 return -ENOMEM;
         if (s->n >= FDSET_MAX_FDS) {
-                set_error(err, errlen, "fd set %u holds %u fds already", id, s->n);
+                errbuf_set(err, errlen, "fd set %u holds %u fds already", id, s->n);
                 return -ENOSPC;
         }
         for (f = s->fds; f; f = f->next)
                 if (same_open_file(f->fd, fd)) {
-                        set_error(err, errlen,
+                        errbuf_set(err, errlen,
                                   "fd set %u holds that open file already (as fd %d): a dup() shares its flags, "
                                   "pass a separately opened file", id, f->fd);
                         if (created) {
@@ -272,7 +262,7 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, c
 
         if (set_id > (int64_t)FDSET_ID_MAX || set_id < -1) {
                 safe_close(fd);
-                set_error(err, errlen, "fd set ids go from 0 to %u", FDSET_ID_MAX);
+                errbuf_set(err, errlen, "fd set ids go from 0 to %u", FDSET_ID_MAX);
                 return -ERANGE;
         }
         if (set_id >= 0)
@@ -283,7 +273,7 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, c
                         r->next_id = r->next_id >= FDSET_ID_MAX ? 0 : r->next_id + 1;
                         if (k > 100000) {
                                 safe_close(fd);
-                                set_error(err, errlen, "no free fd set id");
+                                errbuf_set(err, errlen, "no free fd set id");
                                 return -ENOSPC;
                         }
                 }
@@ -314,7 +304,7 @@ int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, s
         bool found = false;
 
         if (!s) {
-                set_error(err, errlen, "there is no fd set %u", set_id);
+                errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
         }
         for (f = s->fds; f; f = next) {
@@ -331,7 +321,7 @@ int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, s
                 }
         }
         if (!found) {
-                set_error(err, errlen, "fd set %u has no fd %d", set_id, fd);
+                errbuf_set(err, errlen, "fd set %u has no fd %d", set_id, fd);
                 return -ENOENT;
         }
         return 0;
@@ -347,14 +337,14 @@ int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool dir
 
         ret->fd = -1;
         if (!s) {
-                set_error(err, errlen, "there is no fd set %u", set_id);
+                errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
         }
         for (f = s->fds; f; f = f->next)
                 if (!f->removed && (f->flags & O_ACCMODE) == want && !!(f->flags & O_DIRECT) == direct)
                         break;
         if (!f) {
-                set_error(err, errlen, "fd set %u has no fd opened %s%s", set_id,
+                errbuf_set(err, errlen, "fd set %u has no fd opened %s%s", set_id,
                           writable ? "read-write" : "read-only", direct ? " with O_DIRECT" : " without O_DIRECT");
                 return -ENOENT;
         }
@@ -364,7 +354,7 @@ int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool dir
         k = backing_from_fd(fd, writable, ret);
         if (k < 0) {
                 safe_close(fd);
-                set_error(err, errlen, "fd %d of fd set %u cannot back a disk: %s", f->fd, set_id, strerror(-k));
+                errbuf_set(err, errlen, "fd %d of fd set %u cannot back a disk: %s", f->fd, set_id, strerror(-k));
                 return k;
         }
         f->users++;

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "errbuf.h"
 #include "macro.h"
 
 #define ERRNO_ENTRY(e) [e] = #e
@@ -91,17 +92,6 @@ int errno_from_name(const char *name)
         return -EINVAL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
 
 static void json_putp(struct json_object **o)
 {
@@ -134,23 +124,23 @@ static int parse_object(const char *buf, size_t len, size_t max_len, bool strict
         if (!buf && len > 0)
                 return -EINVAL;
         if (len > max_len) {
-                set_err(err, errlen, "message too long (%zu bytes, at most %zu)", len, max_len);
+                errbuf_set(err, errlen, "message too long (%zu bytes, at most %zu)", len, max_len);
                 return -EMSGSIZE;
         }
         if (len == 0) {
-                set_err(err, errlen, "empty message");
+                errbuf_set(err, errlen, "empty message");
                 return -EBADMSG;
         }
         /* json-c would stop at a NUL and report success on what precedes it,
          * and it lets raw control characters through inside strings. */
         if (memchr(buf, '\0', len)) {
-                set_err(err, errlen, "message contains a NUL byte");
+                errbuf_set(err, errlen, "message contains a NUL byte");
                 return -EBADMSG;
         }
         if (strict)
                 for (size_t i = 0; i < len; i++)
                         if ((unsigned char)buf[i] < 0x20 && !is_json_space(buf[i])) {
-                                set_err(err, errlen, "control character at byte %zu", i);
+                                errbuf_set(err, errlen, "control character at byte %zu", i);
                                 return -EBADMSG;
                         }
 
@@ -163,26 +153,26 @@ static int parse_object(const char *buf, size_t len, size_t max_len, bool strict
         obj = json_tokener_parse_ex(tok, buf, (int)len);
         jerr = json_tokener_get_error(tok);
         if (jerr == json_tokener_continue) {
-                set_err(err, errlen, "truncated JSON");
+                errbuf_set(err, errlen, "truncated JSON");
                 return -EBADMSG;
         }
         if (jerr == json_tokener_error_depth) {
-                set_err(err, errlen, "JSON nested too deeply (at most %d levels)", PROTO_MAX_DEPTH);
+                errbuf_set(err, errlen, "JSON nested too deeply (at most %d levels)", PROTO_MAX_DEPTH);
                 return -EBADMSG;
         }
         if (jerr != json_tokener_success) {
-                set_err(err, errlen, "invalid JSON at byte %zu: %s", json_tokener_get_parse_end(tok),
+                errbuf_set(err, errlen, "invalid JSON at byte %zu: %s", json_tokener_get_parse_end(tok),
                         json_tokener_error_desc(jerr));
                 return -EBADMSG;
         }
         end = json_tokener_get_parse_end(tok);
         for (size_t i = end; i < len; i++)
                 if (!is_json_space(buf[i])) {
-                        set_err(err, errlen, "unexpected data after the JSON object at byte %zu", i);
+                        errbuf_set(err, errlen, "unexpected data after the JSON object at byte %zu", i);
                         return -EBADMSG;
                 }
         if (!json_object_is_type(obj, json_type_object)) {
-                set_err(err, errlen, "message is not a JSON object");
+                errbuf_set(err, errlen, "message is not a JSON object");
                 return -EBADMSG;
         }
         *ret = TAKE_PTR(obj);
@@ -264,7 +254,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
                 *ret_id = 0;
         if (!ret)
                 return -EINVAL;
-        set_err(err, errlen, "%s", "");
+        errbuf_set(err, errlen, "%s", "");
 
         r = parse_object(buf, len, PROTO_MAX_MESSAGE, true, &obj, err, errlen);
         if (r == -EMSGSIZE || r == -ENOMEM || r == -EINVAL)
@@ -275,7 +265,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         /* The id first, so that every later error can be addressed. */
         r = get_uint(obj, "id", UINT32_MAX, &id);
         if (r < 0) {
-                set_err(err, errlen, r == -ENOENT ? "request has no \"id\""
+                errbuf_set(err, errlen, r == -ENOENT ? "request has no \"id\""
                                                   : "\"id\" must be an integer from 0 to 4294967295");
                 return -EBADMSG;
         }
@@ -284,35 +274,35 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
 
         r = get_uint(obj, "xen-loopd", UINT32_MAX, &version);
         if (r == -ENOENT) {
-                set_err(err, errlen, "request has no \"xen-loopd\" protocol version");
+                errbuf_set(err, errlen, "request has no \"xen-loopd\" protocol version");
                 return -EBADMSG;
         }
         if (r < 0) {
-                set_err(err, errlen, "\"xen-loopd\" must be the protocol version, an integer");
+                errbuf_set(err, errlen, "\"xen-loopd\" must be the protocol version, an integer");
                 return -EBADMSG;
         }
         if (version != PROTO_VERSION) {
-                set_err(err, errlen, "protocol version %" PRIu64 " is not supported (this is version %d)",
+                errbuf_set(err, errlen, "protocol version %" PRIu64 " is not supported (this is version %d)",
                         version, PROTO_VERSION);
                 return -EPROTONOSUPPORT;
         }
 
         if (!json_object_object_get_ex(obj, "command", &v)) {
-                set_err(err, errlen, "request has no \"command\"");
+                errbuf_set(err, errlen, "request has no \"command\"");
                 return -EBADMSG;
         }
         if (!json_object_is_type(v, json_type_string)) {
-                set_err(err, errlen, "\"command\" must be a string");
+                errbuf_set(err, errlen, "\"command\" must be a string");
                 return -EBADMSG;
         }
         command = json_object_get_string(v);
         if (!valid_command_name(command, (size_t)json_object_get_string_len(v))) {
-                set_err(err, errlen, "\"command\" must be a command name (lower-case letters, digits, '-')");
+                errbuf_set(err, errlen, "\"command\" must be a command name (lower-case letters, digits, '-')");
                 return -EBADMSG;
         }
 
         if (json_object_object_get_ex(obj, "args", &args) && !json_object_is_type(args, json_type_object)) {
-                set_err(err, errlen, "\"args\" must be a JSON object");
+                errbuf_set(err, errlen, "\"args\" must be a JSON object");
                 return -EBADMSG;
         }
 
@@ -320,7 +310,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
                 (void)val;
                 if (strcmp(key, "xen-loopd") != 0 && strcmp(key, "id") != 0 && strcmp(key, "command") != 0 &&
                     strcmp(key, "args") != 0) {
-                        set_err(err, errlen, "unknown field \"%.64s\" in request", key);
+                        errbuf_set(err, errlen, "unknown field \"%.64s\" in request", key);
                         return -EBADMSG;
                 }
         }
@@ -328,7 +318,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         if (args) {
                 const char *why = bad_value(args);
                 if (why) {
-                        set_err(err, errlen, "in \"args\", %s", why);
+                        errbuf_set(err, errlen, "in \"args\", %s", why);
                         return -EBADMSG;
                 }
         }
