@@ -18,6 +18,7 @@
 #include "fdstore.h"
 #include "log.h"
 #include "macro.h"
+#include "xsvalue.h"
 
 struct options {
         const char *socket;
@@ -193,7 +194,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
 {
-        snprintf(buf, len, "dev-%u-%u-%" PRIx64, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq);
+        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq);
 }
 
 static void on_entry_held(struct cache_entry *e, void *userdata)
@@ -254,7 +255,7 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                 unsigned ma, mi;
                 uint64_t seq;
                 struct cache_entry *e;
-                int k = 0, r;
+                int r;
 
                 if (strncmp(fds[i].name, "fdset-", 6) == 0) {
                         r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name);
@@ -265,8 +266,7 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         }
                         continue;
                 }
-                if (sscanf(fds[i].name, "dev-%u-%u-%" SCNx64 "%n", &ma, &mi, &seq, &k) != 3 ||
-                    fds[i].name[k]) {
+                if (!xsv_parse_fdstore_dev(fds[i].name, &ma, &mi, &seq)) {
                         log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fds[i].fd, fds[i].name);
                         fdstore_remove(fds[i].name);
                         continue; /* fdstore_fds_free closes it */

@@ -18,6 +18,7 @@
 #include "hashmap.h"
 #include "log.h"
 #include "macro.h"
+#include "xsvalue.h"
 
 /* XenbusState values blkback and the toolstack write. */
 enum {
@@ -92,23 +93,6 @@ static void set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
 
 /* ---- records ---------------------------------------------------------- */
 
-static bool parse_u32(const char *s, size_t len, uint32_t *ret)
-{
-        uint64_t v = 0;
-
-        if (len == 0 || len > 10 || (len > 1 && s[0] == '0'))
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return false;
-                v = v * 10 + (uint64_t)(s[i] - '0');
-        }
-        if (v > UINT32_MAX)
-                return false;
-        *ret = (uint32_t)v;
-        return true;
-}
-
 /* Splits a path below the base into domid, devid and the node below the
  * device (NULL for the device directory itself).  Returns the number of
  * components understood: 0 (the base or above), 1 (a domain directory),
@@ -126,13 +110,13 @@ static int split_path(const struct vbd_manager *m, const char *path, uint32_t *d
         if (*p++ != '/')
                 return -1;
         slash = strchr(p, '/');
-        if (!parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
+        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
                 return -1;
         if (!slash)
                 return 1;
         p = slash + 1;
         slash = strchr(p, '/');
-        if (!parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
+        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
                 return -1;
         *dev_path_len = slash ? (size_t)(slash - path) : strlen(path);
         *node = slash ? slash + 1 : NULL;
@@ -312,16 +296,11 @@ static int rm_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *
 static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
 {
         _cleanup_free_ char *s = NULL;
-        char *end;
-        long n;
+        int n;
 
-        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0)
+        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !xsv_parse_int(s, &n))
                 return def;
-        errno = 0;
-        n = strtol(s, &end, 10);
-        if (errno || end == s || *end || n < INT_MIN || n > INT_MAX)
-                return def;
-        return (int)n;
+        return n;
 }
 
 static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
@@ -383,6 +362,7 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
 
         describe(m, v, who, sizeof(who));
         snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
+        xsv_sanitize(msg); /* values quoted from xenstore stay on one line */
         log_error("%s", msg);
         free(v->error);
         v->error = strdup(msg);
@@ -411,19 +391,6 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
 }
 
 /* ---- attach ------------------------------------------------------------- */
-
-static int parse_mode(const char *mode, enum cache_access *ret)
-{
-        if (strcmp(mode, "r") == 0)
-                *ret = CACHE_RO;
-        else if (strcmp(mode, "w") == 0)
-                *ret = CACHE_RW;
-        else if (strcmp(mode, "w!") == 0)
-                *ret = CACHE_RW_FORCE;
-        else
-                return -EINVAL;
-        return 0;
-}
 
 #define FDSET_PREFIX "/dev/fdset/"
 
@@ -523,16 +490,13 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
                 return fail_disk(m, v, -EINVAL, "the backend has no mode node"), true;
         if (r < 0)
                 return true;
-        if (parse_mode(mode, &access) < 0) {
+        if (xsv_parse_mode(mode, &access) < 0) {
                 snprintf(err, sizeof(err), "mode '%.16s' is not r, w or w!", mode);
                 return fail_disk(m, v, -EINVAL, err), true;
         }
-        if (plen == 0)
-                return fail_disk(m, v, -EINVAL, "params is empty"), true;
-        if (strlen(params) != plen)
-                return fail_disk(m, v, -EINVAL, "params contains a NUL byte"), true;
-        if (plen >= PATH_MAX)
-                return fail_disk(m, v, -ENAMETOOLONG, "params is longer than a path may be"), true;
+        r = xsv_check_params(params, plen, err, sizeof(err));
+        if (r < 0)
+                return fail_disk(m, v, r, err), true;
 
         r = open_params(m, v, params, access != CACHE_RO, &b, err, sizeof(err));
         if (r < 0)
@@ -621,17 +585,6 @@ static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 
 /* ---- adoption of what an earlier run published ----------------------------- */
 
-static bool parse_physdev(const char *s, dev_t *ret)
-{
-        unsigned ma, mi;
-        int n = 0;
-
-        if (sscanf(s, "%x:%x%n", &ma, &mi, &n) != 2 || s[n] || ma > 0xfff || mi > 0xfffff)
-                return false;
-        *ret = makedev(ma, mi);
-        return true;
-}
-
 /* Opens what physical-device-path names, if it is still devnum. */
 static int open_published(const char *node, dev_t devnum, int *ret)
 {
@@ -669,18 +622,13 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
 
         if (read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
                 return 0;
-        if (read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !parse_physdev(physdev, &devnum))
+        if (read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !xsv_parse_physdev(physdev, &devnum))
                 return 0;
-        if (read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0) {
-                char *end;
-                errno = 0;
-                diskseq = strtoull(seq, &end, 16);
-                if (errno || end == seq || *end)
-                        return 0;
-        }
+        if (read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !xsv_parse_diskseq(seq, &diskseq))
+                return 0;
         read_node(m, XBT_NULL, v, "params", &params, NULL);
         if (read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
-                (void)parse_mode(mode, &access);
+                (void)xsv_parse_mode(mode, &access);
         if (read_backend_state(m, v, &s) < 0)
                 return 0;
 
@@ -857,7 +805,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                 uint32_t devid;
                 struct vbd *v;
 
-                if (!parse_u32(ents[i], strlen(ents[i]), &devid))
+                if (!xsv_parse_u32(ents[i], strlen(ents[i]), &devid))
                         continue;
                 snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
                 v = vbd_get(m, dev, strlen(dev), domid, devid, true);
@@ -884,7 +832,7 @@ static void rescan(struct vbd_manager *m)
                 return;
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
-                if (parse_u32(doms[i], strlen(doms[i]), &domid))
+                if (xsv_parse_u32(doms[i], strlen(doms[i]), &domid))
                         scan_domain(m, domid);
         }
 }

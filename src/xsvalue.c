@@ -1,0 +1,187 @@
+/* xsvalue.c — strict parsers of values from xenstore and the fd store. */
+#include "xsvalue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+#include "errbuf.h"
+
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* 1 to max_digits hex digits of s, up to the first byte that is not one;
+ * *end points there.  False when there are none or too many. */
+static bool parse_hex(const char *s, size_t max_digits, uint64_t *ret, const char **end)
+{
+        uint64_t v = 0;
+        size_t i;
+
+        for (i = 0; hex_digit(s[i]) >= 0; i++) {
+                if (i == max_digits)
+                        return false;
+                v = (v << 4) | (uint64_t)hex_digit(s[i]);
+        }
+        if (i == 0)
+                return false;
+        *ret = v;
+        *end = s + i;
+        return true;
+}
+
+/* Canonical decimal (no leading zero but for "0") of at most 10 digits, up
+ * to the first non-digit; *end points there. */
+static bool parse_dec(const char *s, uint64_t *ret, const char **end)
+{
+        uint64_t v = 0;
+        size_t i;
+
+        for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+                if (i == 10)
+                        return false;
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (i == 0 || (i > 1 && s[0] == '0'))
+                return false;
+        *ret = v;
+        *end = s + i;
+        return true;
+}
+
+bool xsv_parse_u32(const char *s, size_t len, uint32_t *ret)
+{
+        uint64_t v = 0;
+
+        if (len == 0 || len > 10 || (len > 1 && s[0] == '0'))
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (v > UINT32_MAX)
+                return false;
+        *ret = (uint32_t)v;
+        return true;
+}
+
+bool xsv_parse_int(const char *s, int *ret)
+{
+        bool neg = s[0] == '-';
+        int64_t v = 0;
+        size_t i;
+
+        s += neg;
+        for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+                if (i == 10)
+                        return false;
+                v = v * 10 + (s[i] - '0');
+        }
+        if (i == 0 || s[i])
+                return false;
+        if (neg)
+                v = -v;
+        if (v < INT_MIN || v > INT_MAX)
+                return false;
+        *ret = (int)v;
+        return true;
+}
+
+int xsv_parse_mode(const char *mode, enum cache_access *ret)
+{
+        if (strcmp(mode, "r") == 0)
+                *ret = CACHE_RO;
+        else if (strcmp(mode, "w") == 0)
+                *ret = CACHE_RW;
+        else if (strcmp(mode, "w!") == 0)
+                *ret = CACHE_RW_FORCE;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+bool xsv_parse_physdev(const char *s, dev_t *ret)
+{
+        uint64_t ma, mi;
+        const char *p;
+
+        if (!parse_hex(s, 8, &ma, &p) || *p != ':' || !parse_hex(p + 1, 8, &mi, &p) || *p)
+                return false;
+        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
+                return false;
+        *ret = makedev((unsigned)ma, (unsigned)mi);
+        return true;
+}
+
+bool xsv_parse_diskseq(const char *s, uint64_t *ret)
+{
+        const char *p;
+
+        return parse_hex(s, 16, ret, &p) && !*p;
+}
+
+int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
+{
+        if (len == 0) {
+                errbuf_set(err, errlen, "params is empty");
+                return -EINVAL;
+        }
+        if (strnlen(params, len) != len) {
+                errbuf_set(err, errlen, "params contains a NUL byte");
+                return -EINVAL;
+        }
+        if (len >= PATH_MAX) {
+                errbuf_set(err, errlen, "params is %zu bytes long, longer than a path may be", len);
+                return -ENAMETOOLONG;
+        }
+        return 0;
+}
+
+int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq)
+{
+        return snprintf(buf, len, "dev-%u-%u-%" PRIx64, major, minor, diskseq);
+}
+
+bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq)
+{
+        uint64_t ma, mi, seq;
+        const char *p;
+
+        if (strncmp(name, "dev-", 4) != 0)
+                return false;
+        if (!parse_dec(name + 4, &ma, &p) || *p != '-' || !parse_dec(p + 1, &mi, &p) || *p != '-')
+                return false;
+        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
+                return false;
+        /* Lower-case, no leading zero, as the name was written: one name
+         * per device. */
+        if (p[1] == '0' && p[2])
+                return false;
+        for (const char *q = p + 1; *q; q++)
+                if (*q >= 'A' && *q <= 'F')
+                        return false;
+        if (!parse_hex(p + 1, 16, &seq, &p) || *p)
+                return false;
+        *major = (unsigned)ma;
+        *minor = (unsigned)mi;
+        *diskseq = seq;
+        return true;
+}
+
+void xsv_sanitize(char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+                        *s = '?';
+}
