@@ -337,30 +337,49 @@ static bool torn_down(const struct backend_state *s, bool holding)
 
 /* ---- failure ------------------------------------------------------------ */
 
-static void describe(struct vbd_manager *m, const struct vbd *v, char *buf, size_t len)
+#define PARAMS_SHOWN 160
+
+/* params as a message quotes it: at most PARAMS_SHOWN bytes. */
+static void shorten_params(char *params)
 {
-        _cleanup_free_ char *dev = NULL, *params = NULL;
+        if (strlen(params) > PARAMS_SHOWN)
+                strcpy(params + PARAMS_SHOWN - 3, "...");
+}
+
+static void describe(struct vbd_manager *m, const struct vbd *v, const char *params, char *buf, size_t len)
+{
+        _cleanup_free_ char *dev = NULL, *shown = NULL;
 
         /* "domain 3 disk xvda (devid 51712, /srv/img)": what an administrator
          * finds in the domain's config. */
         read_node(m, XBT_NULL, v, "dev", &dev, NULL);
-        read_node(m, XBT_NULL, v, "params", &params, NULL);
-        if (params && strlen(params) > 160)
-                strcpy(params + 157, "...");
+        if (params) {
+                shown = strdup(params);
+                if (shown)
+                        shorten_params(shown);
+        }
         if (dev && strlen(dev) > 32)
                 dev[32] = '\0';
         snprintf(buf, len, "domain %" PRIu32 " disk %s (devid %" PRIu32 "%s%s)", v->domid,
-                 dev ? dev : "?", v->devid, params && *params ? ", " : "", params && *params ? params : "");
+                 dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
 }
 
 /* Writes hotplug-error and hotplug-status = error in one transaction, and
  * nothing else; a directory that is gone is left gone. */
 static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
 {
-        char who[256], msg[ERROR_MAX];
+        _cleanup_free_ char *params = NULL;
+        char who[256], msg[ERROR_MAX], shortened[ERROR_MAX];
         int r;
 
-        describe(m, v, who, sizeof(who));
+        read_node(m, XBT_NULL, v, "params", &params, NULL);
+        describe(m, v, params, who, sizeof(who));
+        /* A long params quoted in full would push the cause out of the
+         * message: quote it as describe() does. */
+        if (params && strlen(params) > PARAMS_SHOWN) {
+                xsv_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
+                cause = shortened;
+        }
         snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
         xsv_sanitize(msg); /* values quoted from xenstore stay on one line */
         log_error("%s", msg);
@@ -465,7 +484,8 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
 static bool attach(struct vbd_manager *m, struct vbd *v)
 {
         _cleanup_free_ char *params = NULL, *mode = NULL;
-        char err[ERROR_MAX] = "", name[64];
+        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
+        char err[ERROR_MAX + PATH_MAX] = "", name[64];
         struct backing b = { .fd = -1 };
         struct cache_request req;
         enum cache_access access;
@@ -501,6 +521,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
         r = open_params(m, v, params, access != CACHE_RO, &b, err, sizeof(err));
         if (r < 0)
                 return fail_disk(m, v, r, err), true;
+        crashpoint("after-open");
 
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
         req = (struct cache_request){

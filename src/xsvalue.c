@@ -179,6 +179,27 @@ bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, u
         return true;
 }
 
+void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep)
+{
+        size_t q = strlen(quote), n = 0;
+        bool shorten = q > keep + 3;
+
+        if (len == 0)
+                return;
+        while (*text && n + 1 < len) {
+                if (shorten && *text == *quote && strncmp(text, quote, q) == 0) {
+                        for (size_t i = 0; i < keep && n + 1 < len; i++)
+                                buf[n++] = quote[i];
+                        for (size_t i = 0; i < 3 && n + 1 < len; i++)
+                                buf[n++] = '.';
+                        text += q;
+                        continue;
+                }
+                buf[n++] = *text++;
+        }
+        buf[n] = '\0';
+}
+
 void xsv_sanitize(char *s)
 {
         for (; *s; s++)

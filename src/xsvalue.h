@@ -51,6 +51,12 @@ int xsv_check_params(const char *params, size_t len, char *err, size_t errlen);
 int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq);
 bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq);
 
+/* Copies text into buf (len bytes with the NUL, truncated if need be),
+ * writing each occurrence of quote that is longer than keep + 3 bytes as its
+ * first keep bytes and "...": a long value quoted in a message leaves room
+ * for the rest of the message. */
+void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep);
+
 /* Replaces every control character (below 0x20, and 0x7f) in s with '?', so
  * a value quoted in hotplug-error or a log line stays one line. */
 void xsv_sanitize(char *s);

@@ -169,6 +169,26 @@ static void test_fdstore(void **state)
                         fail_msg("accepted \"%s\"", bad[i]);
 }
 
+static void test_abbreviate(void **state)
+{
+        char buf[64];
+
+        xsv_abbreviate(buf, sizeof(buf), "cannot open /abcdefgh: no", "/abcdefgh", 3);
+        assert_string_equal(buf, "cannot open /ab...: no");
+        xsv_abbreviate(buf, sizeof(buf), "/abcdefgh is /abcdefgh", "/abcdefgh", 3);
+        assert_string_equal(buf, "/ab... is /ab...");
+        /* Short enough already: kept. */
+        xsv_abbreviate(buf, sizeof(buf), "x /abcde y", "/abcde", 3);
+        assert_string_equal(buf, "x /abcde y");
+        /* Truncated, always terminated. */
+        xsv_abbreviate(buf, 8, "0123456789", "zzzzzzzzzz", 2);
+        assert_string_equal(buf, "0123456");
+        xsv_abbreviate(buf, 4, "/abcdefgh", "/abcdefgh", 5);
+        assert_string_equal(buf, "/ab");
+        xsv_abbreviate(buf, sizeof(buf), "", "", 0);
+        assert_string_equal(buf, "");
+}
+
 static void test_sanitize(void **state)
 {
         char s[] = "a\nb\tc\x7f" "d\x1b[0m\xc3\xa9";
@@ -183,7 +203,8 @@ int main(void)
                 cmocka_unit_test(test_u32),     cmocka_unit_test(test_int),
                 cmocka_unit_test(test_mode),    cmocka_unit_test(test_physdev),
                 cmocka_unit_test(test_diskseq), cmocka_unit_test(test_params),
-                cmocka_unit_test(test_fdstore), cmocka_unit_test(test_sanitize),
+                cmocka_unit_test(test_fdstore), cmocka_unit_test(test_abbreviate),
+                cmocka_unit_test(test_sanitize),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
