@@ -700,7 +700,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
 
         switch (v->state) {
         case VBD_NEW: {
-                _cleanup_free_ char *script = NULL, *status = NULL;
+                _cleanup_free_ char *script = NULL;
 
                 r = read_node(m, XBT_NULL, v, "script", &script, NULL);
                 if (r < 0 && r != -ENOENT)
