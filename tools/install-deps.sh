@@ -23,6 +23,8 @@ packages=(
 	systemd udev
 	# Memory checking of the daemon and the helpers.
 	valgrind
+	# Docs test: the manual pages render without warnings.
+	man-db groff-base
 )
 
 if [ "$(id -u)" != 0 ]; then
