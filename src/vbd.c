@@ -325,6 +325,18 @@ static int read_backend_state(struct vbd_manager *m, const struct vbd *v, struct
         return 0;
 }
 
+/* The node is not there (and xenstored said so).  A set-up disk whose params
+ * went was removed, and what is at its path now was written anew by a late
+ * writer — blkback's connect() writes sectors and info, the toolstack's
+ * watchers their nodes, without checking the directory still exists: that
+ * debris is not the disk. */
+static bool node_absent(struct vbd_manager *m, const struct vbd *v, const char *node)
+{
+        _cleanup_free_ char *s = NULL;
+
+        return read_node(m, XBT_NULL, v, node, &s, NULL) == -ENOENT;
+}
+
 static bool torn_down(const struct backend_state *s, bool holding)
 {
         /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
@@ -740,7 +752,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
         case VBD_HELD:
         case VBD_CONNECTED:
                 r = read_backend_state(m, v, &s);
-                if (r == -ENOENT)
+                if (r == -ENOENT || (r == 0 && node_absent(m, v, "params")))
                         return release(m, v, true);
                 if (r < 0)
                         return;

@@ -5,8 +5,9 @@
 # attached: the path is opened exactly once); a physical-device written by
 # someone else before the daemon saw the disk, and while it was setting it
 # up; the backend directory removed after the open, after the loop device was
-# set up, and after publishing.  Good disks written meanwhile connect; no
-# device is left; the daemon lives.
+# set up, and after publishing; the directory removed and written anew by a
+# late writer (debris: the disk is let go).  Good disks written meanwhile
+# connect; no device is left; the daemon lives.
 . "$(dirname "$0")/../harness/lib.sh"
 . "$(dirname "$0")/../daemon/lib-daemon.sh"
 . "$(dirname "$0")/lib-hardening.sh"
@@ -92,6 +93,26 @@ removed_at() {
 removed_at after-open 4
 removed_at after-configure 5
 removed_at after-publish 6
+
+h_log "the backend directory removed, then written anew by a late writer"
+# blkback's connect() writes sectors and info without checking that the
+# directory is still there, and so does the emulator with state: what is at
+# the path then is debris, not the disk, and the daemon lets the disk go.
+hd_add 7 xvda "$orig" w
+be=$H_BE
+hd_assert_good "$be"
+hd_freeze
+h_xs remove --home "$H_HOME" --domid 7 --devid 51712 --stage destroy
+hd_raw "$be/sectors" 32768 "$be/info" 0 "$be/state" 4
+hd_thaw
+debris_released() { ! "$XEN_LOOPCTL" list --json | grep -q '"domid": *7,'; }
+h_wait_until 10 "the daemon to let the removed disk go" debris_released
+h_log "the file is free for a writer again"
+hd_add 8 xvda "$orig" w
+hd_assert_good "$H_BE"
+h_libxl_remove_disk 8 xvda
+xenstore-rm "$(h_be_path 7 51712)"
+h_wait_until 10 "the debris's loop device to go" hd_no_loops "$orig"
 
 h_log "the good disks written meanwhile"
 for be in "${GOOD_BE[@]}"; do
