@@ -314,14 +314,22 @@ struct backend_state {
         int opened;
 };
 
-/* Returns -ENOENT when the backend directory is gone. */
-static int read_backend_state(struct vbd_manager *m, const struct vbd *v, struct backend_state *ret)
+/* Returns -ENOENT when the backend directory is gone.  Every read is a
+ * round trip to xenstored, so only what can matter is read: `online` only
+ * counts with Closing or Closed (it is 1 otherwise), and `opened` only while
+ * the device is held for a blkback that is not Connected (want_opened). */
+static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want_opened,
+                              struct backend_state *ret)
 {
         ret->state = read_int(m, v, "state", -1);
         if (ret->state < 0 && !dir_exists(m, v))
                 return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
-        ret->online = read_int(m, v, "online", 1);
-        ret->opened = read_int(m, v, "opened", 0);
+        ret->online = 1;
+        if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
+                ret->online = read_int(m, v, "online", 1);
+        ret->opened = 0;
+        if (want_opened && ret->state != XB_CONNECTED)
+                ret->opened = read_int(m, v, "opened", 0);
         return 0;
 }
 
@@ -462,20 +470,27 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
 
         for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
                 _cleanup_free_ char *old = NULL;
+                _cleanup_free_ char **ents = NULL;
                 xs_transaction_t t;
+                unsigned n = 0;
 
                 r = xs_conn_transaction_start(m->xs, &t);
                 if (r < 0)
                         return r;
-                if (!xs_conn_exists(m->xs, t, v->path)) {
+                /* One listing tells both that the directory is still there
+                 * and whether a physical-device is to be checked. */
+                r = xs_conn_directory(m->xs, t, v->path, &ents, &n);
+                if (r < 0) {
                         xs_conn_transaction_end(m->xs, t, true);
-                        return -ENOENT;
+                        return r;
                 }
-                if (read_node(m, t, v, "physical-device", &old, NULL) == 0 && strcmp(old, physdev) != 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        snprintf(err, errlen, "physical-device is already set to '%.32s' by someone else", old);
-                        return -EEXIST;
-                }
+                for (unsigned k = 0; k < n; k++)
+                        if (strcmp(ents[k], "physical-device") == 0 &&
+                            read_node(m, t, v, "physical-device", &old, NULL) == 0 && strcmp(old, physdev) != 0) {
+                                xs_conn_transaction_end(m->xs, t, true);
+                                snprintf(err, errlen, "physical-device is already set to '%.32s' by someone else", old);
+                                return -EEXIST;
+                        }
                 r = write_node(m, t, v, "physical-device", physdev);
                 if (r >= 0)
                         r = write_node(m, t, v, "physical-device-path", d->node);
@@ -662,7 +677,7 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
         read_node(m, XBT_NULL, v, "params", &params, NULL);
         if (read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
                 (void)xsv_parse_mode(mode, &access);
-        if (read_backend_state(m, v, &s) < 0)
+        if (read_backend_state(m, v, true, &s) < 0)
                 return 0;
 
         e = cache_find_device(m->cache, devnum);
@@ -714,11 +729,11 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
         case VBD_NEW: {
                 _cleanup_free_ char *script = NULL;
 
+                /* No script: ours (a directory that is gone is found so
+                 * by the state read below). */
                 r = read_node(m, XBT_NULL, v, "script", &script, NULL);
                 if (r < 0 && r != -ENOENT)
                         return;
-                if (r == -ENOENT && !dir_exists(m, v))
-                        return vbd_forget(m, v);
                 if (script && !is_our_script(script) && !v->requested) {
                         set_state(m, v, VBD_FOREIGN);
                         return;
@@ -734,7 +749,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 _fallthrough_;
         }
         case VBD_WAITING:
-                r = read_backend_state(m, v, &s);
+                r = read_backend_state(m, v, false, &s);
                 if (r == -ENOENT)
                         return vbd_forget(m, v);
                 if (r < 0)
@@ -745,13 +760,14 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
                         return complete_pending(v, true, 0, NULL);
                 }
-                if (!attach(m, v) || v->state != VBD_HELD)
-                        return;
-                /* blkback may have opened it already (e.g. a quick one). */
-                _fallthrough_;
+                /* Whatever blkback or the toolstack write from now on comes
+                 * as a watch event and brings the disk back here: no need
+                 * to read the state again after publishing. */
+                attach(m, v);
+                return;
         case VBD_HELD:
         case VBD_CONNECTED:
-                r = read_backend_state(m, v, &s);
+                r = read_backend_state(m, v, v->state == VBD_HELD, &s);
                 if (r == -ENOENT || (r == 0 && node_absent(m, v, "params")))
                         return release(m, v, true);
                 if (r < 0)
@@ -766,12 +782,12 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 return;
         case VBD_FAILED:
         case VBD_RELEASED:
-                r = read_backend_state(m, v, &s);
+                r = read_backend_state(m, v, false, &s);
                 if (r == -ENOENT)
                         return vbd_forget(m, v);
                 /* The directory was destroyed and written anew for another
                  * disk between two looks: start over. */
-                if (r == 0 && s.state == XB_INITIALISING && s.online == 1 && !v->user) {
+                if (r == 0 && s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
                         v->requested = false;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
