@@ -134,7 +134,7 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         json_object_object_add(o, "protocol", json_object_new_int(PROTO_VERSION));
         json_object_object_add(o, "pid", json_object_new_int(getpid()));
         json_object_object_add(o, "uptime-seconds", json_object_new_uint64((now - d->started_usec) / 1000000));
-        json_object_object_add(o, "home", json_object_new_string(d->home));
+        json_object_object_add(o, "home", json_object_new_string(d->home ? d->home : ""));
         json_object_object_add(o, "xenstore", json_object_new_string(xs_conn_connected(d->xs) ? "connected" : "reconnecting"));
         json_object_object_add(o, "devices", json_object_new_uint64(cache_n_entries(d->cache)));
         json_object_object_add(o, "disks", json_object_new_uint64(vbd_manager_size(d->vbd)));

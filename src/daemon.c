@@ -156,11 +156,47 @@ static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, 
         vbd_manager_watch(d->vbd, path);
 }
 
+static void on_settled(void *userdata);
+
+/* Finds this domain's home and starts watching its vbd backends: at
+ * start-up, or when xenstored first answers. */
+static int start_disks(struct daemon *d)
+{
+        const struct options *o = d->opts;
+        struct vbd_config cfg;
+        int r;
+
+        if (o->home)
+                d->home = strdup(o->home);
+        else if ((r = xs_conn_home(d->xs, &d->home)) < 0)
+                return log_error_errno(r, "Cannot find this domain's xenstore home: %s", strerror(-r));
+        if (!d->home)
+                return -ENOMEM;
+        cfg = (struct vbd_config){
+                .home = d->home,
+                .direct_io = o->direct_io,
+                .block_size = o->block_size,
+                .open_fdset = daemon_open_fdset,
+                .release_fdset = daemon_release_fdset,
+                .fdset_userdata = d,
+                .settled = on_settled,
+                .settled_userdata = d,
+        };
+        r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch %s/backend/vbd: %s", d->home, strerror(-r));
+        log_info("Watching %s/backend/vbd.", d->home);
+        return 0;
+}
+
 static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
 {
         struct daemon *d = userdata;
 
-        if (connected)
+        if (connected && !d->vbd) {
+                if (start_disks(d) < 0)
+                        sd_event_exit(d->event, -EIO);
+        } else if (connected)
                 vbd_manager_resync(d->vbd);
         if (d->notify)
                 sd_notifyf(0, "STATUS=%s", connected ? "Connected to xenstored again." : "Reconnecting to xenstored...");
@@ -170,6 +206,15 @@ static const struct xs_conn_ops xs_ops = {
         .watch = on_xs_watch,
         .state = on_xs_state,
 };
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        log_info("Received SIGHUP: looking at every disk in xenstore again.");
+        vbd_manager_resync(d->vbd);
+        return 0;
+}
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
@@ -319,7 +364,8 @@ static void daemon_done(struct daemon *d)
                 cache_free(d->cache);
         }
         if (held && d->notify)
-                log_info("Leaving %zu device(s) to the fd store for the next start.", held);
+                log_info("%zu device(s) stay in the service manager's fd store: a restart takes them back, "
+                         "a stop lets them go.", held);
         else if (held)
                 log_info("Let go of %zu device(s); each goes once its last user closes it.", held);
         xs_conn_free(d->xs);
@@ -334,7 +380,6 @@ static int run(const struct options *o)
                 .block_size = o->block_size,
         };
         struct ctl_server_config ctl_cfg;
-        struct vbd_config vbd_cfg;
         struct fdstore_fd *stored = NULL;
         size_t n_stored = 0;
         sigset_t mask;
@@ -346,6 +391,7 @@ static int run(const struct options *o)
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = sd_event_new(&d.event);
@@ -355,6 +401,7 @@ static int run(const struct options *o)
         }
         sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d);
         sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d);
+        sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
 
         r = fdstore_collect(&stored, &n_stored);
         if (r < 0)
@@ -381,36 +428,20 @@ static int run(const struct options *o)
                 log_error_errno(r, "Cannot listen to kernel uevents: %s", strerror(-r));
                 goto out;
         }
+        d.opts = o;
+        /* Without xenstored yet (the daemon may start first), the connection
+         * keeps trying; the disks are served from the moment it answers. */
         r = xs_conn_new(d.event, &xs_ops, &d, &d.xs);
         if (r < 0) {
-                log_error_errno(r, "Cannot connect to xenstored: %s", strerror(-r));
+                log_error_errno(r, "Cannot set up the xenstore connection: %s", strerror(-r));
                 goto out;
         }
-        if (o->home)
-                d.home = strdup(o->home);
-        else if ((r = xs_conn_home(d.xs, &d.home)) < 0) {
-                log_error_errno(r, "Cannot find this domain's xenstore home: %s", strerror(-r));
-                goto out;
-        }
-        if (!d.home) {
-                r = -ENOMEM;
-                goto out;
-        }
-        vbd_cfg = (struct vbd_config){
-                .home = d.home,
-                .direct_io = o->direct_io,
-                .block_size = o->block_size,
-                .open_fdset = daemon_open_fdset,
-                .release_fdset = daemon_release_fdset,
-                .fdset_userdata = &d,
-                .settled = on_settled,
-                .settled_userdata = &d,
-        };
-        r = vbd_manager_new(d.event, d.xs, d.cache, &vbd_cfg, &d.vbd);
-        if (r < 0) {
-                log_error_errno(r, "Cannot watch %s/backend/vbd: %s", d.home, strerror(-r));
-                goto out;
-        }
+        if (xs_conn_connected(d.xs)) {
+                r = start_disks(&d);
+                if (r < 0)
+                        goto out;
+        } else
+                log_notice("xenstored does not answer yet; waiting for it.");
         ctl_cfg = (struct ctl_server_config){
                 .path = o->socket,
                 .listen_fd = fdstore_control_socket(),
@@ -429,7 +460,7 @@ static int run(const struct options *o)
                 sd_event_add_time(d.event, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &d);
                 sd_notify(0, "READY=1");
         }
-        log_info("xen-loopd %s watching %s/backend/vbd, control socket %s.", PACKAGE_VERSION, d.home, o->socket);
+        log_info("xen-loopd %s ready, control socket %s.", PACKAGE_VERSION, o->socket);
         r = sd_event_loop(d.event);
         if (d.notify)
                 sd_notify(0, "STOPPING=1");

@@ -16,6 +16,8 @@
 #include "vbd.h"
 #include "xs.h"
 
+struct options;
+
 struct daemon {
         sd_event *event;
         struct xs_conn *xs;
@@ -30,6 +32,7 @@ struct daemon {
         bool direct_io;
         uint32_t block_size;
         bool notify;                  /* under a service manager */
+        const struct options *opts;
 };
 
 /* A device attached through the control socket, held until detach. */

@@ -23,7 +23,8 @@ struct fdstore_fd {
 };
 
 /* The fds the service manager handed back (sd_listen_fds_with_names()),
- * other than sockets named "control" (socket activation).  The caller owns
+ * other than the first listening SOCK_SEQPACKET socket, which is the
+ * control socket of a socket unit (see fdstore_control_socket()).  The caller owns
  * the fds and the array; free it with fdstore_fds_free(), which closes the
  * fds not set to -1. */
 int fdstore_collect(struct fdstore_fd **ret, size_t *ret_n);

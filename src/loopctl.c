@@ -486,7 +486,8 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         if (!args || add_json(args, "name", json_object_new_string(name)) < 0 ||
             add_json(args, "target", json_object_new_string(target)) < 0 ||
             add_json(args, "access", json_object_new_string(access)) < 0 ||
-            add_json(args, "direct-io", json_object_new_boolean(disk.direct_io_safe)) < 0 ||
+            /* Without direct-io-safe the daemon's own setting applies. */
+            (disk.direct_io_safe && add_json(args, "direct-io", json_object_new_boolean(true)) < 0) ||
             (arg_block_size_set && add_json(args, "block-size", json_object_new_int64((int64_t)arg_block_size)) < 0) ||
             (arg_offset_set && add_json(args, "offset", json_object_new_int64((int64_t)arg_offset)) < 0) ||
             (arg_size_limit_set && add_json(args, "size-limit", json_object_new_int64((int64_t)arg_size_limit)) < 0)) {

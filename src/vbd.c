@@ -393,7 +393,9 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
         int r;
 
         read_node(m, XBT_NULL, v, "params", &params, NULL);
-        describe(m, v, params, who, sizeof(who));
+        /* The disk's params once: when the cause quotes it, the disk's
+         * description need not. */
+        describe(m, v, params && *params && strstr(cause, params) ? NULL : params, who, sizeof(who));
         /* A long params quoted in full would push the cause out of the
          * message: quote it as describe() does. */
         if (params && strlen(params) > PARAMS_SHOWN) {
@@ -903,6 +905,8 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
 
 void vbd_manager_watch(struct vbd_manager *m, const char *path)
 {
+        if (!m)
+                return;
         uint32_t domid = 0, devid = 0;
         const char *node = NULL;
         size_t len = 0;
@@ -929,6 +933,8 @@ void vbd_manager_watch(struct vbd_manager *m, const char *path)
 
 void vbd_manager_resync(struct vbd_manager *m)
 {
+        if (!m)
+                return;
         m->rescan = true;
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
@@ -990,6 +996,8 @@ struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
         char abs[PATH_MAX];
         struct vbd *v;
 
+        if (!m)
+                return NULL;
         if (path[0] == '/')
                 snprintf(abs, sizeof(abs), "%s", path);
         else
@@ -1002,6 +1010,8 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
 {
         char path[PATH_MAX], seq[32];
 
+        if (!m)
+                return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
         for (const struct cache_user *u = e->users; u; u = u->next) {
                 struct vbd *v;
@@ -1033,6 +1043,8 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         struct vbd *v;
         int r;
 
+        if (!m)
+                return -ENOTCONN;
         r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
@@ -1070,6 +1082,8 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
         struct vbd *v;
         int r;
 
+        if (!m)
+                return -ENOTCONN;
         r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
@@ -1161,7 +1175,7 @@ void vbd_manager_free(struct vbd_manager *m)
 
 size_t vbd_manager_count(const struct vbd_manager *m, enum vbd_state s)
 {
-        return s < _VBD_STATE_MAX ? m->counts[s] : 0;
+        return m && s < _VBD_STATE_MAX ? m->counts[s] : 0;
 }
 
-size_t vbd_manager_size(const struct vbd_manager *m) { return hashmap_size(m->by_path); }
+size_t vbd_manager_size(const struct vbd_manager *m) { return m ? hashmap_size(m->by_path) : 0; }

@@ -63,6 +63,9 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
  * devices). */
 void vbd_manager_free(struct vbd_manager *m);
 
+/* The functions below accept m == NULL (xenstored has not answered yet):
+ * nothing is known, requests fail with -ENOTCONN. */
+
 /* Feeds a watch event under <home>/backend/vbd. */
 void vbd_manager_watch(struct vbd_manager *m, const char *path);
 /* xenstored came back: rescan everything. */

@@ -21,6 +21,7 @@ struct xs_conn {
         struct watch *watches;
         size_t n_watches;
         unsigned retry_ms;
+        bool was_connected;
 };
 
 /* libxenstore does not wake its watch fd when xenstored goes away; its
@@ -116,7 +117,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 arm_timer(x, x->retry_ms * 1000ULL);
                 return 0;
         }
-        log_info("Connected to xenstored again.");
+        log_info("Connected to xenstored%s.", x->was_connected ? " again" : "");
+        x->was_connected = true;
         if (x->ops->state)
                 x->ops->state(x, true, x->userdata);
         return 0;
@@ -166,9 +168,12 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
         if (r < 0)
                 goto fail;
         sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
-        r = connect_now(x);
-        if (r < 0)
-                goto fail;
+        /* Not there yet: keep trying, as after losing it. */
+        if (connect_now(x) < 0) {
+                x->retry_ms = RETRY_MIN_MS;
+                arm_timer(x, x->retry_ms * 1000ULL);
+        } else
+                x->was_connected = true;
         *ret = x;
         return 0;
 fail:

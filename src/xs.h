@@ -21,6 +21,8 @@ struct xs_conn_ops {
         void (*state)(struct xs_conn *x, bool connected, void *userdata);
 };
 
+/* Connects, or keeps trying in the background when xenstored does not
+ * answer yet (ops->state tells when it does). */
 int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, struct xs_conn **ret);
 void xs_conn_free(struct xs_conn *x);
 bool xs_conn_connected(const struct xs_conn *x);

@@ -308,7 +308,8 @@ h_xenstored_start() {
 
 	local trace=()
 	[ "${H_XSD_TRACE:-0}" = 1 ] && trace=(-T "$dir/trace")
-	XENSTORED_RUNDIR="$dir" XENSTORED_ROOTDIR="$dir" LD_PRELOAD="$XSD_PRELOAD" \
+	# An inherited XENSTORED_PATH would move xenstored's own socket there.
+	env -u XENSTORED_PATH XENSTORED_RUNDIR="$dir" XENSTORED_ROOTDIR="$dir" LD_PRELOAD="$XSD_PRELOAD" \
 		"$H_XENSTORED" -N -F "$dir/pid" "${trace[@]}" </dev/null >>"$H_TMP/log/xenstored.log" 2>&1 &
 	H_XSD_PID=$!
 	h_register_pid "$H_XSD_PID" xenstored
