@@ -1,15 +1,35 @@
 #!/bin/bash
-# Builds the tree in a build directory of its own and runs every test suite
-# (unit and integration; the integration tests need root).
+# Builds the tree and runs every test suite (unit and integration; the
+# integration tests need root), in stages, each in a build directory of its
+# own:
+#
+#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md).
+#   valgrind  the same build under valgrind memcheck: every test program
+#             of ours (unit, loop engine and cache), and the daemon itself
+#             in a few integration tests; no error, no definite leak.
+#   asan      BUILD_DIR-asan, built with -Db_sanitize=address,undefined:
+#             every suite but the soak; any sanitizer report fails it.
+#   fuzz      BUILD_DIR-fuzz, built with clang and -Dfuzz=true: the fuzz
+#             targets over their corpora and for a short run each
+#             (tests/fuzz/README.md).  Skipped when clang is missing (a
+#             failure under CI=true).
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
-# With CI=true a skipped test is a failure: CI must run everything.
+# RUN_TESTS_STAGES="default asan" runs only those stages.  The duration of
+# every stage is printed at the end.  With CI=true a skipped test is a
+# failure: CI must run everything.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz}
 cd "$root"
+
+# The integration tests whose daemon runs under valgrind.
+valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races)
+valgrind_opts=(--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1)
 
 # check_skips TESTLOG_JSON — list skipped tests; under CI=true, fail.
 check_skips() {
@@ -33,29 +53,132 @@ PY
 	return 0
 }
 
-# run_suites BUILD_DIR [MESON SETUP OPTIONS] — configure (or reuse), build,
-# test everything, then check for skips.
-run_suites() {
-	local d=$1 rc=0
+# setup BUILD_DIR [MESON SETUP OPTIONS] — configure, or reconfigure.
+setup() {
+	local d=$1
 	shift
 	if [ -f "$d/build.ninja" ]; then
 		meson setup --reconfigure "$d" "$@"
 	else
 		meson setup "$d" "$@"
 	fi
-	meson compile -C "$d"
-	meson test -C "$d" --print-errorlogs || rc=$?
+}
+
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak left out),
+# then check for skips.
+run_suites() {
+	local d=$1 rc=0
+	shift
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
 
+stage_default() {
+	setup "$dir"
+	meson compile -C "$dir"
+	run_suites "$dir"
+}
+
+# Memcheck: the unit tests as they are; the daemon through lib-daemon.sh's
+# H_DAEMON_WRAPPER, one log per daemon run, each of which must show a clean
+# summary after its SIGTERM.
+stage_valgrind() {
+	local vg=$dir/valgrind rc=0 f n=0
+	command -v valgrind >/dev/null || { echo "valgrind is missing (tools/install-deps.sh)" >&2; return 1; }
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	rm -rf "$vg"
+	mkdir -p "$vg"
+	# Every test that is a program of ours (the unit tests, the loop engine
+	# and cache tests); a wrapper around bash would only check bash.
+	mapfile -t compiled < <(meson introspect "$dir" --tests | python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    if t["cmd"] and t["cmd"][0].startswith(sys.argv[1] + "/") and not t["name"].startswith("fuzz-"):
+        print(t["name"])' "$dir")
+	meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 \
+		--wrapper "valgrind ${valgrind_opts[*]} --quiet" "${compiled[@]}" || rc=$?
+	check_skips "$dir/meson-logs/testlog.json" || rc=1
+	H_DAEMON_WRAPPER="valgrind ${valgrind_opts[*]} --log-file=$vg/xen-loopd.%p.log" \
+		meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 \
+		"${valgrind_daemon_tests[@]}" || rc=$?
+	check_skips "$dir/meson-logs/testlog.json" || rc=1
+	for f in "$vg"/xen-loopd.*.log; do
+		[ -e "$f" ] || continue
+		n=$((n + 1))
+		if ! grep -q 'ERROR SUMMARY: 0 errors' "$f" || grep -Eq 'definitely lost: [1-9]' "$f"; then
+			echo "*** valgrind: errors or definite leaks in the daemon ($f):" >&2
+			cat "$f" >&2
+			rc=1
+		fi
+	done
+	if [ "$n" = 0 ] && [ "$(id -u)" = 0 ]; then
+		echo "*** valgrind: no daemon ran under valgrind" >&2
+		rc=1
+	fi
+	echo "valgrind: $n daemon runs checked"
+	return "$rc"
+}
+
+# ASan+UBSan: every report goes to a file of its own (processes the tests
+# kill at the end report leaks too), and any file fails the stage.
+stage_asan() {
+	local d=$dir-asan logs rc=0 f
+	logs=$d/sanitizer-logs
+	setup "$d" -Db_sanitize=address,undefined -Db_lundef=false
+	meson compile -C "$d"
+	rm -rf "$logs"
+	mkdir -p "$logs"
+	chmod 1777 "$logs"          # tests run clients as nobody too
+	ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0" \
+	UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
+		run_suites "$d" --timeout-multiplier 2 || rc=$?
+	for f in "$logs"/*; do
+		[ -e "$f" ] || continue
+		echo "*** sanitizer report $f:" >&2
+		cat "$f" >&2
+		rc=1
+	done
+	return "$rc"
+}
+
+stage_fuzz() {
+	local d=$dir-fuzz targets
+	if ! command -v clang >/dev/null; then
+		echo "*** clang is missing: no fuzz build (tools/install-deps.sh installs it)" >&2
+		[ "${CI:-}" = true ] && return 1
+		return 0
+	fi
+	CC=clang setup "$d" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+	# Only the fuzz targets: the rest of the tree is tested elsewhere.
+	mapfile -t targets < <(meson introspect "$d" --targets | python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    if t["name"].startswith("fuzz-"):
+        print(t["name"])')
+	[ "${#targets[@]}" -gt 0 ] || { echo "*** no fuzz targets in $d" >&2; return 1; }
+	meson compile -C "$d" "${targets[@]}"
+	meson test -C "$d" --no-rebuild --print-errorlogs --suite fuzz
+}
+
 rc=0
-run_suites "$dir" || rc=$?
+summary=()
+for s in $stages; do
+	case $s in
+	default | valgrind | asan | fuzz) ;;
+	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
+	esac
+	printf '\n===== stage %s =====\n' "$s"
+	start=$SECONDS
+	src=0
+	"stage_$s" || src=$?
+	summary+=("$(printf '%-9s %-6s %4d s' "$s" "$([ "$src" = 0 ] && echo ok || echo FAILED)" $((SECONDS - start)))")
+	[ "$src" = 0 ] || rc=1
+done
 
-# Sanitizer build: the same suites under ASan+UBSan go here, in a second
-# build directory, e.g.
-#   run_suites "$dir-sanitize" -Db_sanitize=address,undefined -Db_lundef=false || rc=$?
-
+printf '\n===== run-tests.sh: stages =====\n'
+printf '%s\n' "${summary[@]}"
 if [ "$rc" != 0 ]; then
 	echo "run-tests.sh: FAILED" >&2
 fi
