@@ -62,7 +62,8 @@ struct vbd_manager {
         char *base;                 /* <home>/backend/vbd */
         size_t base_len;
         struct hashmap *by_path;    /* path -> struct vbd */
-        struct vbd *dirty;          /* evaluated from the defer source */
+        struct vbd *dirty;          /* evaluated from the defer source, */
+        struct vbd **dirty_tail;    /* in the order events came */
         sd_event_source *defer;
         bool rescan;
         bool scanned;               /* the first full scan is done */
@@ -176,6 +177,8 @@ static void vbd_forget(struct vbd_manager *m, struct vbd *v)
                 for (p = &m->dirty; *p; p = &(*p)->dirty_next)
                         if (*p == v) {
                                 *p = v->dirty_next;
+                                if (m->dirty_tail == &v->dirty_next)
+                                        m->dirty_tail = p;
                                 break;
                         }
         }
@@ -810,9 +813,12 @@ static void mark_dirty(struct vbd_manager *m, struct vbd *v)
 {
         if (v->dirty)
                 return;
+        /* Queued behind the others: a disk released and its file taken by
+         * another in one batch is released first. */
         v->dirty = true;
-        v->dirty_next = m->dirty;
-        m->dirty = v;
+        v->dirty_next = NULL;
+        *m->dirty_tail = v;
+        m->dirty_tail = &v->dirty_next;
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
@@ -953,6 +959,8 @@ static int on_defer(sd_event_source *s, void *userdata)
         while (m->dirty) {
                 struct vbd *v = m->dirty;
                 m->dirty = v->dirty_next;
+                if (!m->dirty)
+                        m->dirty_tail = &m->dirty;
                 v->dirty = false;
                 evaluate(m, v);
         }
@@ -1128,6 +1136,7 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
         }
         m->cfg.home = m->home;
         m->base_len = strlen(m->base);
+        m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);
         if (!m->by_path)
                 goto fail;

@@ -6,7 +6,8 @@
 # someone else before the daemon saw the disk, and while it was setting it
 # up; the backend directory removed after the open, after the loop device was
 # set up, and after publishing; the directory removed and written anew by a
-# late writer (debris: the disk is let go).  Good disks written meanwhile
+# late writer (debris: the disk is let go); a disk removed and its file
+# taken by another writer in one batch.  Good disks written meanwhile
 # connect; no device is left; the daemon lives.
 . "$(dirname "$0")/../harness/lib.sh"
 . "$(dirname "$0")/../daemon/lib-daemon.sh"
@@ -113,6 +114,18 @@ hd_assert_good "$H_BE"
 h_libxl_remove_disk 8 xvda
 xenstore-rm "$(h_be_path 7 51712)"
 h_wait_until 10 "the debris's loop device to go" hd_no_loops "$orig"
+
+h_log "a disk removed and its file attached read-write elsewhere, in one batch"
+# The daemon takes events in the order they came: the release comes first.
+hd_add 9 xvda "$orig" w
+hd_assert_good "$H_BE"
+hd_freeze
+h_libxl_remove_disk 9 xvda
+hd_add 10 xvda "$orig" w
+be=$H_BE
+hd_thaw
+hd_assert_good "$be"
+h_libxl_remove_disk 10 xvda
 
 h_log "the good disks written meanwhile"
 for be in "${GOOD_BE[@]}"; do
