@@ -1,0 +1,1385 @@
+/*
+ * loopd-bench — the benchmark's driver: a toolstack that adds and removes
+ * vbd disks exactly as libxl 4.17 does, runs their hotplug scripts as libxl
+ * runs them, and timestamps every step with CLOCK_MONOTONIC from xenstore
+ * watches (never by polling with forked clients).
+ *
+ *   loopd-bench attach|detach --disks FILE --mode stock|script|watch|none
+ *               [--script PATH] [--sequential] [--home H] [--loop-prefix DIR]
+ *               [--label L] [--out FILE] [--timeout S] [--no-state4]
+ *   loopd-bench remove-loops N...   LOOP_CTL_REMOVE each /dev/loopN (unbound
+ *                                   devices the benchmark created)
+ *   loopd-bench bound-loops PREFIX  the numbers of the loop devices bound to
+ *                                   a file under PREFIX
+ *
+ * Modes: stock and script write script=PATH and run it (the stock block
+ * script, or block-loopd); watch writes no script and leaves the disk to
+ * xen-loopd's watch; none writes the script node it is given (if any) but
+ * runs nothing, and expects nobody but blkback (attach completes at
+ * InitWait): the toolstack's own part, which every mode pays.  With the
+ * stock script's path, xen-loopd leaves such disks alone.
+ *
+ * FILE has one disk a line: `domid vdev params mode` (mode r, w or w!).
+ *
+ * The model of libxl (tools/libs/light/libxl_device.c, libxl_disk.c):
+ *  - attach: the guests' directories exist first (libxl__domain_make; not
+ *    timed).  Every disk is written in its own transaction, as
+ *    libxl__device_disk_add does (the transaction is a copy of
+ *    tests/harness/xs-libxl.c's, which follows libxl node by node); then
+ *    libxl waits for the backend's InitWait and runs the disk's script `add`
+ *    (script modes).  libxl adds the disks of a domain concurrently, and
+ *    several domains may be created at once: here every disk of every
+ *    domain in FILE is in flight together, driven from one event loop, as
+ *    one toolstack process serving many domain creations does.  Backends
+ *    are written back to back, with pending watch events handled after each
+ *    write, and each script is started the moment its InitWait is seen.
+ *  - detach: online=0 and state=5 in one transaction per disk (all disks
+ *    concurrently), wait for state 6, run the script `remove` (script
+ *    modes), then remove frontend, libxl copy and backend in one
+ *    transaction (libxl__device_destroy); the domains' directories go
+ *    afterwards (not timed).
+ *  - scripts: argv {script, "add"|"remove"}, the caller's environment plus
+ *    script=, XENBUS_TYPE=vbd, XENBUS_PATH=backend/vbd/D/N (relative to the
+ *    home), XENBUS_BASE_PATH=backend; stdin /dev/null, stdout to stderr,
+ *    SIGKILL after 40 s (LIBXL_HOTPLUG_TIMEOUT).
+ *  - --sequential: one disk at a time, the next written only when the
+ *    previous one is complete (the cost of one attach on an idle host).
+ *
+ * Times: a disk's latency runs from the commit of its backend transaction
+ * to the watch event that shows hotplug-status = connected (attach), or from
+ * the commit of its close transaction to the commit of its destroy
+ * (detach).  The total runs from the first write to the last disk complete:
+ * connected and, in script modes, its script exited.  Each disk is then
+ * also waited for until blkback is Connected (state 4; reported, not in the
+ * total, since libxl does not wait for it; --no-state4 skips that), so a
+ * --sequential run starts each disk on a settled host.  Two connections are
+ * used: one that only watches `<home>/backend/vbd`, and one without watches
+ * for requests, so requests never pass through libxenstore's reader thread.
+ *
+ * Prints one JSON object (to --out or stdout).  Exit status 0 when every
+ * disk made it, 1 otherwise (the JSON says which and why).
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/loop.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "hashmap.h"
+#include "macro.h"
+
+#define XEN_SCRIPT_DIR "/etc/xen/scripts"
+#define LIBXL_INIT_TIMEOUT_S 10
+#define LIBXL_DESTROY_TIMEOUT_S 10
+#define LIBXL_HOTPLUG_TIMEOUT_S 40
+#define NSEC_PER_MSEC 1000000LL
+
+extern char **environ;
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct hashmap *, hashmap_free)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+static void json_string(FILE *f, const char *s);
+
+/* none: no script and no daemon, the toolstack's part alone (writes and
+ * InitWait): the floor every mode pays. */
+enum mode { MODE_STOCK, MODE_SCRIPT, MODE_WATCH, MODE_NONE };
+static const char *const mode_names[] = { "stock", "script", "watch", "none" };
+
+static bool runs_script(enum mode m) { return m == MODE_STOCK || m == MODE_SCRIPT; }
+
+struct disk {
+        uint32_t domid, devid;
+        char *vdev, *params, mode[3];
+        char *be, *fe, *lx, *rel;       /* rel: backend/vbd/D/N */
+        char *loopdev;                  /* physical-device-path */
+
+        /* every time is CLOCK_MONOTONIC in ns, 0 = not yet */
+        int64_t t_begin;                /* its transaction started */
+        int64_t t_written;              /* committed (attach or close) */
+        int64_t t_initwait, t_connected, t_state4;
+        int64_t t_closed, t_destroyed;
+        int64_t t_spawn, t_exit;
+        int64_t deadline;               /* of the running script */
+        pid_t pid;
+        int exit_status;
+        bool written, done, failed, script_done;
+        char *error;
+};
+
+static struct {
+        struct xs_handle *xs;   /* requests */
+        struct xs_handle *xw;   /* the watch */
+        const char *home;
+        char *base;             /* <home>/backend/vbd */
+        size_t base_len;
+        enum mode mode;
+        const char *script;
+        bool detach, sequential, want_state4;
+        const char *loop_prefix, *label, *out;
+        int timeout_s;
+        struct disk *disks;
+        size_t n_disks;
+        struct hashmap *by_be;  /* backend path -> disk */
+        int sigfd;
+        size_t running;         /* scripts */
+        size_t n_done;
+} B = {
+        .want_state4 = true,
+        .timeout_s = 600,
+        .sigfd = -1,
+};
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void _printf_(1, 2) msg(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("loopd-bench: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+static _Noreturn void _printf_(1, 2) die(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("loopd-bench: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        exit(2);
+}
+
+static char *_printf_(1, 2) xasprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                die("out of memory");
+        return s;
+}
+
+static void fail_disk(struct disk *d, const char *fmt, ...) _printf_(2, 3);
+static void fail_disk(struct disk *d, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (d->failed)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&d->error, fmt, ap) < 0)
+                d->error = NULL;
+        va_end(ap);
+        msg("%s: %s", d->be, d->error ? d->error : "failed");
+        d->failed = true;
+        if (!d->done) {
+                d->done = true;
+                B.n_done++;
+        }
+}
+
+/* ---- libxl's xenstore traffic (as tests/harness/xs-libxl.c) ------------- */
+
+/* libxl__device_disk_dev_number() for xvd names; a number is a devid. */
+static int vdev_to_devid(const char *vdev)
+{
+        const char *p;
+        int disk = 0, part = 0;
+        char *end;
+
+        if (strncmp(vdev, "xvd", 3) != 0) {
+                long n = strtol(vdev, &end, 10);
+                return (*vdev && !*end && n >= 0 && n < (1L << 30)) ? (int)n : -1;
+        }
+        p = vdev + 3;
+        if (*p < 'a' || *p > 'z')
+                return -1;
+        while (*p >= 'a' && *p <= 'z')
+                disk = disk * 26 + (*p++ - 'a' + 1);
+        disk--;
+        if (*p) {
+                part = (int)strtol(p, &end, 10);
+                if (*end || part < 0)
+                        return -1;
+        }
+        if (disk < 16 && part < 16)
+                return (202 << 8) | (disk << 4) | part;
+        if (part > 255)
+                return -1;
+        return (1 << 28) | (disk << 8) | part;
+}
+
+struct kv {
+        const char *key;
+        const char *value;
+};
+
+static bool write_kvs(xs_transaction_t t, const char *dir, const struct kv *kvs, size_t n,
+                      struct xs_permissions *perms, unsigned nperms)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = NULL;
+
+                if (!kvs[i].value)
+                        continue;
+                p = xasprintf("%s/%s", dir, kvs[i].key);
+                if (!xs_write(B.xs, t, p, kvs[i].value, strlen(kvs[i].value)))
+                        return false;
+                if (perms && !xs_set_permissions(B.xs, t, p, perms, nperms))
+                        return false;
+        }
+        return true;
+}
+
+/* libxl__device_disk_add's transaction.  Returns 0 or -errno. */
+static int write_backend(struct disk *d)
+{
+        char domid_s[24], devid_s[24];
+        struct xs_permissions fe_perms[2], be_perms[2];
+        _cleanup_free_ char *script = NULL;
+        bool rw = d->mode[0] == 'w';
+
+        snprintf(domid_s, sizeof(domid_s), "%" PRIu32, d->domid);
+        snprintf(devid_s, sizeof(devid_s), "%" PRIu32, d->devid);
+        /* none writes the script node it is given, and runs nothing. */
+        if (B.script && B.mode != MODE_WATCH)
+                script = B.script[0] == '/' ? xasprintf("%s", B.script)
+                                            : xasprintf("%s/%s", XEN_SCRIPT_DIR, B.script);
+
+        fe_perms[0] = (struct xs_permissions){ .id = d->domid, .perms = XS_PERM_NONE };
+        fe_perms[1] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_READ };
+        be_perms[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
+        be_perms[1] = (struct xs_permissions){ .id = d->domid, .perms = XS_PERM_READ };
+
+        const struct kv back[] = {
+                { "params", d->params },
+                { "script", script },
+                { "frontend-id", domid_s },
+                { "online", "1" },
+                { "removable", "0" },
+                { "bootable", "1" },
+                { "state", "1" },
+                { "dev", d->vdev },
+                { "type", "phy" },
+                { "mode", d->mode },
+                { "device-type", "disk" },
+                { "discard-enable", rw ? "1" : "0" },
+                { "specification", "xen" },
+        };
+        const struct kv front[] = {
+                { "backend-id", "0" },
+                { "state", "1" },
+                { "virtual-device", devid_s },
+                { "device-type", "disk" },
+                { "trusted", "1" },
+        };
+
+        for (;;) {
+                xs_transaction_t t = xs_transaction_start(B.xs);
+                _cleanup_free_ char *lx_fe = xasprintf("%s/frontend", d->lx);
+                _cleanup_free_ char *lx_be = xasprintf("%s/backend", d->lx);
+                _cleanup_free_ char *fe_be = xasprintf("%s/backend", d->fe);
+                _cleanup_free_ char *be_fe = xasprintf("%s/frontend", d->be);
+                unsigned len;
+                char *v;
+                bool ok;
+
+                if (t == XBT_NULL)
+                        return negative_errno();
+                /* libxl__device_exists(): the libxl copy marks a used devid. */
+                v = xs_read(B.xs, t, d->lx, &len);
+                if (v) {
+                        free(v);
+                        xs_transaction_end(B.xs, t, true);
+                        return -EEXIST;
+                }
+                ok = xs_write(B.xs, t, lx_fe, d->fe, strlen(d->fe)) &&
+                     xs_write(B.xs, t, lx_be, d->be, strlen(d->be)) &&
+                     (xs_rm(B.xs, t, d->fe) || errno == ENOENT) &&
+                     xs_mkdir(B.xs, t, d->fe) &&
+                     xs_set_permissions(B.xs, t, d->fe, fe_perms, 2) &&
+                     xs_write(B.xs, t, fe_be, d->be, strlen(d->be)) &&
+                     write_kvs(t, d->fe, front, ARRAY_SIZE(front), fe_perms, 2) &&
+                     (xs_rm(B.xs, t, d->be) || errno == ENOENT) &&
+                     xs_mkdir(B.xs, t, d->be) &&
+                     xs_set_permissions(B.xs, t, d->be, be_perms, 2) &&
+                     xs_write(B.xs, t, be_fe, d->fe, strlen(d->fe)) &&
+                     write_kvs(t, d->be, back, ARRAY_SIZE(back), NULL, 0) &&
+                     write_kvs(t, d->lx, back, ARRAY_SIZE(back), NULL, 0);
+                if (!ok) {
+                        int r = negative_errno();
+                        xs_transaction_end(B.xs, t, true);
+                        return r;
+                }
+                if (xs_transaction_end(B.xs, t, false))
+                        return 0;
+                if (errno != EAGAIN)
+                        return negative_errno();
+        }
+}
+
+/* libxl__xs_path_cleanup(): PATH, then each parent left empty. */
+static void path_cleanup(xs_transaction_t t, const char *path)
+{
+        _cleanup_free_ char *p = xasprintf("%s", path);
+        char *slash;
+
+        if (!xs_rm(B.xs, t, p))
+                return;
+        while ((slash = strrchr(p, '/')) && slash != p) {
+                unsigned len, n;
+                char *v, **dir;
+                bool empty;
+
+                *slash = '\0';
+                v = xs_read(B.xs, t, p, &len);
+                empty = v && !*v;
+                free(v);
+                if (!empty)
+                        return;
+                dir = xs_directory(B.xs, t, p, &n);
+                free(dir);
+                if (!dir || n != 0)
+                        return;
+                if (!xs_rm(B.xs, t, p))
+                        return;
+        }
+}
+
+/* libxl__device_destroy(). */
+static int destroy_device(struct disk *d)
+{
+        for (;;) {
+                xs_transaction_t t = xs_transaction_start(B.xs);
+
+                if (t == XBT_NULL)
+                        return negative_errno();
+                path_cleanup(t, d->fe);
+                path_cleanup(t, d->lx);
+                path_cleanup(t, d->be);
+                if (xs_transaction_end(B.xs, t, false))
+                        return 0;
+                if (errno != EAGAIN)
+                        return negative_errno();
+        }
+}
+
+/* libxl__initiate_device_generic_remove()'s transaction; 1 when the backend
+ * is gone already. */
+static int start_close(struct disk *d)
+{
+        _cleanup_free_ char *state_p = xasprintf("%s/state", d->be);
+        _cleanup_free_ char *online_p = xasprintf("%s/online", d->be);
+
+        for (;;) {
+                xs_transaction_t t = xs_transaction_start(B.xs);
+                unsigned len;
+                char *state;
+                bool ok;
+
+                if (t == XBT_NULL)
+                        return negative_errno();
+                state = xs_read(B.xs, t, state_p, &len);
+                if (!state) {
+                        int r = errno == ENOENT ? 1 : negative_errno();
+                        xs_transaction_end(B.xs, t, true);
+                        return r;
+                }
+                ok = xs_write(B.xs, t, online_p, "0", 1) &&
+                     (atoi(state) == 6 || xs_write(B.xs, t, state_p, "5", 1));
+                free(state);
+                if (!ok) {
+                        int r = negative_errno();
+                        xs_transaction_end(B.xs, t, true);
+                        return r;
+                }
+                if (xs_transaction_end(B.xs, t, false))
+                        return 0;
+                if (errno != EAGAIN)
+                        return negative_errno();
+        }
+}
+
+/* The part of libxl__domain_make() hotplug scripts look at (as xs-libxl's
+ * `domain`). */
+static int create_domain(uint32_t domid)
+{
+        _cleanup_free_ char *dom = xasprintf("/local/domain/%" PRIu32, domid);
+        _cleanup_free_ char *lx = xasprintf("/libxl/%" PRIu32, domid);
+        _cleanup_free_ char *uuid = xasprintf("00000000-0000-0000-0000-%012" PRIx32, domid);
+        _cleanup_free_ char *vm = xasprintf("/vm/%s", uuid);
+        _cleanup_free_ char *name = xasprintf("guest%" PRIu32, domid);
+        _cleanup_free_ char *domid_s = xasprintf("%" PRIu32, domid);
+        _cleanup_free_ char *lxdev = xasprintf("%s/device", lx);
+        _cleanup_free_ char *device = xasprintf("%s/device", dom);
+        _cleanup_free_ char *error = xasprintf("%s/error", dom);
+        _cleanup_free_ char *data = xasprintf("%s/data", dom);
+        struct xs_permissions roperm[2], noperm[1], rwperm[1];
+        const struct kv domkv[] = { { "vm", vm }, { "name", name }, { "domid", domid_s } };
+        const struct kv vmkv[] = { { "uuid", uuid }, { "name", name } };
+
+        roperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
+        roperm[1] = (struct xs_permissions){ .id = domid, .perms = XS_PERM_READ };
+        noperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
+        rwperm[0] = (struct xs_permissions){ .id = domid, .perms = XS_PERM_NONE };
+
+        for (;;) {
+                xs_transaction_t t = xs_transaction_start(B.xs);
+                bool ok;
+
+                if (t == XBT_NULL)
+                        return negative_errno();
+                ok = (xs_rm(B.xs, t, dom) || errno == ENOENT) &&
+                     xs_mkdir(B.xs, t, dom) && xs_set_permissions(B.xs, t, dom, roperm, 2) &&
+                     (xs_rm(B.xs, t, vm) || errno == ENOENT) &&
+                     xs_mkdir(B.xs, t, vm) && xs_set_permissions(B.xs, t, vm, roperm, 2) &&
+                     (xs_rm(B.xs, t, lx) || errno == ENOENT) &&
+                     xs_mkdir(B.xs, t, lx) && xs_set_permissions(B.xs, t, lx, noperm, 1) &&
+                     xs_mkdir(B.xs, t, lxdev) && xs_set_permissions(B.xs, t, lxdev, noperm, 1) &&
+                     write_kvs(t, dom, domkv, ARRAY_SIZE(domkv), NULL, 0) &&
+                     write_kvs(t, vm, vmkv, ARRAY_SIZE(vmkv), NULL, 0) &&
+                     xs_mkdir(B.xs, t, device) && xs_set_permissions(B.xs, t, device, roperm, 2) &&
+                     xs_mkdir(B.xs, t, error) && xs_set_permissions(B.xs, t, error, rwperm, 1) &&
+                     xs_mkdir(B.xs, t, data) && xs_set_permissions(B.xs, t, data, rwperm, 1);
+                if (!ok) {
+                        int r = negative_errno();
+                        xs_transaction_end(B.xs, t, true);
+                        return r;
+                }
+                if (xs_transaction_end(B.xs, t, false))
+                        return 0;
+                if (errno != EAGAIN)
+                        return negative_errno();
+        }
+}
+
+/* What libxl removes of a destroyed domain, once its devices are gone. */
+static void destroy_domain(uint32_t domid)
+{
+        _cleanup_free_ char *dom = xasprintf("/local/domain/%" PRIu32, domid);
+        _cleanup_free_ char *lx = xasprintf("/libxl/%" PRIu32, domid);
+        _cleanup_free_ char *vm = xasprintf("/vm/00000000-0000-0000-0000-%012" PRIx32, domid);
+        _cleanup_free_ char *bedom = xasprintf("%s/%" PRIu32, B.base, domid);
+
+        xs_rm(B.xs, XBT_NULL, dom);
+        xs_rm(B.xs, XBT_NULL, lx);
+        xs_rm(B.xs, XBT_NULL, vm);
+        xs_rm(B.xs, XBT_NULL, bedom);
+}
+
+static char *read_node(const struct disk *d, const char *node)
+{
+        _cleanup_free_ char *p = xasprintf("%s/%s", d->be, node);
+        unsigned len;
+
+        return xs_read(B.xs, XBT_NULL, p, &len);
+}
+
+/* ---- hotplug scripts, as libxl runs them -------------------------------- */
+
+static int spawn_script(struct disk *d, const char *action)
+{
+        _cleanup_free_ char *e_script = NULL, *e_path = NULL;
+        const char *argv[] = { B.script, action, NULL };
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, dflt;
+        size_t n = 0;
+        char **envp;
+        int r;
+
+        while (environ[n])
+                n++;
+        envp = calloc(n + 5, sizeof(*envp));
+        if (!envp)
+                return -ENOMEM;
+        e_script = xasprintf("script=%s", B.script);
+        e_path = xasprintf("XENBUS_PATH=%s", d->rel);
+        n = 0;
+        for (char **e = environ; *e; e++)
+                if (strncmp(*e, "script=", 7) != 0 && strncmp(*e, "XENBUS_", 7) != 0)
+                        envp[n++] = *e;
+        envp[n++] = e_script;
+        envp[n++] = (char *)"XENBUS_TYPE=vbd";
+        envp[n++] = e_path;
+        envp[n++] = (char *)"XENBUS_BASE_PATH=backend";
+        envp[n] = NULL;
+
+        sigemptyset(&none);
+        sigemptyset(&dflt);
+        sigaddset(&dflt, SIGCHLD);
+        sigaddset(&dflt, SIGPIPE);
+        sigaddset(&dflt, SIGINT);
+        sigaddset(&dflt, SIGTERM);
+        sigaddset(&dflt, SIGHUP);
+        sigaddset(&dflt, SIGQUIT);
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &dflt);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+
+        d->t_spawn = now_ns();
+        r = posix_spawn(&d->pid, B.script, &fa, &attr, (char *const *)argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        free(envp);
+        if (r != 0) {
+                d->pid = 0;
+                return -r;
+        }
+        d->deadline = d->t_spawn + LIBXL_HOTPLUG_TIMEOUT_S * 1000000000LL;
+        B.running++;
+        return 0;
+}
+
+/* ---- per-disk progress -------------------------------------------------- */
+
+static void mark_done(struct disk *d)
+{
+        if (d->done)
+                return;
+        d->done = true;
+        B.n_done++;
+}
+
+static void attach_check_done(struct disk *d)
+{
+        if (d->done || !d->t_connected)
+                return;
+        if (runs_script(B.mode) && !d->script_done)
+                return;
+        if (B.want_state4 && !d->t_state4)
+                return;
+        mark_done(d);
+}
+
+static void detach_destroy(struct disk *d)
+{
+        int r = destroy_device(d);
+
+        if (r < 0)
+                return fail_disk(d, "destroying the device: %s", strerror(-r));
+        d->t_destroyed = now_ns();
+        mark_done(d);
+}
+
+static void on_state(struct disk *d)
+{
+        /* The time is the event's, before the read that tells what it is. */
+        int64_t now = now_ns();
+        _cleanup_free_ char *v = read_node(d, "state");
+        int s;
+
+        if (!v)
+                return; /* gone: the destroy of this very disk, or a failure seen elsewhere */
+        s = atoi(v);
+        if (!B.detach) {
+                if (s >= 2 && !d->t_initwait) {
+                        d->t_initwait = now;
+                        if (B.mode == MODE_NONE)
+                                return mark_done(d);
+                        if (runs_script(B.mode)) {
+                                int r = spawn_script(d, "add");
+                                if (r < 0)
+                                        return fail_disk(d, "cannot run %s: %s", B.script, strerror(-r));
+                        }
+                }
+                if (s == 4 && !d->t_state4) {
+                        d->t_state4 = now;
+                        attach_check_done(d);
+                }
+                return;
+        }
+        if (s == 6 && !d->t_closed) {
+                d->t_closed = now;
+                if (!runs_script(B.mode))
+                        return detach_destroy(d);
+                int r = spawn_script(d, "remove");
+                if (r < 0) /* libxl ignores a failing remove; destroy anyway */
+                        detach_destroy(d);
+        }
+}
+
+static void on_hotplug_status(struct disk *d)
+{
+        int64_t now = now_ns();
+        _cleanup_free_ char *v = read_node(d, "hotplug-status");
+
+        if (!v || d->t_connected)
+                return;
+        if (strcmp(v, "connected") == 0) {
+                d->t_connected = now;
+                d->loopdev = read_node(d, "physical-device-path");
+                return attach_check_done(d);
+        }
+        if (strcmp(v, "error") == 0 || strcmp(v, "busy") == 0) {
+                _cleanup_free_ char *e = read_node(d, "hotplug-error");
+                fail_disk(d, "hotplug-status %s: %s", v, e ? e : "(no hotplug-error)");
+        }
+}
+
+static void on_script_exit(struct disk *d, int status)
+{
+        d->pid = 0;
+        d->t_exit = now_ns();
+        d->exit_status = status;
+        d->script_done = true;
+        B.running--;
+        if (B.detach)
+                return detach_destroy(d);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                _cleanup_free_ char *e = read_node(d, "hotplug-error");
+                return fail_disk(d, "%s add exited with %s %d: %s", B.script,
+                                 WIFEXITED(status) ? "status" : "signal",
+                                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                                 e ? e : "(no hotplug-error)");
+        }
+        attach_check_done(d);
+}
+
+/* ---- the event loop ----------------------------------------------------- */
+
+static void handle_watch(const char *path)
+{
+        char key[512];
+        const char *slash;
+        struct disk *d;
+        size_t len;
+
+        if (strncmp(path, B.base, B.base_len) != 0 || path[B.base_len] != '/')
+                return;
+        slash = strrchr(path, '/');
+        len = (size_t)(slash - path);
+        if (len >= sizeof(key))
+                return;
+        memcpy(key, path, len);
+        key[len] = '\0';
+        d = hashmap_get(B.by_be, key);
+        if (!d || !d->written || d->done)
+                return;
+        if (strcmp(slash + 1, "state") == 0)
+                on_state(d);
+        else if (!B.detach && strcmp(slash + 1, "hotplug-status") == 0)
+                on_hotplug_status(d);
+}
+
+/* Stopped from outside: no script outlives us. */
+static _Noreturn void terminate(int sig)
+{
+        for (size_t i = 0; i < B.n_disks; i++)
+                if (B.disks[i].pid > 0)
+                        kill(B.disks[i].pid, SIGKILL);
+        for (size_t i = 0; i < B.n_disks; i++)
+                if (B.disks[i].pid > 0)
+                        waitpid(B.disks[i].pid, NULL, 0);
+        msg("stopped by signal %d", sig);
+        _exit(128 + sig);
+}
+
+static void reap(void)
+{
+        struct signalfd_siginfo si;
+        int status;
+        pid_t pid;
+
+        while (read(B.sigfd, &si, sizeof(si)) == sizeof(si))
+                if (si.ssi_signo != SIGCHLD)
+                        terminate((int)si.ssi_signo);
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                for (size_t i = 0; i < B.n_disks; i++)
+                        if (B.disks[i].pid == pid) {
+                                on_script_exit(&B.disks[i], status);
+                                break;
+                        }
+}
+
+static void kill_overdue(int64_t now)
+{
+        for (size_t i = 0; i < B.n_disks && B.running; i++) {
+                struct disk *d = &B.disks[i];
+                if (d->pid > 0 && now >= d->deadline) {
+                        msg("%s: %s ran for %d s; killing it, as libxl does", d->be, B.script,
+                            LIBXL_HOTPLUG_TIMEOUT_S);
+                        kill(d->pid, SIGKILL);
+                        d->deadline = INT64_MAX;
+                }
+        }
+}
+
+/* Handles what is pending, waiting up to timeout_ms for something. */
+static void pump(int timeout_ms)
+{
+        struct pollfd p[2] = {
+                { .fd = xs_fileno(B.xw), .events = POLLIN },
+                { .fd = B.sigfd, .events = POLLIN },
+        };
+        char **w;
+
+        if (B.running && timeout_ms > 100)
+                timeout_ms = 100;
+        if (poll(p, 2, timeout_ms) < 0 && errno != EINTR)
+                die("poll: %m");
+        while ((w = xs_check_watch(B.xw))) {
+                handle_watch(w[XS_WATCH_PATH]);
+                free(w);
+        }
+        if (p[1].revents & POLLIN)
+                reap();
+        if (B.running)
+                kill_overdue(now_ns());
+}
+
+static void start_disk(struct disk *d)
+{
+        int r;
+
+        d->t_begin = now_ns();
+        if (!B.detach) {
+                r = write_backend(d);
+                d->t_written = now_ns();
+                d->written = true;
+                if (r < 0)
+                        fail_disk(d, "writing the backend: %s", strerror(-r));
+                return;
+        }
+        r = start_close(d);
+        d->t_written = now_ns();
+        d->written = true;
+        if (r == 1)
+                fail_disk(d, "the backend was gone already");
+        else if (r < 0)
+                fail_disk(d, "closing the backend: %s", strerror(-r));
+        else {
+                /* The backend may be Closed already, with no event to come. */
+                on_state(d);
+        }
+}
+
+static int64_t phase_deadline(void)
+{
+        return now_ns() + (int64_t)B.timeout_s * 1000000000LL;
+}
+
+static void run_until_done(size_t target, int64_t deadline)
+{
+        while (B.n_done < target) {
+                int64_t left = deadline - now_ns();
+                if (left <= 0)
+                        break;
+                pump((int)(left / NSEC_PER_MSEC) + 1);
+        }
+}
+
+/* ---- loop devices ------------------------------------------------------- */
+
+/* Loop devices bound to a file under the prefix; with print, their
+ * numbers go to stdout. */
+static size_t scan_bound_loops(bool print)
+{
+        _cleanup_(closedirp) DIR *dir = NULL;
+        struct dirent *de;
+        size_t n = 0, plen;
+
+        if (!B.loop_prefix)
+                return 0;
+        plen = strlen(B.loop_prefix);
+        dir = opendir("/sys/block");
+        if (!dir)
+                return 0;
+        while ((de = readdir(dir))) {
+                char path[300], buf[4096];
+                ssize_t k;
+                int fd;
+
+                if (strncmp(de->d_name, "loop", 4) != 0)
+                        continue;
+                snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                k = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                if (k > 0 && (size_t)k >= plen && strncmp(buf, B.loop_prefix, plen) == 0) {
+                        n++;
+                        if (print)
+                                printf("%s\n", de->d_name + 4);
+                }
+        }
+        return n;
+}
+
+static size_t count_bound_loops(void)
+{
+        return scan_bound_loops(false);
+}
+
+static bool loopdev_bound_here(const char *dev)
+{
+        char path[300], buf[4096];
+        size_t plen = B.loop_prefix ? strlen(B.loop_prefix) : 0;
+        ssize_t k;
+        int fd;
+
+        if (!dev || strncmp(dev, "/dev/", 5) != 0)
+                return false;
+        snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", dev + 5);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        return k > 0 && (!plen || ((size_t)k >= plen && strncmp(buf, B.loop_prefix, plen) == 0));
+}
+
+static size_t count_distinct_loopdevs(void)
+{
+        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
+        size_t n = 0;
+
+        if (!seen)
+                die("out of memory");
+        for (size_t i = 0; i < B.n_disks; i++) {
+                const char *dev = B.disks[i].loopdev;
+                if (dev && !hashmap_get(seen, dev) && hashmap_put(seen, dev, (void *)dev) == 0)
+                        n++;
+        }
+        return n;
+}
+
+/* "loopdevs": the distinct devices published, so that the benchmark can
+ * remove those it added once they are unbound. */
+static void print_loopdevs(FILE *f)
+{
+        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
+        size_t n = 0;
+
+        if (!seen)
+                die("out of memory");
+        fputs("  \"loopdevs\": [", f);
+        for (size_t i = 0; i < B.n_disks; i++) {
+                const char *dev = B.disks[i].loopdev;
+                if (!dev || hashmap_get(seen, dev) || hashmap_put(seen, dev, (void *)dev) < 0)
+                        continue;
+                fputs(n++ ? ", " : "", f);
+                json_string(f, dev);
+        }
+        fputs("],\n", f);
+}
+
+static size_t count_loopdevs_still_bound(void)
+{
+        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
+        size_t n = 0;
+
+        if (!seen)
+                die("out of memory");
+        for (size_t i = 0; i < B.n_disks; i++) {
+                const char *dev = B.disks[i].loopdev;
+                if (!dev || hashmap_get(seen, dev) || hashmap_put(seen, dev, (void *)dev) < 0)
+                        continue;
+                if (loopdev_bound_here(dev))
+                        n++;
+        }
+        return n;
+}
+
+static int cmd_remove_loops(int argc, char **argv)
+{
+        _cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+        int removed = 0;
+
+        if (ctl < 0)
+                die("/dev/loop-control: %m");
+        for (int i = 0; i < argc; i++) {
+                char *end;
+                long n = strtol(argv[i], &end, 10);
+                if (*end || n < 0)
+                        continue;
+                /* The kernel refuses (EBUSY) a bound or open device. */
+                if (ioctl(ctl, LOOP_CTL_REMOVE, (int)n) >= 0)
+                        removed++;
+        }
+        printf("%d\n", removed);
+        return 0;
+}
+
+/* ---- statistics and output ---------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+        return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[n]. */
+static int64_t pct(const int64_t *v, size_t n, double p)
+{
+        size_t rank;
+
+        if (!n)
+                return 0;
+        rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+        if (rank < 1)
+                rank = 1;
+        if (rank > n)
+                rank = n;
+        return v[rank - 1];
+}
+
+static void print_ms(FILE *f, int64_t ns)
+{
+        fprintf(f, "%.3f", (double)ns / 1e6);
+}
+
+/* "name": {"n":.., "p50":.., "p99":.., "mean":.., "min":.., "max":..} of
+ * end - start over the disks that have both (ms). */
+static void print_stats(FILE *f, const char *name, size_t off_start, size_t off_end, bool comma,
+                        bool samples)
+{
+        int64_t *v = calloc(B.n_disks ? B.n_disks : 1, sizeof(*v));
+        double sum = 0;
+        size_t n = 0;
+
+        if (!v)
+                die("out of memory");
+        for (size_t i = 0; i < B.n_disks; i++) {
+                const char *d = (const char *)&B.disks[i];
+                int64_t s = *(const int64_t *)(d + off_start), e = *(const int64_t *)(d + off_end);
+                if (s && e && !B.disks[i].failed)
+                        v[n++] = e - s;
+        }
+        qsort(v, n, sizeof(*v), cmp_i64);
+        for (size_t i = 0; i < n; i++)
+                sum += (double)v[i];
+        fprintf(f, "  \"%s\": {\"n\": %zu", name, n);
+        if (n) {
+                fputs(", \"p50\": ", f);
+                print_ms(f, pct(v, n, 50));
+                fputs(", \"p99\": ", f);
+                print_ms(f, pct(v, n, 99));
+                fputs(", \"mean\": ", f);
+                print_ms(f, (int64_t)(sum / (double)n));
+                fputs(", \"min\": ", f);
+                print_ms(f, v[0]);
+                fputs(", \"max\": ", f);
+                print_ms(f, v[n - 1]);
+        }
+        fprintf(f, "}%s\n", comma ? "," : "");
+        if (samples) {
+                fprintf(f, "  \"%s_samples\": [", name);
+                for (size_t i = 0; i < n; i++) {
+                        if (i)
+                                fputs(", ", f);
+                        print_ms(f, v[i]);
+                }
+                fputs("],\n", f);
+        }
+        free(v);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+        fputc('"', f);
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", c);
+                else if (c < 0x20)
+                        fprintf(f, "\\u%04x", c);
+                else
+                        fputc(c, f);
+        }
+        fputc('"', f);
+}
+
+#define OFF(field) offsetof(struct disk, field)
+
+static void report(int64_t t0, int64_t t_all_written, int64_t t_end, size_t loops_bound,
+                   size_t loops_left, int64_t t_loops_gone, size_t n_domains)
+{
+        _cleanup_fclose_ FILE *owned = NULL;
+        FILE *f = stdout;
+        size_t failures = 0, n_err = 0;
+
+        if (B.out) {
+                owned = fopen(B.out, "we");
+                if (!owned)
+                        die("%s: %m", B.out);
+                f = owned;
+        }
+        for (size_t i = 0; i < B.n_disks; i++)
+                failures += B.disks[i].failed;
+
+        fputs("{\n  \"label\": ", f);
+        json_string(f, B.label ? B.label : "");
+        fprintf(f, ",\n  \"mode\": \"%s\",\n  \"action\": \"%s\",\n", mode_names[B.mode],
+                B.detach ? "detach" : "attach");
+        fprintf(f, "  \"concurrency\": \"%s\",\n", B.sequential ? "sequential" : "concurrent");
+        fprintf(f, "  \"disks\": %zu,\n  \"domains\": %zu,\n  \"failures\": %zu,\n", B.n_disks,
+                n_domains, failures);
+        fputs("  \"total_ms\": ", f);
+        print_ms(f, t_end - t0);
+        fputs(",\n  \"writes_ms\": ", f);
+        print_ms(f, t_all_written - t0);
+        fputs(",\n", f);
+        if (!B.detach) {
+                print_stats(f, "latency_ms", OFF(t_written),
+                            B.mode == MODE_NONE ? OFF(t_initwait) : OFF(t_connected), true, true);
+                print_stats(f, "write_ms", OFF(t_begin), OFF(t_written), true, false);
+                print_stats(f, "initwait_ms", OFF(t_written), OFF(t_initwait), true, false);
+                if (runs_script(B.mode)) {
+                        print_stats(f, "script_ms", OFF(t_spawn), OFF(t_exit), true, false);
+                        print_stats(f, "until_script_exit_ms", OFF(t_written), OFF(t_exit), true, false);
+                }
+                print_stats(f, "state4_ms", OFF(t_written), OFF(t_state4), true, false);
+                fprintf(f, "  \"loops_distinct\": %zu,\n", count_distinct_loopdevs());
+                print_loopdevs(f);
+                fprintf(f, "  \"loops_bound\": %zu,\n", loops_bound);
+        } else {
+                print_stats(f, "latency_ms", OFF(t_written), OFF(t_destroyed), true, true);
+                print_stats(f, "write_ms", OFF(t_begin), OFF(t_written), true, false);
+                print_stats(f, "closed_ms", OFF(t_written), OFF(t_closed), true, false);
+                if (runs_script(B.mode))
+                        print_stats(f, "script_ms", OFF(t_spawn), OFF(t_exit), true, false);
+                fprintf(f, "  \"loops_left_at_end\": %zu,\n", loops_left);
+                fputs("  \"loops_gone_ms\": ", f);
+                if (t_loops_gone)
+                        print_ms(f, t_loops_gone - t0);
+                else
+                        fputs("null", f);
+                fputs(",\n", f);
+        }
+        fputs("  \"errors\": [", f);
+        for (size_t i = 0; i < B.n_disks; i++) {
+                if (!B.disks[i].failed)
+                        continue;
+                if (n_err++ == 10) {
+                        fputs(", \"...\"", f);
+                        break;
+                }
+                if (n_err > 1)
+                        fputs(", ", f);
+                json_string(f, B.disks[i].error ? B.disks[i].error : B.disks[i].be);
+        }
+        fputs("]\n}\n", f);
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static void load_disks(const char *file)
+{
+        _cleanup_fclose_ FILE *f = fopen(file, "re");
+        char *line = NULL;
+        size_t cap = 0, alloc = 0;
+
+        if (!f)
+                die("%s: %m", file);
+        while (getline(&line, &cap, f) > 0) {
+                char vdev[64], params[4096], mode[8];
+                unsigned long domid;
+                struct disk *d;
+                int devid;
+
+                if (line[0] == '#' || line[0] == '\n')
+                        continue;
+                if (sscanf(line, "%lu %63s %4095s %7s", &domid, vdev, params, mode) != 4)
+                        die("%s: bad line: %s", file, line);
+                if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0 && strcmp(mode, "w!") != 0)
+                        die("%s: bad mode %s", file, mode);
+                devid = vdev_to_devid(vdev);
+                if (devid < 0 || domid == 0 || domid >= 0x7FF0)
+                        die("%s: bad domid or vdev: %s", file, line);
+                if (B.n_disks == alloc) {
+                        alloc = alloc ? alloc * 2 : 64;
+                        B.disks = realloc(B.disks, alloc * sizeof(*B.disks));
+                        if (!B.disks)
+                                die("out of memory");
+                }
+                d = &B.disks[B.n_disks++];
+                memset(d, 0, sizeof(*d));
+                d->domid = (uint32_t)domid;
+                d->devid = (uint32_t)devid;
+                d->vdev = xasprintf("%s", vdev);
+                d->params = xasprintf("%s", params);
+                snprintf(d->mode, sizeof(d->mode), "%.2s", mode);
+        }
+        free(line);
+        if (!B.n_disks)
+                die("%s: no disks", file);
+}
+
+static void setup_disks(void)
+{
+        B.by_be = hashmap_new(hash_string, equal_string);
+        if (!B.by_be)
+                die("out of memory");
+        for (size_t i = 0; i < B.n_disks; i++) {
+                struct disk *d = &B.disks[i];
+                d->be = xasprintf("%s/%" PRIu32 "/%" PRIu32, B.base, d->domid, d->devid);
+                d->fe = xasprintf("/local/domain/%" PRIu32 "/device/vbd/%" PRIu32, d->domid, d->devid);
+                d->lx = xasprintf("/libxl/%" PRIu32 "/device/vbd/%" PRIu32, d->domid, d->devid);
+                d->rel = xasprintf("backend/vbd/%" PRIu32 "/%" PRIu32, d->domid, d->devid);
+                if (hashmap_put(B.by_be, d->be, d) < 0)
+                        die("disk %s listed twice", d->be);
+        }
+}
+
+/* Distinct domids, in the order of the file. */
+static size_t domains(uint32_t **ret)
+{
+        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
+        uint32_t *v = calloc(B.n_disks, sizeof(*v));
+        char (*keys)[16] = calloc(B.n_disks, sizeof(*keys));
+        size_t n = 0;
+
+        if (!seen || !v || !keys)
+                die("out of memory");
+        for (size_t i = 0; i < B.n_disks; i++) {
+                snprintf(keys[i], sizeof(keys[i]), "%" PRIu32, B.disks[i].domid);
+                if (hashmap_get(seen, keys[i]))
+                        continue;
+                if (hashmap_put(seen, keys[i], keys[i]) < 0)
+                        die("out of memory");
+                v[n++] = B.disks[i].domid;
+        }
+        hashmap_free(TAKE_PTR(seen));
+        free(keys);
+        *ret = v;
+        return n;
+}
+
+static void usage(FILE *f)
+{
+        fputs("Usage:\n"
+              "  loopd-bench attach|detach --disks FILE --mode stock|script|watch|none [--script PATH]\n"
+              "              [--sequential] [--home H] [--loop-prefix DIR] [--label L] [--out FILE]\n"
+              "              [--timeout S] [--no-state4]\n"
+              "  loopd-bench remove-loops N...\n"
+              "  loopd-bench bound-loops PREFIX\n", f);
+}
+
+static void xs_closep(struct xs_handle **h)
+{
+        if (*h)
+                xs_close(*h);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "disks", required_argument, NULL, 'd' },
+                { "mode", required_argument, NULL, 'm' },
+                { "script", required_argument, NULL, 's' },
+                { "sequential", no_argument, NULL, 'q' },
+                { "home", required_argument, NULL, 'H' },
+                { "loop-prefix", required_argument, NULL, 'p' },
+                { "label", required_argument, NULL, 'L' },
+                { "out", required_argument, NULL, 'o' },
+                { "timeout", required_argument, NULL, 't' },
+                { "no-state4", no_argument, NULL, '4' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(xs_closep) struct xs_handle *xs = NULL, *xw = NULL;
+        const char *cmd, *disks = NULL;
+        _cleanup_free_ uint32_t *doms = NULL;
+        int64_t t0, t_all_written, t_end, deadline, t_loops_gone = 0;
+        size_t n_doms, loops_bound = 0, loops_left = 0;
+        sigset_t mask;
+        int c;
+
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        cmd = argv[1];
+        if (strcmp(cmd, "remove-loops") == 0)
+                return cmd_remove_loops(argc - 2, argv + 2);
+        if (strcmp(cmd, "bound-loops") == 0 && argc == 3) {
+                B.loop_prefix = argv[2];
+                scan_bound_loops(true);
+                return 0;
+        }
+        if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        if (strcmp(cmd, "attach") != 0 && strcmp(cmd, "detach") != 0) {
+                usage(stderr);
+                return 2;
+        }
+        B.detach = cmd[0] == 'd';
+        B.home = "/local/domain/0";
+        B.mode = (enum mode)-1;
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'd': disks = optarg; break;
+                case 'm':
+                        for (size_t i = 0; i < ARRAY_SIZE(mode_names); i++)
+                                if (strcmp(optarg, mode_names[i]) == 0)
+                                        B.mode = (enum mode)i;
+                        if ((int)B.mode < 0)
+                                die("--mode takes stock, script, watch or none");
+                        break;
+                case 's': B.script = optarg; break;
+                case 'q': B.sequential = true; break;
+                case 'H': B.home = optarg; break;
+                case 'p': B.loop_prefix = optarg; break;
+                case 'L': B.label = optarg; break;
+                case 'o': B.out = optarg; break;
+                case 't': B.timeout_s = atoi(optarg); break;
+                case '4': B.want_state4 = false; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (!disks || (int)B.mode < 0 || optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+        if (runs_script(B.mode) && (!B.script || B.script[0] != '/'))
+                die("--mode %s needs --script with an absolute path", mode_names[B.mode]);
+        if (B.timeout_s <= 0)
+                die("--timeout must be positive");
+        B.base = xasprintf("%s/backend/vbd", B.home);
+        B.base_len = strlen(B.base);
+        load_disks(disks);
+        setup_disks();
+        n_doms = domains(&doms);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                die("sigprocmask: %m");
+        B.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (B.sigfd < 0)
+                die("signalfd: %m");
+
+        B.xs = xs = xs_open(XS_OPEN_SOCKETONLY);
+        B.xw = xw = xs_open(XS_OPEN_SOCKETONLY);
+        if (!xs || !xw)
+                die("cannot reach xenstored (XENSTORED_PATH=%s): %m", getenv("XENSTORED_PATH") ?: "unset");
+        if (!xs_watch(xw, B.base, "loopd-bench"))
+                die("watching %s: %m", B.base);
+
+        if (!B.detach) {
+                for (size_t i = 0; i < n_doms; i++) {
+                        int r = create_domain(doms[i]);
+                        if (r < 0)
+                                die("creating domain %" PRIu32 ": %s", doms[i], strerror(-r));
+                }
+        } else {
+                for (size_t i = 0; i < B.n_disks; i++)
+                        B.disks[i].loopdev = read_node(&B.disks[i], "physical-device-path");
+        }
+        /* The watch fires once when set; start from a quiet connection. */
+        pump(0);
+
+        deadline = phase_deadline();
+        t0 = now_ns();
+        if (B.sequential) {
+                for (size_t i = 0; i < B.n_disks; i++) {
+                        start_disk(&B.disks[i]);
+                        run_until_done(i + 1, deadline);
+                        if (B.n_done < i + 1)
+                                break;
+                }
+                t_all_written = B.disks[B.n_disks - 1].t_written ?: now_ns();
+        } else {
+                for (size_t i = 0; i < B.n_disks; i++) {
+                        start_disk(&B.disks[i]);
+                        pump(0);
+                }
+                t_all_written = now_ns();
+                run_until_done(B.n_disks, deadline);
+        }
+
+        /* The total ends at the last disk complete; without state 4 for an
+         * attach (libxl does not wait for it). */
+        t_end = t0;
+        for (size_t i = 0; i < B.n_disks; i++) {
+                struct disk *d = &B.disks[i];
+                int64_t e;
+                if (!d->done && !d->failed)
+                        fail_disk(d, "not done after %d s", B.timeout_s);
+                if (B.detach)
+                        e = d->t_destroyed;
+                else if (B.mode == MODE_NONE)
+                        e = d->t_initwait;
+                else
+                        e = d->t_connected > d->t_exit ? d->t_connected : d->t_exit;
+                if (e > t_end)
+                        t_end = e;
+        }
+
+        if (!B.detach) {
+                loops_bound = count_bound_loops();
+        } else {
+                loops_left = count_loopdevs_still_bound();
+                /* Autoclear follows blkback's close; see how long it lags. */
+                for (int64_t stop = now_ns() + 10000 * NSEC_PER_MSEC; now_ns() < stop;) {
+                        if (count_loopdevs_still_bound() == 0) {
+                                t_loops_gone = now_ns();
+                                break;
+                        }
+                        usleep(1000);
+                }
+                if (t_loops_gone && loops_left == 0)
+                        t_loops_gone = t_end;
+                for (size_t i = 0; i < n_doms; i++)
+                        destroy_domain(doms[i]);
+        }
+        /* Scripts still running (a failure) are killed: nothing outlives us. */
+        for (size_t i = 0; i < B.n_disks; i++)
+                if (B.disks[i].pid > 0) {
+                        kill(B.disks[i].pid, SIGKILL);
+                        waitpid(B.disks[i].pid, NULL, 0);
+                }
+
+        report(t0, t_all_written, t_end, loops_bound, loops_left, t_loops_gone, n_doms);
+        for (size_t i = 0; i < B.n_disks; i++)
+                if (B.disks[i].failed)
+                        return 1;
+        return 0;
+}
