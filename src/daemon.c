@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <systemd/sd-daemon.h>
@@ -373,6 +374,31 @@ static void daemon_done(struct daemon *d)
         free(d->home);
 }
 
+/* Below this many fds, a busy host runs short (see raise_fd_limit()). */
+#define FD_LIMIT_WANTED 4096
+
+/* Every held device, fd set fd and control connection is an fd.  Outside its
+ * systemd unit (LimitNOFILE=) the soft limit is often 1024: a client opening
+ * its allowed 1024 connections would exhaust it, and every disk would then
+ * fail with EMFILE.  Take what the hard limit allows; sd-event uses epoll,
+ * nothing here select(). */
+static void raise_fd_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit want = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                        rl = want;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < FD_LIMIT_WANTED)
+                log_warning("Only %llu file descriptors allowed: control connections and held devices "
+                            "may run short; raise the limit (LimitNOFILE=, ulimit -n) to %d or more.",
+                            (unsigned long long)rl.rlim_cur, FD_LIMIT_WANTED);
+}
+
 static int run(const struct options *o)
 {
         struct daemon d = {
@@ -387,6 +413,7 @@ static int run(const struct options *o)
 
         d.started_usec = now_usec();
         d.notify = !!getenv("NOTIFY_SOCKET");
+        raise_fd_limit();
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
