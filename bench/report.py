@@ -4,6 +4,7 @@ document and prints the table.
 
     report.py RESULTS_DIR OUT.json
     report.py --loopdevs RESULTS_DIR   the loop device numbers it published
+    report.py --show RESULT.json       the table of a stored run again
 
 RESULTS_DIR holds NNN.json (one per loopd-bench phase) and meta.json.
 """
@@ -13,6 +14,7 @@ import math
 import os
 import statistics
 import sys
+import textwrap
 
 MODES = ["stock", "script", "watch"]
 COST_MODES = MODES + ["none"]
@@ -107,11 +109,24 @@ def loopdevs(rdir):
 def main():
     if sys.argv[1] == "--loopdevs":
         return loopdevs(sys.argv[2])
+    if sys.argv[1] == "--show":
+        # A stored run, summarised again by this version of the report.
+        old = json.load(open(sys.argv[2]))
+        return print_table(build(old["meta"], old["phases"]))
     rdir, out_path = sys.argv[1], sys.argv[2]
     meta = json.load(open(os.path.join(rdir, "meta.json")))
     phases = []
     for f in sorted(glob.glob(os.path.join(rdir, "[0-9][0-9][0-9].json"))):
         phases.append(json.load(open(f)))
+    doc = build(meta, phases)
+    with open(out_path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print_table(doc)
+
+
+def build(meta, phases):
+    """The summary of one run from its phases."""
 
     def pick(label, action, mode):
         return [p for p in phases if p["label"] == label and p["action"] == action and p["mode"] == mode]
@@ -220,6 +235,16 @@ def main():
     if g:
         targets.append({"target": f"(for reference) the floor's own growth 0 -> {g['to']} held, p50 ratio",
                         "goal": "-", "value": g["p50_ratio"], "met": None})
+    # What grows: the daemon's own work per attach, or xenstored's.
+    w = attach_cost.get("watch", {})
+    if "0" in w and len(w) > 1:
+        top = max(w, key=int)
+        for key, what in (("daemon_syscalls_per_disk", "xen-loopd system calls"),
+                          ("daemon_cpu_us_per_disk", "xen-loopd CPU time"),
+                          ("xenstored_cpu_us_per_disk", "xenstored CPU time")):
+            if key in w["0"] and key in w[top]:
+                targets.append({"target": f"(for reference) watch attach, {what} per disk, 0 -> {top} held, ratio",
+                                "goal": "-", "value": ratio(w[top][key], w["0"][key]), "met": None})
     v = rss.get("vmhwm_kib")
     v = v / 1024.0 if v else None
     target(f"daemon peak RSS holding {rss.get('devices')} devices", v, v is not None and v < 16, "< 16 MiB")
@@ -237,10 +262,7 @@ def main():
         # percentiles.
         "phases": [strip_bulk(p) for p in phases],
     }
-    with open(out_path, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print_table(doc)
+    return doc
 
 
 def print_table(doc):
@@ -255,9 +277,10 @@ def print_table(doc):
         L.append(f"the stock script lost its loop device to another process {meta['stock_losetup_races']} "
                  "time(s) (losetup -f, then losetup: its race); those attaches were run again")
     L.append("")
-    L.append("Model: " + doc["model"])
-    L.append("floor = the stock column's backends with no script run and no daemon (the toolstack's "
-             "writes and blkback's InitWait only); added = total - floor.")
+    L.extend(textwrap.wrap("Model: " + doc["model"], 78))
+    L.extend(textwrap.wrap("floor = the stock column's backends with no script run and no daemon "
+                           "(the toolstack's writes and blkback's InitWait only); "
+                           "added = total - floor.", 78))
     L.append("")
     hdr = f"{'':34}{'stock':>12}{'script':>12}{'watch':>12}{'floor':>12}"
     titles = {
@@ -330,7 +353,7 @@ def print_table(doc):
     L.append("")
     L.append("Ratios (stock time / mode time, same run)")
     for k, v in doc["ratios"].items():
-        L.append(f"  {k:56}{fmt(v, 'x')}")
+        L.append(f"  {k:58}{fmt(v, 'x'):>9}")
     L.append("")
     L.append("Targets")
     for t in doc["targets"]:
