@@ -31,7 +31,7 @@ struct json_object;
 #define PROTO_MAX_MESSAGE 65536
 #define PROTO_MAX_FDS 16
 #define PROTO_MAX_DEPTH 16
-#define PROTO_MAX_REPLY (1024 * 1024)
+#define PROTO_MAX_REPLY (4 * 1024 * 1024)
 /* Longer error messages are cut (at a UTF-8 character boundary). */
 #define PROTO_MAX_ERROR_MESSAGE 4096
 
