@@ -129,12 +129,21 @@ round() {
 		((RANDOM % 4 == 0)) && teardown=destroy
 		cycle "$domid" "$devid" "$img" "$mode" "$point" "$teardown" &
 		pids+=($!)
+		h_register_pid "$!" "cycle $domid/$devid"
 		n=$((n + 1))
 	done
 	[ "$crash" = 1 ] && blkback_crash
 	for p in "${pids[@]}"; do
 		wait "$p" || true
 	done
+	# Forget them all at once (h_unregister_pid for each would be slow).
+	local -A done_pids=()
+	local keep=() e
+	for p in "${pids[@]}"; do done_pids[$p]=1; done
+	for e in "${H_PIDS[@]}"; do
+		[ -n "${done_pids[${e%% *}]:-}" ] || keep+=("$e")
+	done
+	H_PIDS=("${keep[@]}")
 	rm -f "$hold"
 	if [ -s "$H_TMP/failed" ]; then
 		if [ "$crash" = 1 ]; then
