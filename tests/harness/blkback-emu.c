@@ -107,6 +107,50 @@ static int xs_put(const char *dir, const char *node, const char *value)
         return 0;
 }
 
+/* Writes into a device's directory only while it exists, in a transaction,
+ * as the kernel's xenbus_switch_state() does: a write after the toolstack
+ * removed the directory would create it anew.  -ENOENT when it is gone. */
+static int xs_put_dev(const char *dir, const char *node, const char *value)
+{
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/%s", dir, node) < 0)
+                return -ENOMEM;
+        for (int i = 0; i < 16; i++) {
+                xs_transaction_t t = xs_transaction_start(E.xs);
+                unsigned len;
+                char *cur;
+
+                if (t == XBT_NULL)
+                        return negative_errno();
+                cur = xs_read(E.xs, t, dir, &len);
+                if (!cur) {
+                        xs_transaction_end(E.xs, t, true);
+                        return -ENOENT;
+                }
+                free(cur);
+                if (!xs_write(E.xs, t, p, value, strlen(value))) {
+                        int r = negative_errno();
+                        xs_transaction_end(E.xs, t, true);
+                        return r;
+                }
+                if (xs_transaction_end(E.xs, t, false))
+                        return 0;
+                if (errno != EAGAIN)
+                        return negative_errno();
+        }
+        return -EAGAIN;
+}
+
+static bool node_exists_in(xs_transaction_t t, const char *path)
+{
+        unsigned len;
+        char *v = xs_read(E.xs, t, path, &len);
+
+        free(v);
+        return v != NULL;
+}
+
 static bool node_exists(const char *path)
 {
         unsigned len;
@@ -213,6 +257,7 @@ static void vbd_forget(struct vbd *v)
 
 /* As xenbus_dev_fatal(): "<errno> <message>" under <home>/error/<nodename>,
  * then the device is given up (state 6 here, so toolstacks stop waiting). */
+static void vbd_fail(struct vbd *v, int err, const char *fmt, ...) _printf_(3, 4);
 static void vbd_fail(struct vbd *v, int err, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL, *text = NULL, *epath = NULL;
@@ -230,7 +275,7 @@ static void vbd_fail(struct vbd *v, int err, const char *fmt, ...)
         if (asprintf(&text, "%d %s", -err, msg) >= 0 &&
             asprintf(&epath, "%s/error/%s", E.home, v->rel) >= 0)
                 xs_put(epath, "error", text);
-        xs_put(v->path, "state", "6");
+        xs_put_dev(v->path, "state", "6");
 }
 
 static int parse_pdev(const char *s, unsigned *ret_major, unsigned *ret_minor)
@@ -294,7 +339,9 @@ static void write_connected(struct vbd *v, int fd, bool rw)
                 t = xs_transaction_start(E.xs);
                 if (t == XBT_NULL)
                         break;
-                if (asprintf(&p1, "%s/sectors", v->path) < 0 ||
+                /* Not into a directory the toolstack removed meanwhile. */
+                if (!node_exists_in(t, v->path) ||
+                    asprintf(&p1, "%s/sectors", v->path) < 0 ||
                     asprintf(&p2, "%s/info", v->path) < 0 ||
                     asprintf(&p3, "%s/sector-size", v->path) < 0 ||
                     asprintf(&p4, "%s/physical-sector-size", v->path) < 0) {
@@ -312,7 +359,7 @@ static void write_connected(struct vbd *v, int fd, bool rw)
                 if (xs_transaction_end(E.xs, t, false) || errno != EAGAIN)
                         break;
         }
-        xs_put(v->path, "state", "4");
+        xs_put_dev(v->path, "state", "4");
 }
 
 static void vbd_open(struct vbd *v)
@@ -361,7 +408,7 @@ static void vbd_open(struct vbd *v)
                  rw ? "read-write" : "read-only", seq ? " diskseq " : "", seq ?: "");
 
         if (E.release == RELEASE_OPENED)
-                xs_put(v->path, "opened", "1");
+                xs_put_dev(v->path, "opened", "1");
         else
                 write_connected(v, fd, rw);
 }
@@ -386,7 +433,7 @@ static void vbd_update(struct vbd *v)
                 v->initwait = v->failed = v->closed = v->have_pdev = false;
         }
         if (!v->initwait && !v->failed && !v->closed && strcmp(state, "1") == 0) {
-                if (xs_put(v->path, "state", "2") < 0) {
+                if (xs_put_dev(v->path, "state", "2") < 0) {
                         log_warning("%s: cannot switch to InitWait", v->rel);
                         return;
                 }
@@ -405,7 +452,7 @@ static void vbd_update(struct vbd *v)
                 close_bdev(v);
                 v->closed = true;
                 if (strcmp(state, "6") != 0) {
-                        xs_put(v->path, "state", "6");
+                        xs_put_dev(v->path, "state", "6");
                         log_info("%s: Closed", v->rel);
                 }
                 return;

@@ -128,11 +128,17 @@ h_loop_count_for() {
 	h_loop_state | awk -F '\t' -v f="$1" '$2 == f { n++ } END { print n + 0 }'
 }
 
-# h_assert_no_loops — no loop device of this test is bound.
+# h_assert_no_loops — no loop device of this test is bound (within 5 s).
 h_assert_no_loops() {
-	local left
-	left=$(h_loops_in_tmp)
-	[ -z "$left" ] || h_fail "loop devices left: $(echo $left)"
+	local left i
+	# A detach of a device still open (losetup -d, autoclear) completes when
+	# its last opener closes it: give that a moment.
+	for ((i = 0; i < 100; i++)); do
+		left=$(h_loops_in_tmp)
+		[ -z "$left" ] && return 0
+		sleep 0.05
+	done
+	h_fail "loop devices left: $(echo $left)"
 }
 
 # h_sparse_file NAME SIZE — a sparse image in $H_TMP/images; prints its path.
