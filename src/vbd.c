@@ -295,6 +295,47 @@ static int rm_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *
         return r == -ENOENT ? 0 : r;
 }
 
+/* Changes a disk's directory in one transaction, only while the directory
+ * exists (a write would otherwise create it anew for a disk that is gone),
+ * retrying while xenstored asks to.  op gets the directory's listing as the
+ * transaction sees it and makes the changes; a negative return aborts.
+ * Returns 0, -ENOENT when the directory is gone, or op's or xenstore's
+ * -errno. */
+typedef int (*backend_op_t)(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
+                            char **ents, unsigned n, void *data);
+
+static int backend_change(struct vbd_manager *m, struct vbd *v, backend_op_t op, void *data)
+{
+        int r = -EAGAIN;
+
+        for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
+                _cleanup_free_ char **ents = NULL;
+                xs_transaction_t t;
+                unsigned n = 0;
+
+                r = xs_conn_transaction_start(m->xs, &t);
+                if (r < 0)
+                        return r;
+                r = xs_conn_directory(m->xs, t, v->path, &ents, &n);
+                if (r >= 0)
+                        r = op(m, v, t, ents, n, data);
+                if (r < 0) {
+                        xs_conn_transaction_end(m->xs, t, true);
+                        return r;
+                }
+                r = xs_conn_transaction_end(m->xs, t, false);
+        }
+        return r;
+}
+
+static bool listed(char **ents, unsigned n, const char *node)
+{
+        for (unsigned k = 0; k < n; k++)
+                if (strcmp(ents[k], node) == 0)
+                        return true;
+        return false;
+}
+
 /* Reads a small decimal node; def when absent or not a number. */
 static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
 {
@@ -387,13 +428,20 @@ static void describe(struct vbd_manager *m, const struct vbd *v, const char *par
                  dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
 }
 
+static int report_failure(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
+                          char **ents, unsigned n, void *data)
+{
+        int r = write_node(m, t, v, "hotplug-error", data);
+
+        return r < 0 ? r : write_node(m, t, v, "hotplug-status", "error");
+}
+
 /* Writes hotplug-error and hotplug-status = error in one transaction, and
  * nothing else; a directory that is gone is left gone. */
 static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
 {
         _cleanup_free_ char *params = NULL;
         char who[256], msg[ERROR_MAX], shortened[ERROR_MAX];
-        int r;
 
         read_node(m, XBT_NULL, v, "params", &params, NULL);
         /* The disk's params once: when the cause quotes it, the disk's
@@ -411,25 +459,7 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
         free(v->error);
         v->error = strdup(msg);
 
-        for (int i = 0; i < PUBLISH_RETRIES; i++) {
-                xs_transaction_t t;
-                if (xs_conn_transaction_start(m->xs, &t) < 0)
-                        break;
-                if (!xs_conn_exists(m->xs, t, v->path)) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        break;
-                }
-                r = write_node(m, t, v, "hotplug-error", msg);
-                if (r >= 0)
-                        r = write_node(m, t, v, "hotplug-status", "error");
-                if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        break;
-                }
-                r = xs_conn_transaction_end(m->xs, t, false);
-                if (r != -EAGAIN)
-                        break;
-        }
+        backend_change(m, v, report_failure, msg);
         set_state(m, v, VBD_FAILED);
         complete_pending(v, false, error < 0 ? error : -EIO, msg);
 }
@@ -464,52 +494,44 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
 
 /* Publishes the device in one transaction.  -ENOENT: the directory went;
  * -EEXIST: someone else's physical-device is there (err says what). */
+struct publication {
+        char physdev[32], seq[32];
+        const char *node;
+        char *err;
+        size_t errlen;
+};
+
+static int write_publication(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
+                             char **ents, unsigned n, void *data)
+{
+        struct publication *p = data;
+        _cleanup_free_ char *old = NULL;
+        int r;
+
+        if (listed(ents, n, "physical-device") && read_node(m, t, v, "physical-device", &old, NULL) == 0 &&
+            strcmp(old, p->physdev) != 0) {
+                snprintf(p->err, p->errlen, "physical-device is already set to '%.32s' by someone else", old);
+                return -EEXIST;
+        }
+        r = write_node(m, t, v, "physical-device", p->physdev);
+        if (r >= 0)
+                r = write_node(m, t, v, "physical-device-path", p->node);
+        if (r >= 0 && p->seq[0])
+                r = write_node(m, t, v, "diskseq", p->seq);
+        if (r >= 0)
+                r = write_node(m, t, v, "hotplug-status", "connected");
+        return r;
+}
+
 static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errlen)
 {
         const struct loop_device *d = &v->user->entry->dev;
-        char physdev[32], seq[32];
-        int r = -EAGAIN;
+        struct publication p = { .node = d->node, .err = err, .errlen = errlen };
 
-        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
-        snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
-
-        for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
-                _cleanup_free_ char *old = NULL;
-                _cleanup_free_ char **ents = NULL;
-                xs_transaction_t t;
-                unsigned n = 0;
-
-                r = xs_conn_transaction_start(m->xs, &t);
-                if (r < 0)
-                        return r;
-                /* One listing tells both that the directory is still there
-                 * and whether a physical-device is to be checked. */
-                r = xs_conn_directory(m->xs, t, v->path, &ents, &n);
-                if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        return r;
-                }
-                for (unsigned k = 0; k < n; k++)
-                        if (strcmp(ents[k], "physical-device") == 0 &&
-                            read_node(m, t, v, "physical-device", &old, NULL) == 0 && strcmp(old, physdev) != 0) {
-                                xs_conn_transaction_end(m->xs, t, true);
-                                snprintf(err, errlen, "physical-device is already set to '%.32s' by someone else", old);
-                                return -EEXIST;
-                        }
-                r = write_node(m, t, v, "physical-device", physdev);
-                if (r >= 0)
-                        r = write_node(m, t, v, "physical-device-path", d->node);
-                if (r >= 0 && d->diskseq)
-                        r = write_node(m, t, v, "diskseq", seq);
-                if (r >= 0)
-                        r = write_node(m, t, v, "hotplug-status", "connected");
-                if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        return r;
-                }
-                r = xs_conn_transaction_end(m->xs, t, false);
-        }
-        return r;
+        snprintf(p.physdev, sizeof(p.physdev), "%x:%x", major(d->devnum), minor(d->devnum));
+        if (d->diskseq)
+                snprintf(p.seq, sizeof(p.seq), "%" PRIx64, d->diskseq);
+        return backend_change(m, v, write_publication, &p);
 }
 
 /* Returns false when v was forgotten (freed). */
@@ -601,27 +623,23 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
 }
 
 /* Removes what publish() wrote, if the directory is still there. */
-static void unpublish(struct vbd_manager *m, struct vbd *v)
+static int remove_publication(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
+                              char **ents, unsigned n, void *data)
 {
         static const char *const nodes[] = {
                 "physical-device", "physical-device-path", "diskseq", "hotplug-status",
         };
+        int r = 0;
 
-        for (int i = 0; i < PUBLISH_RETRIES; i++) {
-                xs_transaction_t t;
-                int r = 0;
+        for (size_t k = 0; k < ARRAY_SIZE(nodes) && r >= 0; k++)
+                if (listed(ents, n, nodes[k]))
+                        r = rm_node(m, t, v, nodes[k]);
+        return r;
+}
 
-                if (xs_conn_transaction_start(m->xs, &t) < 0)
-                        return;
-                if (!xs_conn_exists(m->xs, t, v->path)) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        return;
-                }
-                for (size_t n = 0; n < ARRAY_SIZE(nodes) && r >= 0; n++)
-                        r = rm_node(m, t, v, nodes[n]);
-                if (xs_conn_transaction_end(m->xs, t, r < 0) != -EAGAIN)
-                        return;
-        }
+static void unpublish(struct vbd_manager *m, struct vbd *v)
+{
+        backend_change(m, v, remove_publication, NULL);
 }
 
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
@@ -1014,6 +1032,12 @@ struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
         return v ? v->user : NULL;
 }
 
+static int write_diskseq(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
+                         char **ents, unsigned n, void *data)
+{
+        return write_node(m, t, v, "diskseq", data);
+}
+
 void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
 {
         char path[PATH_MAX], seq[32];
@@ -1029,19 +1053,7 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
                 v = hashmap_get(m->by_path, path);
                 if (!v || v->user != u)
                         continue;
-                for (int i = 0; i < PUBLISH_RETRIES; i++) {
-                        xs_transaction_t t;
-                        int r;
-                        if (xs_conn_transaction_start(m->xs, &t) < 0)
-                                break;
-                        if (!xs_conn_exists(m->xs, t, v->path)) {
-                                xs_conn_transaction_end(m->xs, t, true);
-                                break;
-                        }
-                        r = write_node(m, t, v, "diskseq", seq);
-                        if (xs_conn_transaction_end(m->xs, t, r < 0) != -EAGAIN)
-                                break;
-                }
+                backend_change(m, v, write_diskseq, seq);
         }
 }
 
