@@ -99,20 +99,12 @@ static int arg_bool(struct json_object *args, const char *key, bool *ret)
         return 0;
 }
 
+/* Absent: *ret keeps its default. */
 static int arg_u64(struct json_object *args, const char *key, uint64_t max, uint64_t *ret)
 {
-        struct json_object *v;
-        int64_t n;
+        int r = proto_get_uint(args, key, max, ret);
 
-        if (!json_object_object_get_ex(args, key, &v))
-                return 0;
-        if (!json_object_is_type(v, json_type_int))
-                return -EINVAL;
-        n = json_object_get_int64(v);
-        if (n < 0 || (uint64_t)n > max)
-                return -ERANGE;
-        *ret = (uint64_t)n;
-        return 0;
+        return r == -ENOENT ? 0 : r;
 }
 
 #define BAD_ARGS(call, ...) (ctl_call_error((call), -EINVAL, __VA_ARGS__), 0)

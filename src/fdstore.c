@@ -31,7 +31,9 @@ static bool name_is_valid(const char *name)
         return true;
 }
 
-int fdstore_add(int fd, const char *name)
+/* One notification about one stored fd: FDSTORE with fd, or FDSTOREREMOVE
+ * without. */
+static int notify(const char *what, const char *name, const int *fd)
 {
         char msg[300];
         int r;
@@ -40,27 +42,21 @@ int fdstore_add(int fd, const char *name)
                 return 0;
         if (!name_is_valid(name))
                 return -EINVAL;
-        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-        r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+        snprintf(msg, sizeof(msg), "%s=1\nFDNAME=%s", what, name);
+        r = sd_pid_notify_with_fds(0, 0, msg, fd, fd ? 1 : 0);
         if (r < 0)
-                return log_warning_errno(r, "Cannot stash %s in the fd store: %s", name, strerror(-r));
+                return log_warning_errno(r, "Cannot tell the service manager %s for %s: %s", what, name, strerror(-r));
         return 0;
+}
+
+int fdstore_add(int fd, const char *name)
+{
+        return notify("FDSTORE", name, &fd);
 }
 
 int fdstore_remove(const char *name)
 {
-        char msg[300];
-        int r;
-
-        if (!fdstore_available())
-                return 0;
-        if (!name_is_valid(name))
-                return -EINVAL;
-        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-        r = sd_notify(0, msg);
-        if (r < 0)
-                return log_warning_errno(r, "Cannot drop %s from the fd store: %s", name, strerror(-r));
-        return 0;
+        return notify("FDSTOREREMOVE", name, NULL);
 }
 
 int fdstore_collect(struct fdstore_fd **ret, size_t *ret_n)

@@ -179,9 +179,7 @@ static int parse_object(const char *buf, size_t len, size_t max_len, bool strict
         return 0;
 }
 
-/* An unsigned integer field that fits max; strict about the JSON type so that
- * "1", 1.0 or true are not taken for 1. */
-static int get_uint(struct json_object *obj, const char *key, uint64_t max, uint64_t *ret)
+int proto_get_uint(struct json_object *obj, const char *key, uint64_t max, uint64_t *ret)
 {
         struct json_object *v;
         int64_t n;
@@ -263,7 +261,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
                 return -EBADMSG;
 
         /* The id first, so that every later error can be addressed. */
-        r = get_uint(obj, "id", UINT32_MAX, &id);
+        r = proto_get_uint(obj, "id", UINT32_MAX, &id);
         if (r < 0) {
                 errbuf_set(err, errlen, r == -ENOENT ? "request has no \"id\""
                                                   : "\"id\" must be an integer from 0 to 4294967295");
@@ -272,7 +270,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         if (ret_id)
                 *ret_id = (uint32_t)id;
 
-        r = get_uint(obj, "xen-loopd", UINT32_MAX, &version);
+        r = proto_get_uint(obj, "xen-loopd", UINT32_MAX, &version);
         if (r == -ENOENT) {
                 errbuf_set(err, errlen, "request has no \"xen-loopd\" protocol version");
                 return -EBADMSG;
@@ -504,12 +502,12 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
         if (r < 0)
                 return -EBADMSG;
 
-        r = get_uint(obj, "xen-loopd", UINT32_MAX, &version);
+        r = proto_get_uint(obj, "xen-loopd", UINT32_MAX, &version);
         if (r < 0)
                 return -EBADMSG;
         if (version != PROTO_VERSION)
                 return -EPROTONOSUPPORT;
-        if (get_uint(obj, "id", UINT32_MAX, &id) < 0)
+        if (proto_get_uint(obj, "id", UINT32_MAX, &id) < 0)
                 return -EBADMSG;
         if (!json_object_object_get_ex(obj, "ok", &v) || !json_object_is_type(v, json_type_boolean))
                 return -EBADMSG;
@@ -528,7 +526,7 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
         } else {
                 if (!json_object_object_get_ex(obj, "error", &e) || !json_object_is_type(e, json_type_object))
                         return -EBADMSG;
-                if (get_uint(e, "errno", INT32_MAX, &error) < 0 || error == 0)
+                if (proto_get_uint(e, "errno", INT32_MAX, &error) < 0 || error == 0)
                         return -EBADMSG;
                 if (json_object_object_get_ex(e, "message", &v)) {
                         if (!json_object_is_type(v, json_type_string))

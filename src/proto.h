@@ -75,6 +75,11 @@ struct proto_reply {
 int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret);
 void proto_reply_done(struct proto_reply *rep);
 
+/* An unsigned integer field of obj that fits max, strict about the JSON
+ * type so that "1", 1.0 or true are not taken for 1.  -ENOENT when absent,
+ * -EINVAL for another type, -ERANGE beyond max. */
+int proto_get_uint(struct json_object *obj, const char *key, uint64_t max, uint64_t *ret);
+
 /* "ENOENT" for 2 (or -2), … ; NULL when unknown.  And back: the positive
  * value, or -EINVAL for an unknown name (EWOULDBLOCK, ENOTSUP, EDEADLOCK are
  * understood as their aliases). */
