@@ -1003,6 +1003,10 @@ static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH
         size_t len = 0;
         int n;
 
+        /* No manager yet: xenstored has not answered since start-up. */
+        if (!m)
+                return -ENOTCONN;
+
         if (path[0] == '/')
                 n = snprintf(abs, PATH_MAX, "%s", path);
         else
@@ -1063,8 +1067,6 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         struct vbd *v;
         int r;
 
-        if (!m)
-                return -ENOTCONN;
         r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
@@ -1102,8 +1104,6 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
         struct vbd *v;
         int r;
 
-        if (!m)
-                return -ENOTCONN;
         r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
