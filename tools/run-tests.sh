@@ -31,9 +31,41 @@ cd "$root"
 valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races)
 valgrind_opts=(--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1)
 
-# check_skips TESTLOG_JSON — list skipped tests; under CI=true, fail.
+# Counts over every meson test run of every stage, for the closing line.
+n_passed=0
+n_failed=0
+n_skipped=0
+
+# tally TESTLOG_JSON — add a meson test run's results to the counts.
+tally() {
+	local p f k
+	read -r p f k < <(python3 - "$1" <<'PY'
+import json, sys
+n = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            n["OK"] += 1
+        elif r == "SKIP":
+            n["SKIP"] += 1
+        else:
+            n["FAIL"] += 1
+print(n["OK"], n["FAIL"], n["SKIP"])
+PY
+	) || return 0
+	n_passed=$((n_passed + p))
+	n_failed=$((n_failed + f))
+	n_skipped=$((n_skipped + k))
+}
+
+# check_skips TESTLOG_JSON — count the run, list skipped tests; under
+# CI=true, fail.
 check_skips() {
 	local skipped
+	tally "$1"
+	skipped
 	skipped=$(python3 - "$1" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
@@ -144,7 +176,7 @@ stage_asan() {
 }
 
 stage_fuzz() {
-	local d=$dir-fuzz targets
+	local d=$dir-fuzz targets r=0
 	if ! command -v clang >/dev/null; then
 		echo "*** clang is missing: no fuzz build (tools/install-deps.sh installs it)" >&2
 		[ "${CI:-}" = true ] && return 1
@@ -159,7 +191,9 @@ for t in json.load(sys.stdin):
         print(t["name"])')
 	[ "${#targets[@]}" -gt 0 ] || { echo "*** no fuzz targets in $d" >&2; return 1; }
 	meson compile -C "$d" "${targets[@]}"
-	meson test -C "$d" --no-rebuild --print-errorlogs --suite fuzz
+	meson test -C "$d" --no-rebuild --print-errorlogs --suite fuzz || r=$?
+	tally "$d/meson-logs/testlog.json"
+	return "$r"
 }
 
 rc=0
@@ -179,6 +213,7 @@ done
 
 printf '\n===== run-tests.sh: stages =====\n'
 printf '%s\n' "${summary[@]}"
+printf 'tests: %d passed, %d failed, %d skipped\n' "$n_passed" "$n_failed" "$n_skipped"
 if [ "$rc" != 0 ]; then
 	echo "run-tests.sh: FAILED" >&2
 fi
