@@ -81,9 +81,9 @@
 #include <xenstore.h>
 
 #include "hashmap.h"
+#include "libxl-emu.h"
 #include "macro.h"
 
-#define XEN_SCRIPT_DIR "/etc/xen/scripts"
 #define LIBXL_INIT_TIMEOUT_S 10
 #define LIBXL_DESTROY_TIMEOUT_S 10
 #define LIBXL_HOTPLUG_TIMEOUT_S 40
@@ -211,279 +211,43 @@ static void fail_disk(struct disk *d, const char *fmt, ...)
         }
 }
 
-/* ---- libxl's xenstore traffic (as tests/harness/xs-libxl.c) ------------- */
+/* ---- libxl's xenstore traffic (tests/harness/libxl-emu.c) --------------- */
 
-/* libxl__device_disk_dev_number() for xvd names; a number is a devid. */
-static int vdev_to_devid(const char *vdev)
-{
-        const char *p;
-        int disk = 0, part = 0;
-        char *end;
-
-        if (strncmp(vdev, "xvd", 3) != 0) {
-                long n = strtol(vdev, &end, 10);
-                return (*vdev && !*end && n >= 0 && n < (1L << 30)) ? (int)n : -1;
-        }
-        p = vdev + 3;
-        if (*p < 'a' || *p > 'z')
-                return -1;
-        while (*p >= 'a' && *p <= 'z')
-                disk = disk * 26 + (*p++ - 'a' + 1);
-        disk--;
-        if (*p) {
-                part = (int)strtol(p, &end, 10);
-                if (*end || part < 0)
-                        return -1;
-        }
-        if (disk < 16 && part < 16)
-                return (202 << 8) | (disk << 4) | part;
-        if (part > 255)
-                return -1;
-        return (1 << 28) | (disk << 8) | part;
-}
-
-struct kv {
-        const char *key;
-        const char *value;
-};
-
-static bool write_kvs(xs_transaction_t t, const char *dir, const struct kv *kvs, size_t n,
-                      struct xs_permissions *perms, unsigned nperms)
-{
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = NULL;
-
-                if (!kvs[i].value)
-                        continue;
-                p = xasprintf("%s/%s", dir, kvs[i].key);
-                if (!xs_write(B.xs, t, p, kvs[i].value, strlen(kvs[i].value)))
-                        return false;
-                if (perms && !xs_set_permissions(B.xs, t, p, perms, nperms))
-                        return false;
-        }
-        return true;
-}
-
-/* libxl__device_disk_add's transaction.  Returns 0 or -errno. */
+/* libxl__device_disk_add's transaction (tests/harness/libxl-emu.c).
+ * Returns 0 or -errno. */
 static int write_backend(struct disk *d)
 {
-        char domid_s[24], devid_s[24];
-        struct xs_permissions fe_perms[2], be_perms[2];
         _cleanup_free_ char *script = NULL;
-        bool rw = d->mode[0] == 'w';
+        struct libxl_disk ld = {
+                .domid = d->domid,
+                .devid = d->devid,
+                .backend_domid = 0,
+                .vdev = d->vdev,
+                .params = d->params,
+                .mode = d->mode,
+                .fe = d->fe,
+                .be = d->be,
+                .lx = d->lx,
+        };
 
-        snprintf(domid_s, sizeof(domid_s), "%" PRIu32, d->domid);
-        snprintf(devid_s, sizeof(devid_s), "%" PRIu32, d->devid);
         /* none writes the script node it is given, and runs nothing. */
-        if (B.script && B.mode != MODE_WATCH)
-                script = B.script[0] == '/' ? xasprintf("%s", B.script)
-                                            : xasprintf("%s/%s", XEN_SCRIPT_DIR, B.script);
-
-        fe_perms[0] = (struct xs_permissions){ .id = d->domid, .perms = XS_PERM_NONE };
-        fe_perms[1] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_READ };
-        be_perms[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
-        be_perms[1] = (struct xs_permissions){ .id = d->domid, .perms = XS_PERM_READ };
-
-        const struct kv back[] = {
-                { "params", d->params },
-                { "script", script },
-                { "frontend-id", domid_s },
-                { "online", "1" },
-                { "removable", "0" },
-                { "bootable", "1" },
-                { "state", "1" },
-                { "dev", d->vdev },
-                { "type", "phy" },
-                { "mode", d->mode },
-                { "device-type", "disk" },
-                { "discard-enable", rw ? "1" : "0" },
-                { "specification", "xen" },
-        };
-        const struct kv front[] = {
-                { "backend-id", "0" },
-                { "state", "1" },
-                { "virtual-device", devid_s },
-                { "device-type", "disk" },
-                { "trusted", "1" },
-        };
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(B.xs);
-                _cleanup_free_ char *lx_fe = xasprintf("%s/frontend", d->lx);
-                _cleanup_free_ char *lx_be = xasprintf("%s/backend", d->lx);
-                _cleanup_free_ char *fe_be = xasprintf("%s/backend", d->fe);
-                _cleanup_free_ char *be_fe = xasprintf("%s/frontend", d->be);
-                unsigned len;
-                char *v;
-                bool ok;
-
-                if (t == XBT_NULL)
-                        return negative_errno();
-                /* libxl__device_exists(): the libxl copy marks a used devid. */
-                v = xs_read(B.xs, t, d->lx, &len);
-                if (v) {
-                        free(v);
-                        xs_transaction_end(B.xs, t, true);
-                        return -EEXIST;
-                }
-                ok = xs_write(B.xs, t, lx_fe, d->fe, strlen(d->fe)) &&
-                     xs_write(B.xs, t, lx_be, d->be, strlen(d->be)) &&
-                     (xs_rm(B.xs, t, d->fe) || errno == ENOENT) &&
-                     xs_mkdir(B.xs, t, d->fe) &&
-                     xs_set_permissions(B.xs, t, d->fe, fe_perms, 2) &&
-                     xs_write(B.xs, t, fe_be, d->be, strlen(d->be)) &&
-                     write_kvs(t, d->fe, front, ARRAY_SIZE(front), fe_perms, 2) &&
-                     (xs_rm(B.xs, t, d->be) || errno == ENOENT) &&
-                     xs_mkdir(B.xs, t, d->be) &&
-                     xs_set_permissions(B.xs, t, d->be, be_perms, 2) &&
-                     xs_write(B.xs, t, be_fe, d->fe, strlen(d->fe)) &&
-                     write_kvs(t, d->be, back, ARRAY_SIZE(back), NULL, 0) &&
-                     write_kvs(t, d->lx, back, ARRAY_SIZE(back), NULL, 0);
-                if (!ok) {
-                        int r = negative_errno();
-                        xs_transaction_end(B.xs, t, true);
-                        return r;
-                }
-                if (xs_transaction_end(B.xs, t, false))
-                        return 0;
-                if (errno != EAGAIN)
-                        return negative_errno();
+        if (B.script && B.mode != MODE_WATCH) {
+                script = libxl_script_path(B.script);
+                if (!script)
+                        return -ENOMEM;
+                ld.script = script;
         }
+        return libxl_disk_add(B.xs, &ld);
 }
 
-/* libxl__xs_path_cleanup(): PATH, then each parent left empty. */
-static void path_cleanup(xs_transaction_t t, const char *path)
-{
-        _cleanup_free_ char *p = xasprintf("%s", path);
-        char *slash;
-
-        if (!xs_rm(B.xs, t, p))
-                return;
-        while ((slash = strrchr(p, '/')) && slash != p) {
-                unsigned len, n;
-                char *v, **dir;
-                bool empty;
-
-                *slash = '\0';
-                v = xs_read(B.xs, t, p, &len);
-                empty = v && !*v;
-                free(v);
-                if (!empty)
-                        return;
-                dir = xs_directory(B.xs, t, p, &n);
-                free(dir);
-                if (!dir || n != 0)
-                        return;
-                if (!xs_rm(B.xs, t, p))
-                        return;
-        }
-}
-
-/* libxl__device_destroy(). */
 static int destroy_device(struct disk *d)
 {
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(B.xs);
-
-                if (t == XBT_NULL)
-                        return negative_errno();
-                path_cleanup(t, d->fe);
-                path_cleanup(t, d->lx);
-                path_cleanup(t, d->be);
-                if (xs_transaction_end(B.xs, t, false))
-                        return 0;
-                if (errno != EAGAIN)
-                        return negative_errno();
-        }
+        return libxl_disk_destroy(B.xs, d->fe, d->be, d->lx);
 }
 
-/* libxl__initiate_device_generic_remove()'s transaction; 1 when the backend
- * is gone already. */
 static int start_close(struct disk *d)
 {
-        _cleanup_free_ char *state_p = xasprintf("%s/state", d->be);
-        _cleanup_free_ char *online_p = xasprintf("%s/online", d->be);
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(B.xs);
-                unsigned len;
-                char *state;
-                bool ok;
-
-                if (t == XBT_NULL)
-                        return negative_errno();
-                state = xs_read(B.xs, t, state_p, &len);
-                if (!state) {
-                        int r = errno == ENOENT ? 1 : negative_errno();
-                        xs_transaction_end(B.xs, t, true);
-                        return r;
-                }
-                ok = xs_write(B.xs, t, online_p, "0", 1) &&
-                     (atoi(state) == 6 || xs_write(B.xs, t, state_p, "5", 1));
-                free(state);
-                if (!ok) {
-                        int r = negative_errno();
-                        xs_transaction_end(B.xs, t, true);
-                        return r;
-                }
-                if (xs_transaction_end(B.xs, t, false))
-                        return 0;
-                if (errno != EAGAIN)
-                        return negative_errno();
-        }
-}
-
-/* The part of libxl__domain_make() hotplug scripts look at (as xs-libxl's
- * `domain`). */
-static int create_domain(uint32_t domid)
-{
-        _cleanup_free_ char *dom = xasprintf("/local/domain/%" PRIu32, domid);
-        _cleanup_free_ char *lx = xasprintf("/libxl/%" PRIu32, domid);
-        _cleanup_free_ char *uuid = xasprintf("00000000-0000-0000-0000-%012" PRIx32, domid);
-        _cleanup_free_ char *vm = xasprintf("/vm/%s", uuid);
-        _cleanup_free_ char *name = xasprintf("guest%" PRIu32, domid);
-        _cleanup_free_ char *domid_s = xasprintf("%" PRIu32, domid);
-        _cleanup_free_ char *lxdev = xasprintf("%s/device", lx);
-        _cleanup_free_ char *device = xasprintf("%s/device", dom);
-        _cleanup_free_ char *error = xasprintf("%s/error", dom);
-        _cleanup_free_ char *data = xasprintf("%s/data", dom);
-        struct xs_permissions roperm[2], noperm[1], rwperm[1];
-        const struct kv domkv[] = { { "vm", vm }, { "name", name }, { "domid", domid_s } };
-        const struct kv vmkv[] = { { "uuid", uuid }, { "name", name } };
-
-        roperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
-        roperm[1] = (struct xs_permissions){ .id = domid, .perms = XS_PERM_READ };
-        noperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
-        rwperm[0] = (struct xs_permissions){ .id = domid, .perms = XS_PERM_NONE };
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(B.xs);
-                bool ok;
-
-                if (t == XBT_NULL)
-                        return negative_errno();
-                ok = (xs_rm(B.xs, t, dom) || errno == ENOENT) &&
-                     xs_mkdir(B.xs, t, dom) && xs_set_permissions(B.xs, t, dom, roperm, 2) &&
-                     (xs_rm(B.xs, t, vm) || errno == ENOENT) &&
-                     xs_mkdir(B.xs, t, vm) && xs_set_permissions(B.xs, t, vm, roperm, 2) &&
-                     (xs_rm(B.xs, t, lx) || errno == ENOENT) &&
-                     xs_mkdir(B.xs, t, lx) && xs_set_permissions(B.xs, t, lx, noperm, 1) &&
-                     xs_mkdir(B.xs, t, lxdev) && xs_set_permissions(B.xs, t, lxdev, noperm, 1) &&
-                     write_kvs(t, dom, domkv, ARRAY_SIZE(domkv), NULL, 0) &&
-                     write_kvs(t, vm, vmkv, ARRAY_SIZE(vmkv), NULL, 0) &&
-                     xs_mkdir(B.xs, t, device) && xs_set_permissions(B.xs, t, device, roperm, 2) &&
-                     xs_mkdir(B.xs, t, error) && xs_set_permissions(B.xs, t, error, rwperm, 1) &&
-                     xs_mkdir(B.xs, t, data) && xs_set_permissions(B.xs, t, data, rwperm, 1);
-                if (!ok) {
-                        int r = negative_errno();
-                        xs_transaction_end(B.xs, t, true);
-                        return r;
-                }
-                if (xs_transaction_end(B.xs, t, false))
-                        return 0;
-                if (errno != EAGAIN)
-                        return negative_errno();
-        }
+        return libxl_disk_start_close(B.xs, d->fe, d->be, false);
 }
 
 /* What libxl removes of a destroyed domain, once its devices are gone. */
@@ -1123,7 +887,7 @@ static void load_disks(const char *file)
                         die("%s: bad line: %s", file, line);
                 if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0 && strcmp(mode, "w!") != 0)
                         die("%s: bad mode %s", file, mode);
-                devid = vdev_to_devid(vdev);
+                devid = libxl_vdev_to_devid(vdev);
                 if (devid < 0 || domid == 0 || domid >= 0x7FF0)
                         die("%s: bad domid or vdev: %s", file, line);
                 if (B.n_disks == alloc) {
@@ -1305,7 +1069,7 @@ int main(int argc, char **argv)
 
         if (!B.detach) {
                 for (size_t i = 0; i < n_doms; i++) {
-                        int r = create_domain(doms[i]);
+                        int r = libxl_domain_create(B.xs, doms[i], NULL);
                         if (r < 0)
                                 die("creating domain %" PRIu32 ": %s", doms[i], strerror(-r));
                 }

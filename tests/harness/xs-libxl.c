@@ -30,9 +30,9 @@
 #include <time.h>
 #include <xenstore.h>
 
+#include "libxl-emu.h"
 #include "macro.h"
 
-#define XEN_SCRIPT_DIR "/etc/xen/scripts"
 #define LIBXL_INIT_TIMEOUT 10
 #define LIBXL_DESTROY_TIMEOUT 10
 
@@ -155,47 +155,6 @@ static int wait_node(const char *path, const char *value, bool vanish_fails, int
 }
 
 /* libxl__device_disk_dev_number(), for the names tests use. */
-static int vdev_to_devid(const char *vdev)
-{
-        const char *p;
-        int disk = 0, part = 0;
-        char *end;
-
-        if (strncmp(vdev, "xvd", 3) == 0)
-                p = vdev + 3;
-        else if (strncmp(vdev, "sd", 2) == 0 || strncmp(vdev, "hd", 2) == 0)
-                p = vdev + 2;
-        else {
-                long n = strtol(vdev, &end, 10);
-                return (*vdev && !*end && n >= 0 && n < (1L << 30)) ? (int)n : -1;
-        }
-        if (*p < 'a' || *p > 'z')
-                return -1;
-        while (*p >= 'a' && *p <= 'z')
-                disk = disk * 26 + (*p++ - 'a' + 1);
-        disk--;
-        if (*p) {
-                part = (int)strtol(p, &end, 10);
-                if (*end || part < 0)
-                        return -1;
-        }
-        if (vdev[0] == 'x') {
-                if (disk < 16 && part < 16)
-                        return (202 << 8) | (disk << 4) | part;
-                if (part > 255)
-                        return -1;
-                return (1 << 28) | (disk << 8) | part;
-        }
-        if (vdev[0] == 's') {
-                if (disk >= 16 || part >= 16)
-                        return -1;
-                return (8 << 8) | (disk << 4) | part;
-        }
-        /* hd: hda-hdd on major 3, hde-hdh on major 22 */
-        if (disk >= 4 || part >= 64)
-                return -1;
-        return (((disk < 2) ? 3 : 22) << 8) | ((disk & 1) << 6) | part;
-}
 
 /* The inverse for xvd names; other devids are written as numbers, which
  * libxl accepts as a vdev too. */
@@ -225,28 +184,6 @@ static const char *devid_to_vdev(long devid, char *buf, size_t n)
         return buf;
 }
 
-struct kv {
-        const char *key;
-        char *value;
-};
-
-static bool write_kvs(xs_transaction_t t, const char *dir, const struct kv *kvs, size_t n,
-                      struct xs_permissions *perms, unsigned nperms)
-{
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = NULL;
-
-                if (!kvs[i].value)
-                        continue;
-                p = xasprintf("%s/%s", dir, kvs[i].key);
-                if (!xs_write(xs, t, p, kvs[i].value, strlen(kvs[i].value)))
-                        return false;
-                if (perms && !xs_set_permissions(xs, t, p, perms, nperms))
-                        return false;
-        }
-        return true;
-}
-
 struct opts {
         const char *home;
         long domid, devid, backend_domid;
@@ -257,213 +194,63 @@ struct opts {
 
 static int cmd_add(struct opts *o)
 {
-        _cleanup_free_ char *fe = NULL, *be = NULL, *lx = NULL, *script = NULL;
-        char domid_s[24], devid_s[24], bdom_s[24], vdev_buf[32];
-        struct xs_permissions fe_perms[2], be_perms[2];
-        const char *vdev;
-        bool rw;
+        _cleanup_free_ char *script = NULL;
+        char vdev_buf[32];
+        struct libxl_disk d = {};
+        int r;
 
         if (o->domid < 0 || !o->params || (o->devid < 0 && !o->vdev)) {
                 die_msg("add needs --domid, --params and --devid or --vdev");
                 return EXIT_FAILURE;
         }
-        if (o->devid < 0 && (o->devid = vdev_to_devid(o->vdev)) < 0) {
+        if (o->devid < 0 && (o->devid = libxl_vdev_to_devid(o->vdev)) < 0) {
                 die_msg("invalid or unsupported virtual disk identifier %s", o->vdev);
                 return EXIT_FAILURE;
         }
-        /* libxl writes `dev` from the vdev; without one, name the devid. */
-        vdev = o->vdev ?: devid_to_vdev(o->devid, vdev_buf, sizeof(vdev_buf));
         if (strcmp(o->mode, "r") != 0 && strcmp(o->mode, "w") != 0 && strcmp(o->mode, "w!") != 0) {
                 die_msg("--mode must be r, w or w!");
                 return EXIT_FAILURE;
         }
-        rw = o->mode[0] == 'w';
-
-        snprintf(domid_s, sizeof(domid_s), "%ld", o->domid);
-        snprintf(devid_s, sizeof(devid_s), "%ld", o->devid);
-        snprintf(bdom_s, sizeof(bdom_s), "%ld", o->backend_domid);
-        fe = xasprintf("/local/domain/%ld/device/vbd/%ld", o->domid, o->devid);
-        be = xasprintf("%s/backend/vbd/%ld/%ld", o->home, o->domid, o->devid);
-        lx = xasprintf("/libxl/%ld/device/vbd/%ld", o->domid, o->devid);
-        if (!o->no_script)
-                script = o->script[0] == '/' || o->script[0] == '\0'
-                        ? xasprintf("%s", o->script)
-                        : xasprintf("%s/%s", XEN_SCRIPT_DIR, o->script);
-
-        /* Frontend: the guest owns it, the backend reads it.  Backend: the
-         * backend domain owns it, the guest reads it. */
-        fe_perms[0] = (struct xs_permissions){ .id = o->domid, .perms = XS_PERM_NONE };
-        fe_perms[1] = (struct xs_permissions){ .id = o->backend_domid, .perms = XS_PERM_READ };
-        be_perms[0] = (struct xs_permissions){ .id = o->backend_domid, .perms = XS_PERM_NONE };
-        be_perms[1] = (struct xs_permissions){ .id = o->domid, .perms = XS_PERM_READ };
-
-        /* Node order as libxl's device_disk_add() builds them. */
-        const struct kv back[] = {
-                { "params", (char *)o->params },
-                { "script", script },
-                { "frontend-id", domid_s },
-                { "online", "1" },
-                { "removable", "0" },
-                { "bootable", "1" },
-                { "state", "1" },
-                { "dev", (char *)vdev },
-                { "type", "phy" },
-                { "mode", (char *)o->mode },
-                { "device-type", o->cdrom ? "cdrom" : "disk" },
-                /* libxl defaults discard_enable to the disk's writability. */
-                { "discard-enable", rw ? "1" : "0" },
-                { "specification", "xen" },
-        };
-        const struct kv front[] = {
-                { "backend-id", bdom_s },
-                { "state", "1" },
-                { "virtual-device", devid_s },
-                { "device-type", o->cdrom ? "cdrom" : "disk" },
-                { "trusted", "1" },
-                /* Only PV guests get the protocol node from libxl. */
-                { "protocol", o->pv ? "x86_64-abi" : NULL },
-        };
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(xs);
-                unsigned len;
-                char *v;
-
-                if (t == XBT_NULL) {
-                        die_msg("transaction start: %m");
-                        return EXIT_FAILURE;
-                }
-                /* libxl__device_exists(): the libxl copy marks a used devid. */
-                v = xs_read(xs, t, lx, &len);
-                if (v) {
-                        free(v);
-                        xs_transaction_end(xs, t, true);
-                        die_msg("device already exists in xenstore: %s", lx);
-                        return EXIT_EXISTS;
-                }
-                _cleanup_free_ char *lx_fe = xasprintf("%s/frontend", lx);
-                _cleanup_free_ char *lx_be = xasprintf("%s/backend", lx);
-                _cleanup_free_ char *fe_be = xasprintf("%s/backend", fe);
-                _cleanup_free_ char *be_fe = xasprintf("%s/frontend", be);
-                bool ok =
-                        xs_write(xs, t, lx_fe, fe, strlen(fe)) &&
-                        xs_write(xs, t, lx_be, be, strlen(be)) &&
-                        (xs_rm(xs, t, fe) || errno == ENOENT) &&
-                        xs_mkdir(xs, t, fe) &&
-                        xs_set_permissions(xs, t, fe, fe_perms, 2) &&
-                        xs_write(xs, t, fe_be, be, strlen(be)) &&
-                        write_kvs(t, fe, front, ARRAY_SIZE(front), fe_perms, 2) &&
-                        (xs_rm(xs, t, be) || errno == ENOENT) &&
-                        xs_mkdir(xs, t, be) &&
-                        xs_set_permissions(xs, t, be, be_perms, 2) &&
-                        xs_write(xs, t, be_fe, fe, strlen(fe)) &&
-                        write_kvs(t, be, back, ARRAY_SIZE(back), NULL, 0) &&
-                        write_kvs(t, lx, back, ARRAY_SIZE(back), NULL, 0);
-                if (!ok) {
-                        die_msg("writing %s: %m", be);
-                        xs_transaction_end(xs, t, true);
-                        return EXIT_FAILURE;
-                }
-                if (xs_transaction_end(xs, t, false))
-                        break;
-                if (errno != EAGAIN) {
-                        die_msg("transaction commit: %m");
-                        return EXIT_FAILURE;
-                }
+        if (!o->no_script && !(script = libxl_script_path(o->script))) {
+                die_msg("out of memory");
+                return EXIT_FAILURE;
         }
-        printf("%s\n", be);
-        return EXIT_SUCCESS;
-}
-
-/* libxl__xs_path_cleanup(): remove PATH, then each parent left empty. */
-static void path_cleanup(xs_transaction_t t, const char *path)
-{
-        _cleanup_free_ char *p = xasprintf("%s", path);
-        char *slash;
-
-        if (!xs_rm(xs, t, p))
-                return;
-        while ((slash = strrchr(p, '/')) && slash != p) {
-                unsigned len, n;
-                char *v, **d;
-                bool empty;
-
-                *slash = '\0';
-                v = xs_read(xs, t, p, &len);
-                empty = v && !*v;
-                free(v);
-                if (!empty)
-                        return;
-                d = xs_directory(xs, t, p, &n);
-                free(d);
-                if (!d || n != 0)
-                        return;
-                if (!xs_rm(xs, t, p))
-                        return;
+        d = (struct libxl_disk){
+                .domid = (uint32_t)o->domid,
+                .devid = (uint32_t)o->devid,
+                .backend_domid = (uint32_t)o->backend_domid,
+                /* libxl writes `dev` from the vdev; without one, name the devid. */
+                .vdev = o->vdev ?: devid_to_vdev(o->devid, vdev_buf, sizeof(vdev_buf)),
+                .params = o->params,
+                .mode = o->mode,
+                .script = script,
+                .cdrom = o->cdrom,
+                .pv = o->pv,
+        };
+        if (libxl_disk_paths(&d, o->home) < 0) {
+                die_msg("out of memory");
+                return EXIT_FAILURE;
         }
+        r = libxl_disk_add(xs, &d);
+        if (r == -EEXIST)
+                die_msg("device already exists in xenstore: %s", d.lx);
+        else if (r < 0)
+                die_msg("writing %s: %s", d.be, strerror(-r));
+        else
+                printf("%s\n", d.be);
+        libxl_disk_paths_free(&d);
+        return r == -EEXIST ? EXIT_EXISTS : r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 static int destroy(const char *fe, const char *be, const char *lx)
 {
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(xs);
+        int r = libxl_disk_destroy(xs, fe, be, lx);
 
-                if (t == XBT_NULL) {
-                        die_msg("transaction start: %m");
-                        return EXIT_FAILURE;
-                }
-                /* As the toolstack in dom0 (which also runs the backend, or
-                 * tidies its parent): frontend, libxl copy, backend. */
-                path_cleanup(t, fe);
-                path_cleanup(t, lx);
-                path_cleanup(t, be);
-                if (xs_transaction_end(xs, t, false))
-                        return EXIT_SUCCESS;
-                if (errno != EAGAIN) {
-                        die_msg("transaction commit: %m");
-                        return EXIT_FAILURE;
-                }
+        if (r < 0) {
+                die_msg("removing %s: %s", be, strerror(-r));
+                return EXIT_FAILURE;
         }
-}
-
-/* One round of libxl__initiate_device_generic_remove(); 1 if the backend
- * was already gone. */
-static int start_close(const char *fe, const char *be, bool force)
-{
-        _cleanup_free_ char *state_p = xasprintf("%s/state", be);
-        _cleanup_free_ char *online_p = xasprintf("%s/online", be);
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(xs);
-                unsigned len;
-                char *state;
-                bool ok;
-
-                if (t == XBT_NULL)
-                        return negative_errno();
-                if (force)
-                        path_cleanup(t, fe);
-                state = xs_read(xs, t, state_p, &len);
-                if (!state) {
-                        /* libxl abandons the transaction here, forced frontend
-                         * cleanup included; the destroy step does it. */
-                        int r = errno == ENOENT ? 1 : negative_errno();
-                        xs_transaction_end(xs, t, true);
-                        return r;
-                }
-                ok = xs_write(xs, t, online_p, "0", 1) &&
-                     (atoi(state) == 6 || xs_write(xs, t, state_p, "5", 1));
-                free(state);
-                if (!ok) {
-                        int r = negative_errno();
-                        xs_transaction_end(xs, t, true);
-                        return r;
-                }
-                if (xs_transaction_end(xs, t, false))
-                        return 0;
-                if (errno != EAGAIN)
-                        return negative_errno();
-        }
+        return EXIT_SUCCESS;
 }
 
 static int cmd_remove(struct opts *o)
@@ -489,7 +276,7 @@ static int cmd_remove(struct opts *o)
 
         if (do_close) {
                 for (;;) {
-                        r = start_close(fe, be, force);
+                        r = libxl_disk_start_close(xs, fe, be, force);
                         if (r == 1) {
                                 fprintf(stderr, "%s: backend %s already removed, cleanup frontend only\n",
                                         prog, be);
@@ -526,69 +313,18 @@ static int cmd_remove(struct opts *o)
 
 static int cmd_domain(struct opts *o)
 {
-        _cleanup_free_ char *dom = NULL, *vm = NULL, *lx = NULL, *name = NULL;
-        char domid_s[24], uuid[64];
-        struct xs_permissions roperm[2], noperm[1], rwperm[1];
+        int r;
 
         if (o->domid <= 0) {
                 die_msg("domain needs --domid (not 0)");
                 return EXIT_FAILURE;
         }
-        snprintf(domid_s, sizeof(domid_s), "%ld", o->domid);
-        snprintf(uuid, sizeof(uuid), "00000000-0000-0000-0000-%012lx", o->domid);
-        dom = xasprintf("/local/domain/%ld", o->domid);
-        vm = xasprintf("/vm/%s", uuid);
-        lx = xasprintf("/libxl/%ld", o->domid);
-        name = o->name ? xasprintf("%s", o->name) : xasprintf("guest%ld", o->domid);
-
-        /* The subset of libxl__domain_make() that block scripts look at. */
-        roperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
-        roperm[1] = (struct xs_permissions){ .id = o->domid, .perms = XS_PERM_READ };
-        noperm[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
-        rwperm[0] = (struct xs_permissions){ .id = o->domid, .perms = XS_PERM_NONE };
-
-        for (;;) {
-                xs_transaction_t t = xs_transaction_start(xs);
-                _cleanup_free_ char *lxdev = xasprintf("%s/device", lx);
-                _cleanup_free_ char *device = xasprintf("%s/device", dom);
-                _cleanup_free_ char *error = xasprintf("%s/error", dom);
-                _cleanup_free_ char *data = xasprintf("%s/data", dom);
-                const struct kv domkv[] = {
-                        { "vm", vm }, { "name", name }, { "domid", domid_s },
-                };
-                const struct kv vmkv[] = {
-                        { "uuid", uuid }, { "name", name },
-                };
-                bool ok;
-
-                if (t == XBT_NULL) {
-                        die_msg("transaction start: %m");
-                        return EXIT_FAILURE;
-                }
-                ok = (xs_rm(xs, t, dom) || errno == ENOENT) &&
-                     xs_mkdir(xs, t, dom) && xs_set_permissions(xs, t, dom, roperm, 2) &&
-                     (xs_rm(xs, t, vm) || errno == ENOENT) &&
-                     xs_mkdir(xs, t, vm) && xs_set_permissions(xs, t, vm, roperm, 2) &&
-                     (xs_rm(xs, t, lx) || errno == ENOENT) &&
-                     xs_mkdir(xs, t, lx) && xs_set_permissions(xs, t, lx, noperm, 1) &&
-                     xs_mkdir(xs, t, lxdev) && xs_set_permissions(xs, t, lxdev, noperm, 1) &&
-                     write_kvs(t, dom, domkv, ARRAY_SIZE(domkv), NULL, 0) &&
-                     write_kvs(t, vm, vmkv, ARRAY_SIZE(vmkv), NULL, 0) &&
-                     xs_mkdir(xs, t, device) && xs_set_permissions(xs, t, device, roperm, 2) &&
-                     xs_mkdir(xs, t, error) && xs_set_permissions(xs, t, error, rwperm, 1) &&
-                     xs_mkdir(xs, t, data) && xs_set_permissions(xs, t, data, rwperm, 1);
-                if (!ok) {
-                        die_msg("writing %s: %m", dom);
-                        xs_transaction_end(xs, t, true);
-                        return EXIT_FAILURE;
-                }
-                if (xs_transaction_end(xs, t, false))
-                        return EXIT_SUCCESS;
-                if (errno != EAGAIN) {
-                        die_msg("transaction commit: %m");
-                        return EXIT_FAILURE;
-                }
+        r = libxl_domain_create(xs, (uint32_t)o->domid, o->name);
+        if (r < 0) {
+                die_msg("writing /local/domain/%ld: %s", o->domid, strerror(-r));
+                return EXIT_FAILURE;
         }
+        return EXIT_SUCCESS;
 }
 
 static int cmd_wait(const char *path, const char *value, int timeout)
