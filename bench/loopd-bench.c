@@ -631,7 +631,9 @@ static bool loopdev_bound_here(const char *dev)
         return k > 0 && (!plen || ((size_t)k >= plen && strncmp(buf, B.loop_prefix, plen) == 0));
 }
 
-static size_t count_distinct_loopdevs(void)
+/* Calls cb once for each distinct device the disks published; returns how
+ * many times cb returned true (every device when cb is NULL). */
+static size_t each_loopdev(bool (*cb)(const char *dev, void *data), void *data)
 {
         _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
         size_t n = 0;
@@ -640,47 +642,52 @@ static size_t count_distinct_loopdevs(void)
                 die("out of memory");
         for (size_t i = 0; i < B.n_disks; i++) {
                 const char *dev = B.disks[i].loopdev;
-                if (dev && !hashmap_get(seen, dev) && hashmap_put(seen, dev, (void *)dev) == 0)
+                if (!dev || hashmap_get(seen, dev) || hashmap_put(seen, dev, (void *)dev) < 0)
+                        continue;
+                if (!cb || cb(dev, data))
                         n++;
         }
         return n;
+}
+
+static size_t count_distinct_loopdevs(void)
+{
+        return each_loopdev(NULL, NULL);
+}
+
+struct printer {
+        FILE *f;
+        size_t n;
+};
+
+static bool print_one_loopdev(const char *dev, void *data)
+{
+        struct printer *p = data;
+
+        fputs(p->n++ ? ", " : "", p->f);
+        json_string(p->f, dev);
+        return true;
 }
 
 /* "loopdevs": the distinct devices published, so that the benchmark can
  * remove those it added once they are unbound. */
 static void print_loopdevs(FILE *f)
 {
-        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
-        size_t n = 0;
+        struct printer p = { .f = f };
 
-        if (!seen)
-                die("out of memory");
         fputs("  \"loopdevs\": [", f);
-        for (size_t i = 0; i < B.n_disks; i++) {
-                const char *dev = B.disks[i].loopdev;
-                if (!dev || hashmap_get(seen, dev) || hashmap_put(seen, dev, (void *)dev) < 0)
-                        continue;
-                fputs(n++ ? ", " : "", f);
-                json_string(f, dev);
-        }
+        each_loopdev(print_one_loopdev, &p);
         fputs("],\n", f);
+}
+
+static bool still_bound(const char *dev, void *data)
+{
+        return loopdev_bound_here(dev);
 }
 
 static size_t count_loopdevs_still_bound(void)
 {
-        _cleanup_(hashmap_freep) struct hashmap *seen = hashmap_new(hash_string, equal_string);
-        size_t n = 0;
-
-        if (!seen)
-                die("out of memory");
-        for (size_t i = 0; i < B.n_disks; i++) {
-                const char *dev = B.disks[i].loopdev;
-                if (!dev || hashmap_get(seen, dev) || hashmap_put(seen, dev, (void *)dev) < 0)
-                        continue;
-                if (loopdev_bound_here(dev))
-                        n++;
-        }
-        return n;
+        return each_loopdev(still_bound, NULL);
 }
 
 static int cmd_remove_loops(int argc, char **argv)
