@@ -274,51 +274,41 @@ static int read_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd
         return xs_conn_read(m->xs, t, path, ret, ret_len);
 }
 
-static int write_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v,
-                      const char *node, const char *value)
-{
-        char path[PATH_MAX];
+#define OP_WRITE(v, n, val) ((struct xs_op){ .type = XS_WRITE, .dir = (v)->path, .node = (n), .value = (val) })
+#define OP_RM(v, n) ((struct xs_op){ .type = XS_RM, .dir = (v)->path, .node = (n) })
 
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
-                return -ENAMETOOLONG;
-        return xs_conn_write(m->xs, t, path, value);
-}
-
-static int rm_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v, const char *node)
-{
-        char path[PATH_MAX];
-        int r;
-
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
-                return -ENAMETOOLONG;
-        r = xs_conn_rm(m->xs, t, path);
-        return r == -ENOENT ? 0 : r;
-}
+/* Looks at a change's results before it is committed: a negative return
+ * aborts it. */
+typedef int (*backend_check_t)(struct xs_op *ops, size_t n, void *data);
 
 /* Changes a disk's directory in one transaction, only while the directory
  * exists (a write would otherwise create it anew for a disk that is gone),
- * retrying while xenstored asks to.  op gets the directory's listing as the
- * transaction sees it and makes the changes; a negative return aborts.
- * Returns 0, -ENOENT when the directory is gone, or op's or xenstore's
+ * retrying while xenstored asks to.  ops[0] is left free: it becomes the
+ * read of the directory itself, sent with the others in one batch.  Without
+ * check, any failed op aborts (removing what is not there is no failure).
+ * Returns 0, -ENOENT when the directory is gone, or check's or xenstore's
  * -errno. */
-typedef int (*backend_op_t)(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
-                            char **ents, unsigned n, void *data);
-
-static int backend_change(struct vbd_manager *m, struct vbd *v, backend_op_t op, void *data)
+static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *ops, size_t n,
+                          backend_check_t check, void *data)
 {
         int r = -EAGAIN;
 
+        ops[0] = (struct xs_op){ .type = XS_READ, .dir = v->path };
         for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
-                _cleanup_free_ char **ents = NULL;
                 xs_transaction_t t;
-                unsigned n = 0;
 
                 r = xs_conn_transaction_start(m->xs, &t);
                 if (r < 0)
                         return r;
-                r = xs_conn_directory(m->xs, t, v->path, &ents, &n);
+                r = xs_conn_batch(m->xs, t, ops, n);
                 if (r >= 0)
-                        r = op(m, v, t, ents, n, data);
+                        r = ops[0].r;
+                if (r >= 0 && check)
+                        r = check(ops, n, data);
+                for (size_t k = 1; k < n && r >= 0 && !check; k++)
+                        if (ops[k].r < 0 && !(ops[k].type == XS_RM && ops[k].r == -ENOENT))
+                                r = ops[k].r;
+                xs_ops_clear(ops, n);
                 if (r < 0) {
                         xs_conn_transaction_end(m->xs, t, true);
                         return r;
@@ -328,23 +318,81 @@ static int backend_change(struct vbd_manager *m, struct vbd *v, backend_op_t op,
         return r;
 }
 
-static bool listed(char **ents, unsigned n, const char *node)
+/* ---- what evaluating a disk reads ----------------------------------------- */
+
+/* The nodes of a disk's directory its evaluation looks at, read in one
+ * round trip; SNAP_DIR is the directory itself (is it there?). */
+enum {
+        SNAP_DIR,
+        SNAP_SCRIPT,
+        SNAP_STATE,
+        SNAP_ONLINE,
+        SNAP_OPENED,
+        SNAP_PARAMS,
+        SNAP_MODE,
+        _SNAP_MAX,
+};
+
+#define SNAP(n) (1u << (n))
+
+struct snapshot {
+        struct xs_op ops[_SNAP_MAX];
+        int8_t idx[_SNAP_MAX]; /* into ops, -1 when not read */
+};
+
+static void snapshot_clear(struct snapshot *s)
 {
-        for (unsigned k = 0; k < n; k++)
-                if (strcmp(ents[k], node) == 0)
-                        return true;
-        return false;
+        xs_ops_clear(s->ops, _SNAP_MAX);
 }
 
-/* Reads a small decimal node; def when absent or not a number. */
-static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
+/* Reads what mask names (SNAP_DIR always).  -ENOTCONN when xenstored is not
+ * there; each node's own result is for snap_value(). */
+static int read_snapshot(struct vbd_manager *m, const struct vbd *v, unsigned mask, struct snapshot *s)
 {
-        _cleanup_free_ char *s = NULL;
+        static const char *const names[_SNAP_MAX] = {
+                [SNAP_SCRIPT] = "script", [SNAP_STATE] = "state", [SNAP_ONLINE] = "online",
+                [SNAP_OPENED] = "opened", [SNAP_PARAMS] = "params", [SNAP_MODE] = "mode",
+        };
+        size_t n = 0;
+
+        mask |= SNAP(SNAP_DIR);
+        for (int k = 0; k < _SNAP_MAX; k++) {
+                s->idx[k] = -1;
+                if (!(mask & SNAP(k)))
+                        continue;
+                s->idx[k] = (int8_t)n;
+                s->ops[n++] = (struct xs_op){ .type = XS_READ, .dir = v->path, .node = names[k] };
+        }
+        for (size_t k = n; k < _SNAP_MAX; k++)
+                s->ops[k] = (struct xs_op){ 0 };
+        return xs_conn_batch(m->xs, XBT_NULL, s->ops, n);
+}
+
+/* A node's value (NULL when absent or not read); its -errno in *r. */
+static const char *snap_value(const struct snapshot *s, int k, int *r)
+{
+        const struct xs_op *op = s->idx[k] < 0 ? NULL : &s->ops[s->idx[k]];
+
+        if (r)
+                *r = op ? op->r : -ENOENT;
+        return op && op->r == 0 ? op->data : NULL;
+}
+
+static bool snap_gone(const struct snapshot *s)
+{
+        int r;
+
+        snap_value(s, SNAP_DIR, &r);
+        return r == -ENOENT;
+}
+
+/* A small decimal node; def when absent or not a number. */
+static int snap_int(const struct snapshot *s, int k, int def)
+{
+        const char *v = snap_value(s, k, NULL);
         int n;
 
-        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !xsv_parse_int(s, &n))
-                return def;
-        return n;
+        return v && xsv_parse_int(v, &n) ? n : def;
 }
 
 static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
@@ -358,35 +406,34 @@ struct backend_state {
         int opened;
 };
 
-/* Returns -ENOENT when the backend directory is gone.  Every read is a
- * round trip to xenstored, so only what can matter is read: `online` only
- * counts with Closing or Closed (it is 1 otherwise), and `opened` only while
- * the device is held for a blkback that is not Connected (want_opened). */
-static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want_opened,
-                              struct backend_state *ret)
+/* From a snapshot with SNAP_STATE, SNAP_ONLINE (and SNAP_OPENED when
+ * wanted): `online` only counts with Closing or Closed (it is 1 otherwise),
+ * and `opened` only while blkback is not Connected.  -ENOENT when the
+ * directory is gone. */
+static int backend_state(const struct snapshot *snap, struct backend_state *ret)
 {
-        ret->state = read_int(m, v, "state", -1);
-        if (ret->state < 0 && !dir_exists(m, v))
-                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
+        if (snap_gone(snap))
+                return -ENOENT;
+        ret->state = snap_int(snap, SNAP_STATE, -1);
         ret->online = 1;
         if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
-                ret->online = read_int(m, v, "online", 1);
+                ret->online = snap_int(snap, SNAP_ONLINE, 1);
         ret->opened = 0;
-        if (want_opened && ret->state != XB_CONNECTED)
-                ret->opened = read_int(m, v, "opened", 0);
+        if (ret->state != XB_CONNECTED)
+                ret->opened = snap_int(snap, SNAP_OPENED, 0);
         return 0;
 }
 
-/* The node is not there (and xenstored said so).  A set-up disk whose params
- * went was removed, and what is at its path now was written anew by a late
- * writer — blkback's connect() writes sectors and info, the toolstack's
- * watchers their nodes, without checking the directory still exists: that
- * debris is not the disk. */
-static bool node_absent(struct vbd_manager *m, const struct vbd *v, const char *node)
-{
-        _cleanup_free_ char *s = NULL;
+#define SNAP_BACKEND (SNAP(SNAP_STATE) | SNAP(SNAP_ONLINE))
 
-        return read_node(m, XBT_NULL, v, node, &s, NULL) == -ENOENT;
+static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want_opened,
+                              struct backend_state *ret)
+{
+        _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
+        int r;
+
+        r = read_snapshot(m, v, SNAP_BACKEND | (want_opened ? SNAP(SNAP_OPENED) : 0), &snap);
+        return r < 0 ? r : backend_state(&snap, ret);
 }
 
 static bool torn_down(const struct backend_state *s, bool holding)
@@ -428,14 +475,6 @@ static void describe(struct vbd_manager *m, const struct vbd *v, const char *par
                  dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
 }
 
-static int report_failure(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
-                          char **ents, unsigned n, void *data)
-{
-        int r = write_node(m, t, v, "hotplug-error", data);
-
-        return r < 0 ? r : write_node(m, t, v, "hotplug-status", "error");
-}
-
 /* Writes hotplug-error and hotplug-status = error in one transaction, and
  * nothing else; a directory that is gone is left gone. */
 static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
@@ -459,7 +498,10 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
         free(v->error);
         v->error = strdup(msg);
 
-        backend_change(m, v, report_failure, msg);
+        struct xs_op ops[] = {
+                { 0 }, OP_WRITE(v, "hotplug-error", msg), OP_WRITE(v, "hotplug-status", "error"),
+        };
+        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         set_state(m, v, VBD_FAILED);
         complete_pending(v, false, error < 0 ? error : -EIO, msg);
 }
@@ -495,49 +537,60 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
 /* Publishes the device in one transaction.  -ENOENT: the directory went;
  * -EEXIST: someone else's physical-device is there (err says what). */
 struct publication {
-        char physdev[32], seq[32];
-        const char *node;
+        const char *physdev;
         char *err;
         size_t errlen;
 };
 
-static int write_publication(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
-                             char **ents, unsigned n, void *data)
+/* ops[1] read physical-device before the writes: only ours may be there. */
+static int check_publication(struct xs_op *ops, size_t n, void *data)
 {
         struct publication *p = data;
-        _cleanup_free_ char *old = NULL;
-        int r;
 
-        if (listed(ents, n, "physical-device") && read_node(m, t, v, "physical-device", &old, NULL) == 0 &&
-            strcmp(old, p->physdev) != 0) {
-                snprintf(p->err, p->errlen, "physical-device is already set to '%.32s' by someone else", old);
+        if (ops[1].r == 0 && strcmp(ops[1].data, p->physdev) != 0) {
+                snprintf(p->err, p->errlen, "physical-device is already set to '%.32s' by someone else",
+                         ops[1].data);
                 return -EEXIST;
         }
-        r = write_node(m, t, v, "physical-device", p->physdev);
-        if (r >= 0)
-                r = write_node(m, t, v, "physical-device-path", p->node);
-        if (r >= 0 && p->seq[0])
-                r = write_node(m, t, v, "diskseq", p->seq);
-        if (r >= 0)
-                r = write_node(m, t, v, "hotplug-status", "connected");
-        return r;
+        if (ops[1].r < 0 && ops[1].r != -ENOENT)
+                return ops[1].r;
+        for (size_t k = 2; k < n; k++)
+                if (ops[k].r < 0)
+                        return ops[k].r;
+        return 0;
 }
 
 static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errlen)
 {
         const struct loop_device *d = &v->user->entry->dev;
-        struct publication p = { .node = d->node, .err = err, .errlen = errlen };
+        char physdev[32], seq[32];
+        struct publication p = { .physdev = physdev, .err = err, .errlen = errlen };
 
-        snprintf(p.physdev, sizeof(p.physdev), "%x:%x", major(d->devnum), minor(d->devnum));
-        if (d->diskseq)
-                snprintf(p.seq, sizeof(p.seq), "%" PRIx64, d->diskseq);
-        return backend_change(m, v, write_publication, &p);
+        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
+        snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
+        /* hotplug-status last: what watches it finds the rest in place. */
+        struct xs_op ops[] = {
+                { 0 },
+                { .type = XS_READ, .dir = v->path, .node = "physical-device" },
+                OP_WRITE(v, "physical-device", physdev),
+                OP_WRITE(v, "physical-device-path", d->node),
+                OP_WRITE(v, "diskseq", seq),
+                OP_WRITE(v, "hotplug-status", "connected"),
+        };
+        size_t n = ARRAY_SIZE(ops);
+
+        if (!d->diskseq) { /* a kernel without diskseq: no node */
+                ops[4] = ops[5];
+                n--;
+        }
+        return backend_change(m, v, ops, n, check_publication, &p);
 }
 
-/* Returns false when v was forgotten (freed). */
-static bool attach(struct vbd_manager *m, struct vbd *v)
+/* Sets the disk up from what snap (SNAP_SETUP) read.  Returns false when v
+ * was forgotten (freed). */
+static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap)
 {
-        _cleanup_free_ char *params = NULL, *mode = NULL;
+        const char *params, *mode;
         /* Room for a cause that quotes params whole: fail_disk() shortens it. */
         char err[ERROR_MAX + PATH_MAX] = "", name[64];
         struct backing b = { .fd = -1 };
@@ -546,20 +599,17 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
         size_t plen;
         int r;
 
-        r = read_node(m, XBT_NULL, v, "params", &params, &plen);
+        params = snap_value(snap, SNAP_PARAMS, &r);
         if (r == -ENOENT) {
-                if (!dir_exists(m, v)) {
-                        vbd_forget(m, v);
-                        return false;
-                }
                 if (v->state == VBD_NEW)
                         set_state(m, v, VBD_WAITING); /* not written yet */
                 return true;
         }
         if (r < 0)
                 return true; /* disconnected: the resync after reconnection retries */
+        plen = snap->ops[snap->idx[SNAP_PARAMS]].len;
 
-        r = read_node(m, XBT_NULL, v, "mode", &mode, NULL);
+        mode = snap_value(snap, SNAP_MODE, &r);
         if (r == -ENOENT)
                 return fail_disk(m, v, -EINVAL, "the backend has no mode node"), true;
         if (r < 0)
@@ -623,23 +673,17 @@ static bool attach(struct vbd_manager *m, struct vbd *v)
 }
 
 /* Removes what publish() wrote, if the directory is still there. */
-static int remove_publication(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
-                              char **ents, unsigned n, void *data)
-{
-        static const char *const nodes[] = {
-                "physical-device", "physical-device-path", "diskseq", "hotplug-status",
-        };
-        int r = 0;
-
-        for (size_t k = 0; k < ARRAY_SIZE(nodes) && r >= 0; k++)
-                if (listed(ents, n, nodes[k]))
-                        r = rm_node(m, t, v, nodes[k]);
-        return r;
-}
-
 static void unpublish(struct vbd_manager *m, struct vbd *v)
 {
-        backend_change(m, v, remove_publication, NULL);
+        struct xs_op ops[] = {
+                { 0 },
+                OP_RM(v, "physical-device"),
+                OP_RM(v, "physical-device-path"),
+                OP_RM(v, "diskseq"),
+                OP_RM(v, "hotplug-status"),
+        };
+
+        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
 }
 
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
@@ -743,40 +787,43 @@ static bool is_our_script(const char *script)
         return !*base || strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
 }
 
+/* A disk not set up yet: everything it takes to decide and to attach, in
+ * one round trip. */
+#define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP_BACKEND | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
+
 static void evaluate(struct vbd_manager *m, struct vbd *v)
 {
+        _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
         struct backend_state s;
         int r;
 
         switch (v->state) {
-        case VBD_NEW: {
-                _cleanup_free_ char *script = NULL;
+        case VBD_NEW:
+        case VBD_WAITING: {
+                const char *script;
 
-                /* No script: ours (a directory that is gone is found so
-                 * by the state read below). */
-                r = read_node(m, XBT_NULL, v, "script", &script, NULL);
+                if (read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
+                        return; /* disconnected: the resync after reconnection retries */
+                if (backend_state(&snap, &s) < 0)
+                        return vbd_forget(m, v);
+                script = snap_value(&snap, SNAP_SCRIPT, &r);
                 if (r < 0 && r != -ENOENT)
                         return;
-                if (script && !is_our_script(script) && !v->requested) {
+                /* No script: ours. */
+                if (v->state == VBD_NEW && script && !is_our_script(script) && !v->requested) {
                         set_state(m, v, VBD_FOREIGN);
                         return;
                 }
-                if (v->found_by_scan) {
+                if (v->state == VBD_NEW && v->found_by_scan) {
                         v->found_by_scan = false;
                         r = adopt(m, v);
-                        if (r > 0)
-                                return evaluate(m, v); /* blkback may be done meanwhile */
-                        if (r < 0)
+                        if (r != 0) {
+                                snapshot_clear(&snap);
+                                if (r > 0)
+                                        evaluate(m, v); /* blkback may be done meanwhile */
                                 return;
+                        }
                 }
-                _fallthrough_;
-        }
-        case VBD_WAITING:
-                r = read_backend_state(m, v, false, &s);
-                if (r == -ENOENT)
-                        return vbd_forget(m, v);
-                if (r < 0)
-                        return;
                 if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
                         /* Torn down before we ever set it up. */
                         set_state(m, v, VBD_RELEASED);
@@ -786,12 +833,24 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 /* Whatever blkback or the toolstack write from now on comes
                  * as a watch event and brings the disk back here: no need
                  * to read the state again after publishing. */
-                attach(m, v);
+                attach(m, v, &snap);
                 return;
+        }
         case VBD_HELD:
         case VBD_CONNECTED:
-                r = read_backend_state(m, v, v->state == VBD_HELD, &s);
-                if (r == -ENOENT || (r == 0 && node_absent(m, v, "params")))
+                /* A set-up disk whose params went was removed, and what is
+                 * at its path now was written anew by a late writer —
+                 * blkback's connect() writes sectors and info, the
+                 * toolstack's watchers their nodes, without checking the
+                 * directory still exists: that debris is not the disk. */
+                r = read_snapshot(m, v, SNAP_BACKEND | SNAP(SNAP_PARAMS) |
+                                  (v->state == VBD_HELD ? SNAP(SNAP_OPENED) : 0), &snap);
+                if (r < 0)
+                        return;
+                r = backend_state(&snap, &s);
+                if (r == 0)
+                        snap_value(&snap, SNAP_PARAMS, &r);
+                if (r == -ENOENT)
                         return release(m, v, true);
                 if (r < 0)
                         return;
@@ -805,12 +864,14 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 return;
         case VBD_FAILED:
         case VBD_RELEASED:
-                r = read_backend_state(m, v, false, &s);
-                if (r == -ENOENT)
+                if (read_snapshot(m, v, SNAP_BACKEND, &snap) < 0)
+                        return;
+                if (backend_state(&snap, &s) < 0)
                         return vbd_forget(m, v);
                 /* The directory was destroyed and written anew for another
                  * disk between two looks: start over. */
-                if (r == 0 && s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
+                if (s.state == XB_INITIALISING && !v->user && snap_int(&snap, SNAP_ONLINE, 1) == 1) {
+                        snapshot_clear(&snap);
                         v->requested = false;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
@@ -1036,12 +1097,6 @@ struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
         return v ? v->user : NULL;
 }
 
-static int write_diskseq(struct vbd_manager *m, struct vbd *v, xs_transaction_t t,
-                         char **ents, unsigned n, void *data)
-{
-        return write_node(m, t, v, "diskseq", data);
-}
-
 void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
 {
         char path[PATH_MAX], seq[32];
@@ -1057,7 +1112,8 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
                 v = hashmap_get(m->by_path, path);
                 if (!v || v->user != u)
                         continue;
-                backend_change(m, v, write_diskseq, seq);
+                struct xs_op ops[] = { { 0 }, OP_WRITE(v, "diskseq", seq) };
+                backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         }
 }
 

@@ -1,9 +1,14 @@
 #include "xs.h"
 
+#include <fcntl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "log.h"
 #include "macro.h"
@@ -12,47 +17,47 @@ struct watch {
         char *path, *token;
 };
 
+/* A watch event received while a reply was awaited, or read from the
+ * socket; path and token follow the struct in the same allocation. */
+struct event {
+        struct event *next;
+        const char *token;
+        char path[];
+};
+
+/* Bytes read but not yet taken as messages: room for several. */
+#define IN_SIZE (16 * XSW_MSG_MAX)
+
 struct xs_conn {
         sd_event *event;
-        struct xs_handle *h;
-        sd_event_source *io, *timer;
+        int fd; /* -1 while disconnected */
+        sd_event_source *io, *timer, *defer;
         const struct xs_conn_ops *ops;
         void *userdata;
         struct watch *watches;
         size_t n_watches;
         unsigned retry_ms;
+        bool up; /* connected and its watches set */
         bool was_connected;
+        uint32_t next_id;
+        char *in;
+        size_t in_len;
+        struct event *events, **events_tail;
 };
 
-/* libxenstore does not wake its watch fd when xenstored goes away; its
- * reader thread dies and later calls fail.  A cheap local check at this
- * period notices that even when the daemon is idle. */
-#define LIVENESS_USEC (500 * 1000ULL)
 #define RETRY_MIN_MS 50u
 #define RETRY_MAX_MS 2000u
 
 static int connect_now(struct xs_conn *x);
-static void disconnect(struct xs_conn *x);
 
-static bool is_connection_error(int e)
+static void drop_events(struct xs_conn *x)
 {
-        /* EINVAL is left out: xenstored answers it for a bad path, too. */
-        return e == EBADF || e == EPIPE || e == ECONNRESET || e == ENOTCONN ||
-               e == ECONNREFUSED || e == EIO;
-}
-
-/* Maps a failed libxenstore call's errno; a dead connection is torn down
- * here so that reconnection starts. */
-static int fail(struct xs_conn *x)
-{
-        int e = errno ? errno : EIO;
-
-        if (x->h && is_connection_error(e)) {
-                log_warning("Lost the connection to xenstored (%s); reconnecting.", strerror(e));
-                disconnect(x);
-                return -ENOTCONN;
+        while (x->events) {
+                struct event *e = x->events;
+                x->events = e->next;
+                free(e);
         }
-        return -e;
+        x->events_tail = &x->events;
 }
 
 static int arm_timer(struct xs_conn *x, uint64_t usec)
@@ -66,39 +71,395 @@ static int arm_timer(struct xs_conn *x, uint64_t usec)
 
 static void disconnect(struct xs_conn *x)
 {
-        if (!x->h)
+        if (x->fd < 0)
                 return;
         x->io = sd_event_source_disable_unref(x->io);
-        xs_close(x->h);
-        x->h = NULL;
+        x->fd = safe_close(x->fd);
+        x->in_len = 0;
+        /* Events of the old connection: the rescan after reconnecting
+         * looks at everything again. */
+        drop_events(x);
         x->retry_ms = RETRY_MIN_MS;
         arm_timer(x, x->retry_ms * 1000ULL);
-        if (x->ops->state)
+        if (x->up && x->ops->state) {
+                x->up = false;
                 x->ops->state(x, false, x->userdata);
+        }
+        x->up = false;
 }
 
-static int on_watch_fd(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* A failure of the connection itself (not of one request): torn down here
+ * so that reconnection starts. */
+static int conn_failed(struct xs_conn *x, int r)
 {
-        struct xs_conn *x = userdata;
-        char **w;
-
-        /* Dispatch what is queued; a callback may drop the connection. */
-        for (;;) {
-                if (!x->h)
-                        return 0;
-                errno = EAGAIN;
-                w = xs_check_watch(x->h);
-                if (!w)
-                        break;
-                x->ops->watch(x, w[XS_WATCH_PATH], w[XS_WATCH_TOKEN], x->userdata);
-                free(w);
-        }
-        /* xs_check_watch fails with anything but EAGAIN only once its
-         * reader thread has died with the connection. */
-        if (errno != EAGAIN) {
-                log_warning("Lost the connection to xenstored; reconnecting.");
+        if (x->fd >= 0) {
+                log_warning("Lost the connection to xenstored (%s); reconnecting.", strerror(-r));
                 disconnect(x);
         }
+        return -ENOTCONN;
+}
+
+/* Reads what has arrived; with wait, blocks until something has.  -EAGAIN
+ * when nothing is there, -ECONNRESET at the end of the stream. */
+static int receive(struct xs_conn *x, bool wait)
+{
+        for (;;) {
+                ssize_t n = read(x->fd, x->in + x->in_len, IN_SIZE - x->in_len);
+                if (n > 0) {
+                        x->in_len += (size_t)n;
+                        return 0;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN)
+                        return negative_errno();
+                if (!wait)
+                        return -EAGAIN;
+                struct pollfd p = { .fd = x->fd, .events = POLLIN };
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return negative_errno();
+        }
+}
+
+/* Takes the first whole message off the input: 1 with *hdr and *body
+ * (malloc'ed, NUL-terminated after hdr->len bytes), 0 when there is none
+ * yet. */
+static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+{
+        size_t total;
+        int r;
+
+        r = xsw_peek(x->in, x->in_len, hdr);
+        if (r <= 0)
+                return r;
+        *body = malloc(hdr->len + 1);
+        if (!*body)
+                return -ENOMEM;
+        memcpy(*body, x->in + XSW_HEADER_SIZE, hdr->len);
+        (*body)[hdr->len] = '\0';
+        total = XSW_HEADER_SIZE + hdr->len;
+        memmove(x->in, x->in + total, x->in_len - total);
+        x->in_len -= total;
+        return 1;
+}
+
+static int queue_event(struct xs_conn *x, const char *body, size_t len)
+{
+        const char *path, *token;
+        size_t plen, tlen;
+        struct event *e;
+        int r;
+
+        r = xsw_watch_event(body, len, &path, &token);
+        if (r < 0)
+                return r;
+        plen = strlen(path);
+        tlen = strlen(token);
+        e = malloc(sizeof(*e) + plen + tlen + 2);
+        if (!e)
+                return -ENOMEM;
+        memcpy(e->path, path, plen + 1);
+        memcpy(e->path + plen + 1, token, tlen + 1);
+        e->token = e->path + plen + 1;
+        e->next = NULL;
+        *x->events_tail = e;
+        x->events_tail = &e->next;
+        sd_event_source_set_enabled(x->defer, SD_EVENT_ON);
+        return 0;
+}
+
+/* Moves the watch events already received to the queue.  Anything else is
+ * a reply nobody asked for. */
+static int take_events(struct xs_conn *x)
+{
+        for (;;) {
+                _cleanup_free_ char *body = NULL;
+                struct xsd_sockmsg hdr;
+                int r = take_msg(x, &hdr, &body);
+                if (r <= 0)
+                        return r;
+                if (hdr.type != XS_WATCH_EVENT)
+                        return -EBADMSG;
+                r = queue_event(x, body, hdr.len);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* The next reply; watch events before it are queued. */
+static int next_reply(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+{
+        for (;;) {
+                int r = take_msg(x, hdr, body);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        r = receive(x, true);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (hdr->type != XS_WATCH_EVENT)
+                        return 0;
+                r = queue_event(x, *body, hdr->len);
+                *body = mfree(*body);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* One message per write(): the kernel's xenbus device takes no more. */
+static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+                    size_t n_parts, uint32_t *ret_id)
+{
+        char buf[XSW_MSG_MAX];
+        size_t off = 0;
+        int len;
+
+        len = xsw_build(buf, type, x->next_id, t, parts, n_parts);
+        if (len < 0)
+                return len;
+        while (off < (size_t)len) {
+                ssize_t n = write(x->fd, buf + off, (size_t)len - off);
+                if (n >= 0) {
+                        off += (size_t)n;
+                        continue;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN)
+                        return negative_errno();
+                struct pollfd p = { .fd = x->fd, .events = POLLOUT };
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return negative_errno();
+        }
+        *ret_id = x->next_id++;
+        return 0;
+}
+
+/* Builds an op's body: its path, NUL-terminated, and a value to write. */
+static size_t op_parts(const struct xs_op *op, struct xsw_part parts[4])
+{
+        size_t n = 0;
+
+        parts[n++] = (struct xsw_part){ op->dir, strlen(op->dir) + !op->node };
+        if (op->node) {
+                parts[n++] = (struct xsw_part){ "/", 1 };
+                parts[n++] = (struct xsw_part){ op->node, strlen(op->node) + 1 };
+        }
+        if (op->type == XS_WRITE)
+                parts[n++] = (struct xsw_part){ op->value, strlen(op->value) };
+        return n;
+}
+
+static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op);
+
+/* Fills op's result from its reply; a malformed reply is the connection's
+ * failure. */
+static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
+{
+        if (hdr->type == XS_ERROR) {
+                op->r = xsw_error(*body, hdr->len);
+                return 0;
+        }
+        if (hdr->type != op->type)
+                return -EBADMSG;
+        op->r = 0;
+        switch (op->type) {
+        case XS_READ:
+                op->data = TAKE_PTR(*body);
+                op->len = hdr->len;
+                return 0;
+        case XS_DIRECTORY:
+                op->r = xsw_directory(*body, hdr->len, &op->ents, &op->n_ents);
+                return op->r == -EBADMSG ? -EBADMSG : 0;
+        default:
+                return 0;
+        }
+}
+
+int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size_t n)
+{
+        uint32_t first = 0, id;
+        size_t sent = 0, done = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                ops[i].r = -ENOTCONN;
+                ops[i].data = NULL;
+                ops[i].ents = NULL;
+                ops[i].len = ops[i].n_ents = 0;
+        }
+        if (x->fd < 0)
+                return -ENOTCONN;
+        for (; sent < n; sent++) {
+                struct xsw_part parts[4];
+                r = send_msg(x, ops[sent].type, t, parts, op_parts(&ops[sent], parts), &id);
+                if (r == -E2BIG) {
+                        ops[sent].r = -ENAMETOOLONG;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                if (!done++)
+                        first = id;
+                ops[sent].r = 1; /* awaiting its reply */
+        }
+        /* Replies come in the order of the requests. */
+        for (size_t i = 0; i < sent && r >= 0; i++) {
+                _cleanup_free_ char *body = NULL;
+                struct xsd_sockmsg hdr;
+
+                if (ops[i].r != 1)
+                        continue;
+                r = next_reply(x, &hdr, &body);
+                if (r >= 0 && hdr.req_id != first++)
+                        r = -EBADMSG;
+                if (r >= 0)
+                        r = decode(&ops[i], &hdr, &body);
+        }
+        if (r >= 0)
+                r = take_events(x);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (ops[i].type == XS_DIRECTORY && ops[i].r == -E2BIG)
+                        r = directory_parts(x, t, &ops[i]);
+        if (r < 0) {
+                r = conn_failed(x, r);
+                xs_ops_clear(ops, n);
+                for (size_t i = 0; i < n; i++)
+                        ops[i].r = r;
+        }
+        return r;
+}
+
+void xs_ops_clear(struct xs_op *ops, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                ops[i].data = mfree(ops[i].data);
+                ops[i].ents = mfree(ops[i].ents);
+                ops[i].len = ops[i].n_ents = 0;
+        }
+}
+
+/* One request, its reply in hdr and body; the connection's failure is
+ * handled here. */
+static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+                   size_t n_parts, struct xsd_sockmsg *hdr, char **body)
+{
+        uint32_t id;
+        int r;
+
+        if (x->fd < 0)
+                return -ENOTCONN;
+        r = send_msg(x, type, t, parts, n_parts, &id);
+        if (r == -E2BIG)
+                return -ENAMETOOLONG;
+        if (r >= 0)
+                r = next_reply(x, hdr, body);
+        if (r >= 0 && hdr->req_id != id)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = take_events(x);
+        if (r < 0) {
+                *body = mfree(*body);
+                return conn_failed(x, r);
+        }
+        if (hdr->type == XS_ERROR) {
+                r = xsw_error(*body, hdr->len);
+                *body = mfree(*body);
+                return r;
+        }
+        if (hdr->type != type) {
+                *body = mfree(*body);
+                return conn_failed(x, -EBADMSG);
+        }
+        return 0;
+}
+
+/* A directory too long for one reply, read part by part (xenstored 4.9 and
+ * later); started over when it changes in between. */
+static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+{
+        _cleanup_free_ char *names = NULL, *gen0 = NULL;
+        size_t off = 0;
+        int restarts = 0;
+
+        for (;;) {
+                _cleanup_free_ char *body = NULL;
+                struct xsw_part parts[5];
+                char offstr[24];
+                const char *gen, *part;
+                struct xsd_sockmsg hdr;
+                size_t n = op_parts(op, parts), plen;
+                bool last;
+                int r;
+
+                snprintf(offstr, sizeof(offstr), "%zu", off);
+                parts[n++] = (struct xsw_part){ offstr, strlen(offstr) + 1 };
+                r = request(x, XS_DIRECTORY_PART, t, parts, n, &hdr, &body);
+                if (r == -ENOTCONN)
+                        return r;
+                if (r < 0) {
+                        op->r = r == -ENOSYS ? -E2BIG : r;
+                        return 0;
+                }
+                if (xsw_directory_part(body, hdr.len, &gen, &part, &plen, &last) < 0 || (!last && plen == 0))
+                        return -EBADMSG;
+                if (gen0 && strcmp(gen0, gen) != 0) {
+                        if (++restarts > 8) {
+                                op->r = -EAGAIN;
+                                return 0;
+                        }
+                        gen0 = mfree(gen0);
+                        off = 0;
+                        continue;
+                }
+                if (!gen0 && !(gen0 = strdup(gen)))
+                        return -ENOMEM;
+                char *grown = realloc(names, off + plen);
+                if (!grown && off + plen)
+                        return -ENOMEM;
+                names = grown;
+                memcpy(names + off, part, plen);
+                off += plen;
+                if (last)
+                        break;
+        }
+        op->r = xsw_directory(names, off, &op->ents, &op->n_ents);
+        return op->r == -EBADMSG ? -EBADMSG : 0;
+}
+
+static int on_defer(sd_event_source *s, void *userdata)
+{
+        struct xs_conn *x = userdata;
+
+        /* A callback may make requests (more events queue behind) or lose
+         * the connection (the queue is dropped). */
+        while (x->events) {
+                struct event *e = x->events;
+                x->events = e->next;
+                if (!x->events)
+                        x->events_tail = &x->events;
+                x->ops->watch(x, e->path, e->token, x->userdata);
+                free(e);
+        }
+        return sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct xs_conn *x = userdata;
+        int r;
+
+        do {
+                r = receive(x, false);
+                if (r >= 0)
+                        r = take_events(x);
+        } while (r >= 0 && x->in_len < IN_SIZE);
+        if (r != -EAGAIN && r < 0)
+                conn_failed(x, r == -ECONNRESET ? -EPIPE : r);
         return 0;
 }
 
@@ -106,12 +467,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct xs_conn *x = userdata;
 
-        if (x->h) {
-                on_watch_fd(NULL, -1, 0, x);
-                if (x->h)
-                        arm_timer(x, LIVENESS_USEC);
+        if (x->fd >= 0)
                 return 0;
-        }
         if (connect_now(x) < 0) {
                 x->retry_ms = x->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : x->retry_ms * 2;
                 arm_timer(x, x->retry_ms * 1000ULL);
@@ -124,33 +481,76 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static int connect_now(struct xs_conn *x)
+/* Where libxenstore connects: xenstored's socket (XENSTORED_PATH, or the
+ * run directory's socket), else the kernel's xenbus device. */
+static int open_xenstore(void)
 {
-        struct xs_handle *h;
-        int r, fd;
+        const char *path = xs_daemon_socket(), *env;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int fd;
 
-        h = xs_open(0);
-        if (!h)
-                return negative_errno();
-        for (size_t i = 0; i < x->n_watches; i++)
-                if (!xs_watch(h, x->watches[i].path, x->watches[i].token)) {
-                        r = negative_errno();
-                        xs_close(h);
+        if (path && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+                if (strlen(path) >= sizeof(sa.sun_path))
+                        return -ENAMETOOLONG;
+                strcpy(sa.sun_path, path);
+                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return negative_errno();
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+                    fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+                        int r = negative_errno();
+                        safe_close(fd);
                         return r;
                 }
-        fd = xs_fileno(h);
-        if (fd < 0) {
-                r = negative_errno();
-                xs_close(h);
-                return r;
+                return fd;
         }
-        r = sd_event_add_io(x->event, &x->io, fd, EPOLLIN, on_watch_fd, x);
+        env = getenv("XENSTORED_PATH");
+        path = env ? env : access("/dev/xen/xenbus", F_OK) == 0 ? "/dev/xen/xenbus" : "/proc/xen/xenbus";
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static int watch_now(struct xs_conn *x, const char *path, const char *token)
+{
+        _cleanup_free_ char *body = NULL;
+        struct xsd_sockmsg hdr;
+        struct xsw_part parts[] = {
+                { path, strlen(path) + 1 },
+                { token, strlen(token) + 1 },
+        };
+
+        return request(x, XS_WATCH, XBT_NULL, parts, ARRAY_SIZE(parts), &hdr, &body);
+}
+
+static int connect_now(struct xs_conn *x)
+{
+        int r, fd;
+
+        fd = open_xenstore();
+        if (fd < 0)
+                return fd;
+        if (!x->in && !(x->in = malloc(IN_SIZE))) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        r = sd_event_add_io(x->event, &x->io, fd, EPOLLIN, on_io, x);
         if (r < 0) {
-                xs_close(h);
+                safe_close(fd);
                 return r;
         }
-        x->h = h;
-        arm_timer(x, LIVENESS_USEC);
+        x->fd = fd;
+        x->in_len = 0;
+        for (size_t i = 0; i < x->n_watches && r >= 0; i++)
+                r = watch_now(x, x->watches[i].path, x->watches[i].token);
+        if (r < 0) {
+                /* Not connected after all: no state change to report. */
+                x->io = sd_event_source_disable_unref(x->io);
+                x->fd = safe_close(x->fd);
+                drop_events(x);
+                return r;
+        }
+        x->up = true;
         return 0;
 }
 
@@ -161,6 +561,8 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
 
         if (!x)
                 return -ENOMEM;
+        x->fd = -1;
+        x->events_tail = &x->events;
         x->event = sd_event_ref(ev);
         x->ops = ops;
         x->userdata = userdata;
@@ -168,6 +570,10 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
         if (r < 0)
                 goto fail;
         sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
+        r = sd_event_add_defer(ev, &x->defer, on_defer, x);
+        if (r < 0)
+                goto fail;
+        sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
         /* Not there yet: keep trying, as after losing it. */
         if (connect_now(x) < 0) {
                 x->retry_ms = RETRY_MIN_MS;
@@ -187,8 +593,10 @@ void xs_conn_free(struct xs_conn *x)
                 return;
         sd_event_source_disable_unref(x->io);
         sd_event_source_disable_unref(x->timer);
-        if (x->h)
-                xs_close(x->h);
+        sd_event_source_disable_unref(x->defer);
+        safe_close(x->fd);
+        drop_events(x);
+        free(x->in);
         for (size_t i = 0; i < x->n_watches; i++) {
                 free(x->watches[i].path);
                 free(x->watches[i].token);
@@ -198,7 +606,7 @@ void xs_conn_free(struct xs_conn *x)
         free(x);
 }
 
-bool xs_conn_connected(const struct xs_conn *x) { return x->h != NULL; }
+bool xs_conn_connected(const struct xs_conn *x) { return x->fd >= 0; }
 
 int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
 {
@@ -217,59 +625,53 @@ int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
                 return -ENOMEM;
         }
         x->n_watches++;
-        if (x->h && !xs_watch(x->h, path, token))
-                return fail(x);
-        return 0;
+        return x->fd >= 0 ? watch_now(x, path, token) : 0;
+}
+
+/* One op alone. */
+static int single(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+{
+        int r = xs_conn_batch(x, t, op, 1);
+
+        return r < 0 ? r : op->r;
 }
 
 int xs_conn_read(struct xs_conn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
 {
-        unsigned len;
-        char *v;
+        struct xs_op op = { .type = XS_READ, .dir = path };
+        int r = single(x, t, &op);
 
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        v = xs_read(x->h, t, path, &len);
-        if (!v)
-                return fail(x);
-        *ret = v; /* libxenstore NUL-terminates */
+        if (r < 0)
+                return r;
+        *ret = op.data;
         if (ret_len)
-                *ret_len = len;
+                *ret_len = op.len;
         return 0;
 }
 
 int xs_conn_write(struct xs_conn *x, xs_transaction_t t, const char *path, const char *value)
 {
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        if (!xs_write(x->h, t, path, value, strlen(value)))
-                return fail(x);
-        return 0;
+        struct xs_op op = { .type = XS_WRITE, .dir = path, .value = value };
+
+        return single(x, t, &op);
 }
 
 int xs_conn_rm(struct xs_conn *x, xs_transaction_t t, const char *path)
 {
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        if (!xs_rm(x->h, t, path))
-                return fail(x);
-        return 0;
+        struct xs_op op = { .type = XS_RM, .dir = path };
+
+        return single(x, t, &op);
 }
 
 int xs_conn_directory(struct xs_conn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
 {
-        char **d;
+        struct xs_op op = { .type = XS_DIRECTORY, .dir = path };
+        int r = single(x, t, &op);
 
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        d = xs_directory(x->h, t, path, ret_n);
-        if (!d)
-                return fail(x);
-        *ret = d;
+        if (r < 0)
+                return r;
+        *ret = op.ents;
+        *ret_n = op.n_ents;
         return 0;
 }
 
@@ -282,26 +684,28 @@ bool xs_conn_exists(struct xs_conn *x, xs_transaction_t t, const char *path)
 
 int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
 {
-        xs_transaction_t t;
+        _cleanup_free_ char *body = NULL;
+        struct xsd_sockmsg hdr;
+        struct xsw_part part = { "", 1 };
+        uint32_t id;
+        int r;
 
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        t = xs_transaction_start(x->h);
-        if (t == XBT_NULL)
-                return fail(x);
-        *ret = t;
+        r = request(x, XS_TRANSACTION_START, XBT_NULL, &part, 1, &hdr, &body);
+        if (r < 0)
+                return r;
+        if (xsw_txid(body, hdr.len, &id) < 0)
+                return conn_failed(x, -EBADMSG);
+        *ret = id;
         return 0;
 }
 
 int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
 {
-        if (!x->h)
-                return -ENOTCONN;
-        errno = 0;
-        if (!xs_transaction_end(x->h, t, abort))
-                return fail(x);
-        return 0;
+        _cleanup_free_ char *body = NULL;
+        struct xsd_sockmsg hdr;
+        struct xsw_part part = { abort ? "F" : "T", 2 };
+
+        return request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
 }
 
 int xs_conn_home(struct xs_conn *x, char **ret)

@@ -30,6 +30,13 @@ static inline int safe_close(int fd)
         return -1;
 }
 
+/* Frees p; returns NULL so `p = mfree(p)` works. */
+static inline void *mfree(void *p)
+{
+        free(p);
+        return NULL;
+}
+
 static inline void closep(int *fd) { safe_close(*fd); }
 static inline void freep(void *p) { free(*(void **)p); }
 
