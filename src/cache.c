@@ -81,6 +81,7 @@ const struct cache_ops cache_loop_ops = {
         .get_config = loop_get_config,
         .set_direct_io = loop_set_direct_io,
         .change_fd = loop_change_fd,
+        .hint_free = loop_hint_free,
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -386,8 +387,19 @@ static void entry_mark_dead(struct cache *c, struct entry *e)
         entry_close(c, e);
 }
 
+/* e's loop device is free, or will be with its last opener's close: the
+ * engine may try it first next time.  Only ever a hint: the engine's
+ * attempt is checked by the kernel, which refuses a bound device. */
+static void hint_free(struct cache *c, const struct entry *e)
+{
+        if (c->ops->hint_free && !e->pub.key.is_block && e->pub.dev.nr >= 0)
+                (void)c->ops->hint_free(e->pub.dev.nr);
+}
+
 static void entry_free(struct cache *c, struct entry *e)
 {
+        bool was_live = !e->pub.dead;
+
         if (e->pub.adopting)
                 c->n_adopting--;
         if (!e->pub.dead) {
@@ -402,6 +414,10 @@ static void entry_free(struct cache *c, struct entry *e)
                 e->next->prev = e->prev;
         c->n_entries--;
         entry_close(c, e);
+        /* A dead entry's number was hinted when it died, and may serve a
+         * newer entry by now. */
+        if (was_live)
+                hint_free(c, e);
         free(e->pub.path);
         free(e);
 }
@@ -715,6 +731,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
                         return r;
                 }
                 entry_mark_dead(c, e);
+                hint_free(c, e);
         }
 
         r = entry_new(c, req, key, id, ret);
@@ -868,6 +885,7 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                 next = e->dnext;     /* the slot may go with the last one */
                 if (r == -ESTALE) {
                         entry_mark_dead(c, e);
+                        hint_free(c, e);
                         dropped = 1;
                 } else if (r < 0) {
                         log_debug_errno(r, "Cannot check %s after a change event: %s",

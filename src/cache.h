@@ -10,7 +10,14 @@
  * An entry holds its device open while at least one user is "holding" (its
  * blkback has not yet opened the device); once none is, the fd is closed and
  * the kernel's autoclear removes the device when its last real opener goes.
- * Lookups and releases are O(1) whatever the number of entries. */
+ * Lookups and releases are O(1) whatever the number of entries.
+ *
+ * The cache is where the daemon learns that a loop device of its own became
+ * free; it passes the number on to the engine's free-device hints
+ * (cache_ops.hint_free): when the last user of a live entry is released (or
+ * an adopted entry is let go), and when an entry is dropped because the
+ * kernel cleared its device (cache_device_changed(), or a reuse finding it
+ * stale).  Allocation itself stays the engine's. */
 #pragma once
 
 #include <stdbool.h>
@@ -85,6 +92,10 @@ struct cache_ops {
         int (*get_config)(int fd, struct loop_config *ret);   /* for adoption */
         int (*set_direct_io)(int fd, bool on);                /* for reconfigure */
         int (*change_fd)(int fd, int backing_fd);
+        /* Optional (loop_hint_free): told the number of a loop device of the
+         * cache's that is free, or will be once its last opener closes it,
+         * so that the next attach can try it first. */
+        int (*hint_free)(int nr);
 };
 
 extern const struct cache_ops cache_loop_ops;
@@ -114,13 +125,14 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 void cache_user_unhold(struct cache *c, struct cache_user *u);
 
 /* The user is gone (disk torn down): frees u; an entry with no user left is
- * closed and forgotten. */
+ * closed and forgotten, and its loop device hinted free. */
 void cache_release(struct cache *c, struct cache_user *u);
 
 /* The kernel reported a change on devnum (uevent): if the entry serving it no
  * longer has its backing file or diskseq, it is marked dead and leaves the
- * index, so the next acquire sets up a new device.  Returns 1 when an entry
- * was dropped, 0 otherwise.  (A phy device can be served by two entries, a
+ * index, so the next acquire sets up a new device (a loop device is hinted
+ * free: autoclear is the usual cause).  Returns 1 when an entry was
+ * dropped, 0 otherwise.  (A phy device can be served by two entries, a
  * read-only and a w! one; each is checked.) */
 int cache_device_changed(struct cache *c, dev_t devnum);
 

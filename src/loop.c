@@ -38,6 +38,10 @@
 
 /* How many devices one attach may lose to other processes before giving up. */
 #define ATTACH_ATTEMPTS 64
+/* Hinted devices one attach tries before asking the kernel for a free one:
+ * hints of devices still bound (released, autoclear pending) cost one
+ * failed open each, so a burst of them is spread over several attaches. */
+#define HINT_ATTEMPTS 8
 /* Attempts that may find no node before concluding nodes never come. */
 #define MISSING_NODES_MAX 3
 /* How long to wait for a node that udev (not devtmpfs) has still to create. */
@@ -431,7 +435,7 @@ static bool lost_race(int r)
         return r == -EBUSY || r == -ENXIO || r == -ENOENT;
 }
 
-static int open_node_excl(const char *node, bool read_only)
+static int open_node_excl(const char *node, bool read_only, bool wait_node)
 {
         int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_EXCL;
         long long waited = 0;
@@ -442,7 +446,7 @@ static int open_node_excl(const char *node, bool read_only)
                         return fd;
                 /* devtmpfs creates the node with the device; a udev-managed
                  * static /dev may lag a little behind. */
-                if (errno != ENOENT || waited >= NODE_WAIT_NS)
+                if (errno != ENOENT || !wait_node || waited >= NODE_WAIT_NS)
                         return negative_errno();
                 sleep_ns(NODE_WAIT_STEP_NS);
                 waited += NODE_WAIT_STEP_NS;
@@ -450,19 +454,21 @@ static int open_node_excl(const char *node, bool read_only)
 }
 
 /* One attempt on /dev/loop<nr>.  On success the device is ours, configured
- * and verified; on failure nothing of ours is left on it. */
-static int try_device(int nr, int backing_fd, const struct stat *backing,
-                      const struct loop_config *cfg, uint32_t bs, struct loop_device *ret)
+ * and verified; on failure nothing of ours is left on it.  cfg->block_size
+ * is resolved (not 0). */
+static int try_device(int nr, bool wait_node, int backing_fd, const struct stat *backing,
+                      const struct loop_config *cfg, struct loop_device *ret)
 {
         _cleanup_close_ int fd = -1;
         struct loop_device d = { .fd = -1, .nr = nr };
+        uint32_t bs = cfg->block_size;
         struct stat st;
         int r;
 
         snprintf(d.node, sizeof(d.node), "/dev/loop%d", nr);
         /* O_EXCL: a device another process is still configuring (it holds it
          * the same way) answers EBUSY instead of being shared. */
-        fd = open_node_excl(d.node, cfg->read_only);
+        fd = open_node_excl(d.node, cfg->read_only, wait_node);
         if (fd < 0)
                 return fd;
         if (fstat(fd, &st) < 0)
@@ -506,12 +512,102 @@ static unsigned jitter(unsigned range)
         return range ? (unsigned)(s % range) : 0;
 }
 
-static int get_free(int ctl)
+/* ---- the kernel calls of allocation (replaceable by tests) ------------- */
+
+static int real_open_control(void)
+{
+        int fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static int real_get_free(int ctl)
 {
         int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
 
         return nr < 0 ? negative_errno() : nr;
 }
+
+static int real_add(int ctl)
+{
+        int nr = ioctl(ctl, LOOP_CTL_ADD, -1);
+
+        return nr < 0 ? negative_errno() : nr;
+}
+
+static const struct loop_attach_ops real_attach_ops = {
+        .open_control = real_open_control,
+        .get_free = real_get_free,
+        .add = real_add,
+        .take = try_device,
+};
+
+static const struct loop_attach_ops *attach_ops = &real_attach_ops;
+
+void loop_set_attach_ops(const struct loop_attach_ops *ops)
+{
+        attach_ops = ops ? ops : &real_attach_ops;
+}
+
+/* ---- free-device hints ----------------------------------------------------- */
+
+/* Oldest first.  A handful of numbers: linear scans are the cheapest. */
+static int hints[LOOP_HINTS_MAX];
+static size_t n_hints;
+
+static void hint_remove_at(size_t i)
+{
+        memmove(&hints[i], &hints[i + 1], (n_hints - i - 1) * sizeof(hints[0]));
+        n_hints--;
+}
+
+/* The engine took nr, or saw it taken: it is no longer a hint. */
+static void hint_forget(int nr)
+{
+        for (size_t i = 0; i < n_hints; i++)
+                if (hints[i] == nr) {
+                        hint_remove_at(i);
+                        return;
+                }
+}
+
+int loop_hint_free(int nr)
+{
+        if (nr < 0)
+                return -EINVAL;
+        hint_forget(nr);
+        if (n_hints == LOOP_HINTS_MAX)
+                hint_remove_at(0);
+        hints[n_hints++] = nr;
+        return 0;
+}
+
+/* The oldest hint, taken out of the set: whatever its attempt shows, it
+ * is not a hint any more (ours on success, not free otherwise). */
+static int hint_take(void)
+{
+        int nr;
+
+        if (n_hints == 0)
+                return -1;
+        nr = hints[0];
+        hint_remove_at(0);
+        return nr;
+}
+
+size_t loop_hints_get(int *ret, size_t n)
+{
+        for (size_t i = 0; i < n && i < n_hints; i++)
+                ret[i] = hints[i];
+        return n_hints;
+}
+
+void loop_hints_clear(void)
+{
+        n_hints = 0;
+}
+
+/* ---- allocation ------------------------------------------------------------ */
 
 /* A free device number.  LOOP_CTL_GET_FREE names the lowest unbound device,
  * so processes racing for one all get the same number until the winner has
@@ -521,15 +617,15 @@ static int get_free(int ctl)
  * piling up unbound devices while free ones exist. */
 static int next_free(int ctl, int lost)
 {
-        int nr = get_free(ctl), added;
+        int nr = attach_ops->get_free(ctl), added;
 
         if (nr < 0 || lost < 0 || nr != lost)
                 return nr;
         sleep_ns((long long)(200 + jitter(800)) * 1000);
-        nr = get_free(ctl);
+        nr = attach_ops->get_free(ctl);
         if (nr < 0 || nr != lost)
                 return nr;
-        added = ioctl(ctl, LOOP_CTL_ADD, -1);
+        added = attach_ops->add(ctl);
         /* Old kernels look up a free device for -1 (EEXIST); at the device
          * limit ENOSPC: both leave the number GET_FREE gave. */
         return added >= 0 ? added : nr;
@@ -553,35 +649,63 @@ static int check_backing(int backing_fd, const struct loop_config *cfg, struct s
         return 0;
 }
 
+/* The hinted devices, oldest first, at most HINT_ATTEMPTS of them.  1 when
+ * one was taken; 0 when none was left, or an attempt failed for another
+ * reason than the device not being free (GET_FREE's device answers that
+ * one, if it is about the request). */
+static int attach_hinted(int backing_fd, const struct stat *st, const struct loop_config *cfg,
+                         struct loop_device *ret)
+{
+        for (unsigned attempt = 0; attempt < HINT_ATTEMPTS; attempt++) {
+                int nr = hint_take(), r;
+
+                if (nr < 0)
+                        return 0;
+                /* A hinted device existed: no node to wait for. */
+                r = attach_ops->take(nr, false, backing_fd, st, cfg, ret);
+                if (r >= 0)
+                        return 1;
+                log_debug_errno(r, "Hinted loop%d is not free (%s); dropped", nr, strerror(-r));
+                if (!lost_race(r))
+                        return 0;
+        }
+        return 0;
+}
+
 int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
 {
-        static const struct loop_config defaults = { 0 };
         _cleanup_close_ int ctl = -1;
+        struct loop_config want = { 0 };
         struct stat st;
-        uint32_t bs;
         int r, lost = -1;
         unsigned missing_nodes = 0;
 
         if (backing_fd < 0 || !ret)
                 return -EINVAL;
-        if (!cfg)
-                cfg = &defaults;
-        bs = cfg->block_size ? cfg->block_size : LOOP_DEFAULT_BLOCK_SIZE;
-        if (!block_size_valid(bs))
+        if (cfg)
+                want = *cfg;
+        if (!want.block_size)
+                want.block_size = LOOP_DEFAULT_BLOCK_SIZE;
+        if (!block_size_valid(want.block_size))
                 return -EINVAL;
-        r = check_backing(backing_fd, cfg, &st);
+        r = check_backing(backing_fd, &want, &st);
         if (r < 0)
                 return r;
 
-        ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (attach_hinted(backing_fd, &st, &want, ret) > 0)
+                return 0;
+
+        ctl = attach_ops->open_control();
         if (ctl < 0)
-                return negative_errno();
+                return ctl;
 
         for (unsigned attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
                 int nr = next_free(ctl, lost);
                 if (nr < 0)
                         return nr;
-                r = try_device(nr, backing_fd, &st, cfg, bs, ret);
+                /* Taken by us now, or by somebody else: no hint any more. */
+                hint_forget(nr);
+                r = attach_ops->take(nr, true, backing_fd, &st, &want, ret);
                 if (r >= 0)
                         return 0;
                 if (!lost_race(r))

@@ -1,11 +1,15 @@
 /* loop.h — the loop device engine: allocate a free loop device without races,
  * configure it on a backing fd (LOOP_CONFIGURE, or LOOP_SET_FD +
  * LOOP_SET_STATUS64 on kernels without it), and inspect or re-verify a
- * device.  Owns no state beyond the run-time choice of ioctl; every fd it
- * hands out belongs to the caller. */
+ * device.  Owns two pieces of process-wide state: the run-time choice of
+ * ioctl, and the free-device hints (device numbers the caller saw become
+ * free, tried before asking the kernel for one; see loop_hint_free()).
+ * Every fd it hands out belongs to the caller.  Not thread-safe: one thread
+ * allocates (the daemon's event loop). */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -31,13 +35,19 @@ struct loop_device {
 };
 
 /* Attaches backing_fd to a fresh loop device with LO_FLAGS_AUTOCLEAR (and
- * LO_FLAGS_READ_ONLY when asked).  Allocation: LOOP_CTL_GET_FREE, open the
- * node O_EXCL, configure; on EBUSY/ENXIO/ENOENT from the open or the ioctl
- * another process got there first, so retry, with LOOP_CTL_ADD after a miss
- * (once GET_FREE, after a short pause, still names the device just lost), a
- * bounded number of times.  On success ret->fd holds the device (closing it
- * lets autoclear remove it); the kernel's settings were verified (backing
- * file, read-only, offset, size limit, block size).  cfg NULL: defaults.
+ * LO_FLAGS_READ_ONLY when asked).  Allocation: first the free-device hints,
+ * oldest first, a few at most (see loop_hint_free()); then
+ * LOOP_CTL_GET_FREE, which walks every loop device in the kernel.  Either
+ * way: open the node O_EXCL, configure.  EBUSY/ENXIO/ENOENT from the open or
+ * the ioctl mean another process got there first (or the device is gone): a
+ * hint is dropped and the next one tried; a GET_FREE number is retried, with
+ * LOOP_CTL_ADD after a miss (once GET_FREE, after a short pause, still names
+ * the device just lost), a bounded number of times.  A hint is only ever a
+ * number to try: the kernel's refusal to configure a bound device (EBUSY)
+ * is what keeps a device another process bound from being taken.  On
+ * success ret->fd holds the device (closing it lets autoclear remove it);
+ * the kernel's settings were verified (backing file, read-only, offset,
+ * size limit, block size).  cfg NULL: defaults.
  * -EAGAIN when every attempt lost; -EINVAL (bad block size), -EACCES (rw
  * asked of a read-only fd), -ENOTBLK (not a file or block device), -EBADF
  * (O_PATH or write-only fd): nothing was touched.  Without LOOP_CONFIGURE a
@@ -84,5 +94,48 @@ int disk_get_diskseq(int fd, uint64_t *ret);
  * disk's).  -ENOENT when no such device exists, -EOPNOTSUPP as above. */
 int disk_get_diskseq_by_devnum(dev_t devnum, uint64_t *ret);
 
-/* Test hook: behave as on a kernel without LOOP_CONFIGURE. */
+/* ---- free-device hints ---------------------------------------------------- */
+
+/* How many hints are kept; past that the oldest is forgotten. */
+#define LOOP_HINTS_MAX 64
+
+/* Tells the engine that /dev/loop<nr>, a device of the caller's, is free now
+ * or about to be (its last user let go; autoclear clears it with the last
+ * close): the next loop_attach() tries it before LOOP_CTL_GET_FREE.  The
+ * caller may be wrong (a device still bound, or already bound again by
+ * another process, or removed): such a hint fails its attempt and is
+ * dropped.  A number hinted again moves to the newest place.  The engine
+ * also drops a number once it takes the device or sees it taken.  0, or
+ * -EINVAL for nr < 0. */
+int loop_hint_free(int nr);
+
+/* The hinted numbers, oldest first, up to n of them into ret; returns how
+ * many there are (which may exceed n). */
+size_t loop_hints_get(int *ret, size_t n);
+
+/* Forgets every hint. */
+void loop_hints_clear(void);
+
+/* ---- test hooks ------------------------------------------------------------ */
+
+/* Behave as on a kernel without LOOP_CONFIGURE. */
 void loop_force_legacy(bool on);
+
+struct stat;
+
+/* The kernel calls loop_attach() makes to find and take a device, so that a
+ * unit test can play the kernel.  All four are required. */
+struct loop_attach_ops {
+        int (*open_control)(void);               /* fd on /dev/loop-control, or -errno */
+        int (*get_free)(int ctl);                /* LOOP_CTL_GET_FREE: a number, or -errno */
+        int (*add)(int ctl);                     /* LOOP_CTL_ADD (-1): a number, or -errno */
+        /* Takes /dev/loop<nr> for backing_fd: open O_EXCL, configure (cfg's
+         * block_size is never 0 here), verify; on success ret is filled and
+         * ret->fd holds the device.  -EBUSY/-ENXIO/-ENOENT: not free (or
+         * gone).  wait_node: the kernel just named nr, so a node udev has
+         * still to create is worth a short wait. */
+        int (*take)(int nr, bool wait_node, int backing_fd, const struct stat *backing,
+                    const struct loop_config *cfg, struct loop_device *ret);
+};
+/* NULL restores the real kernel calls. */
+void loop_set_attach_ops(const struct loop_attach_ops *ops);

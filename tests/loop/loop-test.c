@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,4 +239,23 @@ int lt_cleanup(const char *prefix)
         for (int i = 0; i < 200 && lt_count_bound(prefix) > 0; i++)
                 nanosleep(&ts, NULL);
         return n;
+}
+
+int lt_losetup(const char *a, const char *b)
+{
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                char *argv[] = { (char *)"losetup", (char *)a, (char *)b, NULL };
+                execv("/usr/sbin/losetup", argv);
+                execv("/sbin/losetup", argv);
+                execvp("losetup", argv);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) != pid)
+                return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

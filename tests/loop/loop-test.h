@@ -41,3 +41,7 @@ int lt_cleanup(const char *prefix);
 
 /* Open fds of this process naming a /dev/loop* node. */
 int lt_count_loop_fds(void);
+
+/* Runs `losetup a [b]` as another process would (fork + exec, stdout and
+ * stderr to ours).  Its exit status; 127 when losetup cannot be run. */
+int lt_losetup(const char *a, const char *b);

@@ -26,7 +26,7 @@
 
 #define MiB (1024ull * 1024ull)
 
-static char *dir, *prefix, *img;
+static char *dir, *prefix, *img, *img2;
 
 struct fixture {
         struct cache *c;
@@ -38,7 +38,9 @@ static int group_setup(void **state)
 {
         if (lt_tmpdir(&dir) < 0 || asprintf(&prefix, "%s/", dir) < 0)
                 return -1;
-        return lt_make_file(dir, "img", 4 * MiB, &img) < 0 ? -1 : 0;
+        if (lt_make_file(dir, "img", 4 * MiB, &img) < 0 || lt_make_file(dir, "img2", 1 * MiB, &img2) < 0)
+                return -1;
+        return 0;
 }
 
 static int group_teardown(void **state)
@@ -48,6 +50,7 @@ static int group_teardown(void **state)
         lt_tmpdir_remove(dir);
         free(prefix);
         free(img);
+        free(img2);
         return left ? -1 : 0;
 }
 
@@ -57,6 +60,7 @@ static int setup(void **state)
 
         if (!f || lt_count_bound(prefix) != 0)
                 goto fail;
+        loop_hints_clear();
         if (cache_new(&f->c) < 0)
                 goto fail;
         if (backing_open(img, false, false, &f->ro) < 0 || backing_open(img, true, false, &f->rw) < 0)
@@ -85,6 +89,7 @@ static int teardown(void **state)
         backing_close(&f->ro);
         backing_close(&f->rw);
         free(f);
+        loop_hints_clear();
         left = lt_cleanup(prefix);
         if (left) {
                 fprintf(stderr, "%d loop device(s) left bound\n", left);
@@ -401,6 +406,69 @@ static void test_free_closes_devices(void **state)
         assert_int_equal(lt_count_bound(prefix), 0);
 }
 
+/* The cache hints the device it let go of; the next disk gets it back. */
+static void test_released_device_reused(void **state)
+{
+        struct fixture *f = *state;
+        struct cache_request r = req(&f->ro, CACHE_RO, "domain 16 disk 51712");
+        struct cache_request w = req(&f->rw, CACHE_RW, "domain 17 disk 51712");
+        struct cache_user *u = acquire(f, &r);
+        struct loop_device dev = u->entry->dev;
+        int h[LOOP_HINTS_MAX];
+
+        /* Released while held (blkback never came): autoclear at once. */
+        cache_release(f->c, u);
+        assert_true(lt_wait_released(dev.nr, dev.diskseq));
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(h[0], dev.nr);
+
+        u = acquire(f, &w);
+        assert_int_equal(u->entry->dev.nr, dev.nr);
+        assert_true(u->entry->dev.diskseq != dev.diskseq);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
+        cache_release(f->c, u);
+}
+
+/* Between the release and the next attach another process (losetup, the
+ * stock script) binds the hinted device: the cache gets another device and
+ * the other process's stays as it made it. */
+static void test_released_device_taken_by_another_process(void **state)
+{
+        struct fixture *f = *state;
+        struct cache_request r = req(&f->ro, CACHE_RO, "domain 18 disk 51712");
+        struct cache_request w = req(&f->rw, CACHE_RW, "domain 19 disk 51712");
+        struct cache_user *u = acquire(f, &r);
+        struct loop_device dev = u->entry->dev;
+        int h[LOOP_HINTS_MAX], rc;
+        char path[4096];
+        uint64_t theirs;
+
+        cache_release(f->c, u);
+        assert_true(lt_wait_released(dev.nr, dev.diskseq));
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
+
+        rc = lt_losetup(dev.node, img2);
+        if (rc == 127)
+                skip();   /* no losetup here */
+        assert_int_equal(rc, 0);
+        assert_true(lt_is_bound(dev.nr));
+        assert_true(lt_sysfs_read(dev.nr, true, "diskseq", path, sizeof(path)) > 0);
+        theirs = strtoull(path, NULL, 10);
+
+        u = acquire(f, &w);
+        assert_int_not_equal(u->entry->dev.nr, dev.nr);
+        assert_true(lt_is_bound(u->entry->dev.nr));
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
+        assert_true(lt_sysfs_read(dev.nr, false, "backing_file", path, sizeof(path)) > 0);
+        assert_string_equal(path, img2);
+        assert_true(lt_sysfs_read(dev.nr, true, "diskseq", path, sizeof(path)) > 0);
+        assert_int_equal(strtoull(path, NULL, 10), theirs);
+        cache_release(f->c, u);
+
+        assert_int_equal(lt_losetup("-d", dev.node), 0);
+        assert_true(lt_wait_released(dev.nr, theirs));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -412,6 +480,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_uevent_on_autoclear, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_block_device_served_directly, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_closes_devices, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_released_device_reused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_released_device_taken_by_another_process, setup, teardown),
         };
 
         lt_require_root("test-loop-cache");

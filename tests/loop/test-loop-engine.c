@@ -56,6 +56,7 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
         loop_force_legacy(false);
+        loop_hints_clear();
         if (lt_count_bound(prefix) != 0) {
                 fprintf(stderr, "a loop device is already bound to a test file\n");
                 return -1;
@@ -70,6 +71,7 @@ static int teardown(void **state)
         int fds = lt_count_loop_fds(), left;
 
         loop_force_legacy(false);
+        loop_hints_clear();
         left = lt_cleanup(prefix);
         if (fds || left) {
                 fprintf(stderr, "test left %d loop fd(s) open and %d device(s) bound\n", fds, left);
@@ -435,6 +437,121 @@ static void test_never_takes_a_busy_device(void **state)
         close_and_check_cleared(&d);
 }
 
+/* ---- free-device hints -------------------------------------------------------- */
+
+static int get_free_now(void)
+{
+        int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), nr;
+
+        assert_true(ctl >= 0);
+        nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+        assert_true(nr >= 0);
+        close(ctl);
+        return nr;
+}
+
+static void backing_file_is(int nr, const char *want)
+{
+        char path[4096];
+
+        assert_true(lt_sysfs_read(nr, false, "backing_file", path, sizeof(path)) > 0);
+        assert_string_equal(path, want);
+}
+
+/* A hinted free device is taken before the one LOOP_CTL_GET_FREE names. */
+static void hint_reused(bool legacy)
+{
+        struct loop_config cfg = { .read_only = true };
+        struct backing b = open_backing(img, false);
+        struct loop_device d1, d2, d3;
+        int hinted, h[LOOP_HINTS_MAX];
+
+        loop_force_legacy(legacy);
+        d1 = attach(&b, &cfg);
+        d2 = attach(&b, &cfg);
+        assert_int_not_equal(d1.nr, d2.nr);
+        close_and_check_cleared(&d1);
+        close_and_check_cleared(&d2);
+        /* Both free: hint the one GET_FREE would not name. */
+        hinted = get_free_now() == d1.nr ? d2.nr : d1.nr;
+        assert_int_not_equal(hinted, get_free_now());
+        assert_int_equal(loop_hint_free(hinted), 0);
+
+        d3 = attach(&b, &cfg);
+        assert_int_equal(d3.nr, hinted);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
+        assert_int_equal(sysfs_u64(d3.nr, false, "autoclear"), 1);
+        assert_int_equal(dev_ro(d3.fd), 1);
+        backing_file_is(d3.nr, img);
+
+        backing_close(&b);
+        close_and_check_cleared(&d3);
+        loop_force_legacy(false);
+}
+
+static void test_hint_reused(void **state)
+{
+        hint_reused(false);
+}
+
+static void test_hint_reused_legacy(void **state)
+{
+        hint_reused(true);
+}
+
+/* Between our free and the reuse another process (losetup) binds the hinted
+ * device: the engine must leave it alone and get a different free device. */
+static void hint_stolen(bool legacy)
+{
+        struct loop_config cfg = { .read_only = true };
+        struct backing b = open_backing(img, false);
+        struct loop_device d1, d2;
+        int nr, rc, h[LOOP_HINTS_MAX];
+        uint64_t theirs;
+        char node[32];
+
+        loop_force_legacy(legacy);
+        d1 = attach(&b, &cfg);
+        nr = d1.nr;
+        close_and_check_cleared(&d1);
+        assert_int_equal(loop_hint_free(nr), 0);
+
+        snprintf(node, sizeof(node), "/dev/loop%d", nr);
+        rc = lt_losetup(node, img2);
+        if (rc == 127) {
+                backing_close(&b);
+                skip();   /* no losetup here */
+        }
+        assert_int_equal(rc, 0);
+        assert_true(lt_is_bound(nr));
+        theirs = sysfs_u64(nr, true, "diskseq");
+
+        d2 = attach(&b, &cfg);
+        assert_int_not_equal(d2.nr, nr);
+        backing_file_is(d2.nr, img);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);   /* dropped */
+        /* Theirs as they made it: same file, same configuration. */
+        backing_file_is(nr, img2);
+        assert_int_equal(sysfs_u64(nr, true, "diskseq"), theirs);
+        assert_int_equal(sysfs_u64(nr, false, "autoclear"), 0);
+
+        backing_close(&b);
+        close_and_check_cleared(&d2);
+        assert_int_equal(lt_losetup("-d", node), 0);
+        assert_true(lt_wait_released(nr, theirs));
+        loop_force_legacy(false);
+}
+
+static void test_hint_stolen_by_another_process(void **state)
+{
+        hint_stolen(false);
+}
+
+static void test_hint_stolen_by_another_process_legacy(void **state)
+{
+        hint_stolen(true);
+}
+
 /* ---- the fallback for kernels without LOOP_CONFIGURE ---------------------------- */
 
 static void test_legacy_fallback(void **state)
@@ -526,11 +643,27 @@ static int cmp_rec(const void *a, const void *b)
         return x->minor < y->minor ? -1 : x->minor > y->minor;
 }
 
-static void concurrent_allocation(bool legacy)
+static void concurrent_allocation(bool legacy, bool hinted)
 {
         int results[2], start[2], release[2];
         struct record recs[CHILDREN * PER_CHILD];
         size_t got = 0;
+
+        /* Every child starts with the same hints: all go for the same
+         * devices first, and only the kernel decides who gets each. */
+        if (hinted) {
+                struct loop_config cfg = { .read_only = true };
+                struct backing b = open_backing(img, false);
+                struct loop_device d[CHILDREN];
+
+                for (int i = 0; i < CHILDREN; i++)
+                        d[i] = attach(&b, &cfg);
+                for (int i = 0; i < CHILDREN; i++) {
+                        close_and_check_cleared(&d[i]);
+                        assert_int_equal(loop_hint_free(d[i].nr), 0);
+                }
+                backing_close(&b);
+        }
 
         assert_int_equal(pipe2(results, O_CLOEXEC), 0);
         assert_int_equal(pipe2(start, O_CLOEXEC), 0);
@@ -601,12 +734,22 @@ static int kill_kids(void **state)
 
 static void test_concurrent_allocation(void **state)
 {
-        concurrent_allocation(false);
+        concurrent_allocation(false, false);
 }
 
 static void test_concurrent_allocation_legacy(void **state)
 {
-        concurrent_allocation(true);
+        concurrent_allocation(true, false);
+}
+
+static void test_concurrent_allocation_hinted(void **state)
+{
+        concurrent_allocation(false, true);
+}
+
+static void test_concurrent_allocation_hinted_legacy(void **state)
+{
+        concurrent_allocation(true, true);
 }
 
 /* ---- what is not a backing file ------------------------------------------------ */
@@ -675,9 +818,15 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_reopen_verifies, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_blockdev_inspect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_never_takes_a_busy_device, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hint_reused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hint_reused_legacy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hint_stolen_by_another_process, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hint_stolen_by_another_process_legacy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_legacy_fallback, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_allocation, setup, kill_kids),
                 cmocka_unit_test_setup_teardown(test_concurrent_allocation_legacy, setup, kill_kids),
+                cmocka_unit_test_setup_teardown(test_concurrent_allocation_hinted, setup, kill_kids),
+                cmocka_unit_test_setup_teardown(test_concurrent_allocation_hinted_legacy, setup, kill_kids),
                 cmocka_unit_test_setup_teardown(test_bad_backing, setup, teardown),
         };
 

@@ -960,6 +960,443 @@ static void test_free_with_users(void **state)
         /* teardown frees the cache and counts fds */
 }
 
+/* ---- free-device hints: what the cache tells the engine ------------------------ */
+
+static int hinted[256], n_hinted;
+
+static int record_hint(int nr)
+{
+        assert_true(n_hinted < (int)(sizeof(hinted) / sizeof(hinted[0])));
+        hinted[n_hinted++] = nr;
+        return 0;
+}
+
+static struct cache_ops hint_rec_ops;
+
+static int setup_hint_rec(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return -1;
+        fake_reset();
+        n_hinted = 0;
+        hint_rec_ops = fake_ops;
+        hint_rec_ops.hint_free = record_hint;
+        f->fds_before = count_fds();
+        if (cache_new_with_ops(&hint_rec_ops, &f->c) < 0) {
+                free(f);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+/* The daemon's own release, the kernel's clear (uevent), and a reuse that
+ * finds the device cleared: each hints the loop device free, once. */
+static void test_cache_hints_freed_devices(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = file_backing(makedev(8, 1), 100, false);
+        struct backing b = file_backing(makedev(8, 1), 200, false);
+        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_user *u1 = acquire_ok(f, &ra), *u2 = acquire_ok(f, &ra), *ub;
+        int nr = u1->entry->dev.nr;
+
+        /* Unheld (blkback has it) or a user left: not free. */
+        cache_user_unhold(f->c, u1);
+        cache_release(f->c, u1);
+        assert_int_equal(n_hinted, 0);
+        /* The last user released: free once blkback closes it. */
+        cache_release(f->c, u2);
+        assert_int_equal(n_hinted, 1);
+        assert_int_equal(hinted[0], nr);
+
+        /* The kernel cleared it (autoclear): the change event's check. */
+        ub = acquire_ok(f, &rb);
+        cache_user_unhold(f->c, ub);
+        fake_clear(ub->entry->dev.nr);
+        assert_int_equal(cache_device_changed(f->c, ub->entry->dev.devnum), 1);
+        assert_int_equal(n_hinted, 2);
+        assert_int_equal(hinted[1], ub->entry->dev.nr);
+        /* Dead already: its release hints nothing more (the number may be
+         * another entry's by now). */
+        cache_release(f->c, ub);
+        assert_int_equal(n_hinted, 2);
+
+        /* A reuse finding the device cleared (no uevent seen). */
+        u1 = acquire_ok(f, &ra);
+        nr = u1->entry->dev.nr;
+        cache_user_unhold(f->c, u1);
+        fake_clear(nr);
+        u2 = acquire_ok(f, &ra);
+        assert_true(u1->entry->dead);
+        assert_int_equal(n_hinted, 3);
+        assert_int_equal(hinted[2], nr);
+        cache_release(f->c, u1);
+        assert_int_equal(n_hinted, 3);
+        cache_release(f->c, u2);
+        assert_int_equal(n_hinted, 4);
+        close(a.fd);
+        close(b.fd);
+}
+
+/* A block device served as it is is never the engine's to hint; nor does
+ * cache_free() (the daemon exiting) hint anything. */
+static void test_cache_hints_no_block_devices(void **state)
+{
+        struct fixture *f = *state;
+        struct backing blk = block_backing(makedev(8, 16), 5, false);
+        struct backing a = file_backing(makedev(8, 1), 100, false);
+        struct cache_request rblk = req_for(&blk, "/dev/sdb", CACHE_RO, "phy");
+        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_user *u = acquire_ok(f, &rblk);
+
+        cache_user_unhold(f->c, u);
+        blks[0].diskseq = 6;
+        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 1);
+        cache_release(f->c, u);
+        u = acquire_ok(f, &rblk);
+        cache_release(f->c, u);
+        assert_int_equal(n_hinted, 0);
+
+        (void)acquire_ok(f, &ra);
+        cache_free(f->c);
+        f->c = NULL;
+        assert_int_equal(n_hinted, 0);
+        close(blk.fd);
+        close(a.fd);
+}
+
+/* ---- free-device hints: the real engine on a fake kernel ----------------------- */
+
+/* Devices 0..n_devs-1 exist (devs[], shared with the fake above, so that
+ * the cache's reopen and inspect see what the engine bound). */
+static bool dev_removed[MAX_DEVS];
+static int take_error_nr = -1, take_error;
+static struct {
+        int open_control, get_free, add, take;
+} kcalls;
+static int takes[256], n_takes;
+
+static int kfake_open_control(void)
+{
+        kcalls.open_control++;
+        return fake_fd_for(-1);
+}
+
+/* LOOP_CTL_GET_FREE: the lowest unbound device, one more if there is none. */
+static int kfake_get_free(int ctl)
+{
+        kcalls.get_free++;
+        for (int nr = 0; nr < n_devs; nr++)
+                if (!devs[nr].bound && !dev_removed[nr])
+                        return nr;
+        assert_true(n_devs < MAX_DEVS);
+        return n_devs++;
+}
+
+static int kfake_add(int ctl)
+{
+        kcalls.add++;
+        assert_true(n_devs < MAX_DEVS);
+        return n_devs++;
+}
+
+/* open O_EXCL + LOOP_CONFIGURE: refused on a bound device, as the kernel
+ * does; no node for a removed one. */
+static int kfake_take(int nr, bool wait_node, int backing_fd, const struct stat *backing,
+                      const struct loop_config *cfg, struct loop_device *ret)
+{
+        kcalls.take++;
+        assert_true(n_takes < (int)(sizeof(takes) / sizeof(takes[0])));
+        takes[n_takes++] = nr;
+        assert_true(cfg->block_size != 0);
+        if (nr >= n_devs)
+                return -ENXIO;
+        if (dev_removed[nr])
+                return -ENOENT;
+        if (nr == take_error_nr)
+                return take_error;
+        if (devs[nr].bound)
+                return -EBUSY;
+        devs[nr] = (struct fake_dev){
+                .bound = true,
+                .bdev = backing->st_dev,
+                .bino = backing->st_ino,
+                .diskseq = ++seq_counter,
+        };
+        fill_dev(nr, fake_fd_for(nr), ret);
+        return 0;
+}
+
+static const struct loop_attach_ops kfake_ops = {
+        .open_control = kfake_open_control,
+        .get_free = kfake_get_free,
+        .add = kfake_add,
+        .take = kfake_take,
+};
+
+/* The cache on the real engine (loop_attach, loop_hint_free). */
+static const struct cache_ops engine_ops = {
+        .attach = loop_attach,
+        .reopen = fake_reopen,
+        .inspect = fake_inspect,
+        .blockdev_inspect = fake_blockdev_inspect,
+        .diskseq_by_devnum = fake_diskseq_by_devnum,
+        .hint_free = loop_hint_free,
+};
+
+/* Another process binds (losetup) or clears a device of its own. */
+static void other_binds(int nr)
+{
+        while (n_devs <= nr)
+                n_devs++;
+        devs[nr] = (struct fake_dev){ .bound = true, .bdev = makedev(9, 9), .bino = 999,
+                                      .diskseq = ++seq_counter };
+}
+
+static int setup_engine(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return -1;
+        fake_reset();
+        memset(dev_removed, 0, sizeof(dev_removed));
+        memset(&kcalls, 0, sizeof(kcalls));
+        n_takes = 0;
+        take_error_nr = -1;
+        loop_hints_clear();
+        loop_set_attach_ops(&kfake_ops);
+        f->fds_before = count_fds();
+        if (cache_new_with_ops(&engine_ops, &f->c) < 0) {
+                free(f);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+static int teardown_engine(void **state)
+{
+        loop_set_attach_ops(NULL);
+        loop_hints_clear();
+        return teardown(state);
+}
+
+/* A regular file the engine accepts (it checks the backing fd itself). */
+static struct backing memfd_backing(void)
+{
+        struct backing b = { .fd = memfd_create("img", MFD_CLOEXEC), .writable = true };
+
+        assert_true(b.fd >= 0 && b.fd < MAX_FDS);
+        assert_int_equal(fstat(b.fd, &b.st), 0);
+        fd_ident[b.fd].dev = b.st.st_dev;
+        fd_ident[b.fd].ino = b.st.st_ino;
+        return b;
+}
+
+static size_t hints_now(int *ret, size_t n)
+{
+        return loop_hints_get(ret, n);
+}
+
+/* Released by the daemon and cleared by the kernel: the next attach takes it
+ * back from the hint, without LOOP_CTL_GET_FREE (nor even opening
+ * /dev/loop-control), even where GET_FREE would name another device. */
+static void test_hint_reuses_freed_device(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
+        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
+        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
+        struct cache_user *ua, *ub, *uc;
+        int h[LOOP_HINTS_MAX], nr_b;
+
+        other_binds(0);                       /* another process's device */
+        ua = acquire_ok(f, &ra);
+        ub = acquire_ok(f, &rb);
+        nr_b = ub->entry->dev.nr;
+        assert_int_equal(ua->entry->dev.nr, 1);
+        assert_int_equal(nr_b, 2);
+        assert_int_equal(kcalls.get_free, 2);
+        assert_int_equal(hints_now(h, 0), 0);
+
+        cache_user_unhold(f->c, ub);
+        cache_release(f->c, ub);
+        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(h[0], nr_b);
+        fake_clear(nr_b);                     /* blkback closed: autoclear */
+        fake_clear(0);                        /* the other process let go too */
+
+        n_takes = 0;
+        uc = acquire_ok(f, &rc);
+        assert_int_equal(uc->entry->dev.nr, nr_b);    /* GET_FREE would say 0 */
+        assert_int_equal(kcalls.get_free, 2);
+        assert_int_equal(kcalls.open_control, 2);
+        assert_int_equal(n_takes, 1);
+        assert_int_equal(hints_now(h, 0), 0);
+        assert_true(devs[nr_b].bound);
+        assert_int_equal(devs[nr_b].bino, c.st.st_ino);
+        assert_int_equal(uc->entry->dev.diskseq, devs[nr_b].diskseq);
+
+        /* Without a hint: GET_FREE again. */
+        ub = acquire_ok(f, &rb);
+        assert_int_equal(ub->entry->dev.nr, 0);
+        assert_int_equal(kcalls.get_free, 3);
+
+        cache_release(f->c, ua);
+        cache_release(f->c, ub);
+        cache_release(f->c, uc);
+        assert_int_equal(hints_now(h, 0), 3);
+        close(a.fd);
+        close(b.fd);
+        close(c.fd);
+}
+
+/* The hinted device was bound by another process between our release and
+ * the reuse: the kernel refuses it (EBUSY), the hint is dropped, GET_FREE
+ * finds another, and the other process's device is left as it is. */
+static void test_hint_busy_falls_back_to_get_free(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = memfd_backing(), b = memfd_backing();
+        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
+        struct cache_user *ua = acquire_ok(f, &ra), *ub;
+        int h[LOOP_HINTS_MAX], nr = ua->entry->dev.nr;
+        uint64_t theirs;
+
+        cache_user_unhold(f->c, ua);
+        cache_release(f->c, ua);
+        fake_clear(nr);
+        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        other_binds(nr);                      /* losetup got it first */
+        theirs = devs[nr].diskseq;
+
+        n_takes = 0;
+        ub = acquire_ok(f, &rb);
+        assert_int_not_equal(ub->entry->dev.nr, nr);
+        assert_int_equal(kcalls.get_free, 2);
+        assert_int_equal(n_takes, 2);
+        assert_int_equal(takes[0], nr);       /* the hint first, refused */
+        assert_int_equal(takes[1], ub->entry->dev.nr);
+        assert_int_equal(hints_now(h, 0), 0);  /* and dropped */
+        assert_int_equal(devs[nr].bino, 999);
+        assert_int_equal(devs[nr].diskseq, theirs);
+
+        cache_release(f->c, ub);
+        close(a.fd);
+        close(b.fd);
+}
+
+/* Hints of devices that are gone (ENXIO: removed; ENOENT: no node) are
+ * dropped one after the other until one is free; a hint failing otherwise
+ * is dropped and GET_FREE's device answers. */
+static void test_hint_gone_dropped(void **state)
+{
+        struct backing a = memfd_backing();
+        struct loop_config cfg = { 0 };
+        struct loop_device d;
+        int h[LOOP_HINTS_MAX];
+
+        n_devs = 6;
+        dev_removed[3] = true;
+        other_binds(4);
+        assert_int_equal(loop_hint_free(40), 0);      /* removed: ENXIO */
+        assert_int_equal(loop_hint_free(3), 0);       /* no node: ENOENT */
+        assert_int_equal(loop_hint_free(4), 0);       /* bound: EBUSY */
+        assert_int_equal(loop_hint_free(5), 0);       /* free */
+        assert_int_equal(loop_hint_free(1), 0);
+        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(d.nr, 5);
+        assert_int_equal(kcalls.get_free, 0);
+        assert_int_equal(n_takes, 4);
+        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(h[0], 1);
+        close(d.fd);
+
+        /* Another failure than "not free": GET_FREE's device is tried. */
+        take_error_nr = 1;
+        take_error = -EIO;
+        n_takes = 0;
+        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(n_takes, 2);
+        assert_int_equal(takes[0], 1);
+        assert_int_equal(d.nr, 0);
+        assert_int_equal(kcalls.get_free, 1);
+        assert_int_equal(hints_now(h, 0), 0);
+        close(d.fd);
+        close(a.fd);
+}
+
+/* At most LOOP_HINTS_MAX hints, the newest; a repeat is not a second hint;
+ * and one attach tries only a few stale hints before asking GET_FREE. */
+static void test_hint_set_bounded(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = memfd_backing();
+        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_user *users[100], *u;
+        int h[LOOP_HINTS_MAX + 8];
+        size_t n;
+
+        assert_int_equal(loop_hint_free(-1), -EINVAL);
+        for (int nr = 0; nr < 200; nr++)
+                assert_int_equal(loop_hint_free(nr), 0);
+        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        assert_int_equal(n, LOOP_HINTS_MAX);
+        for (int i = 0; i < LOOP_HINTS_MAX; i++)
+                assert_int_equal(h[i], 200 - LOOP_HINTS_MAX + i);
+        /* Hinted again: moves to the newest place, no duplicate. */
+        assert_int_equal(loop_hint_free(200 - LOOP_HINTS_MAX), 0);
+        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        assert_int_equal(n, LOOP_HINTS_MAX);
+        assert_int_equal(h[0], 200 - LOOP_HINTS_MAX + 1);
+        assert_int_equal(h[LOOP_HINTS_MAX - 1], 200 - LOOP_HINTS_MAX);
+        loop_hints_clear();
+        assert_int_equal(hints_now(h, 0), 0);
+
+        /* Through the cache: 100 devices released, the last 64 hinted. */
+        for (int i = 0; i < 100; i++) {
+                ra.cfg.offset = (uint64_t)i * 4096;  /* one device each */
+                users[i] = acquire_ok(f, &ra);
+                cache_user_unhold(f->c, users[i]);
+        }
+        assert_int_equal(kcalls.get_free, 100);
+        for (int i = 0; i < 100; i++)
+                cache_release(f->c, users[i]);
+        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        assert_int_equal(n, LOOP_HINTS_MAX);
+        assert_int_equal(h[0], 100 - LOOP_HINTS_MAX);
+
+        /* None cleared yet (blkback still has them all): the attach gives up
+         * on hints after a few and walks once. */
+        n_takes = 0;
+        ra.cfg.offset = 0;
+        u = acquire_ok(f, &ra);
+        assert_int_equal(kcalls.get_free, 101);
+        assert_true(n_takes > 1 && n_takes < LOOP_HINTS_MAX / 2);
+        assert_int_equal(hints_now(h, 0), LOOP_HINTS_MAX - (n_takes - 1));
+        assert_int_equal(u->entry->dev.nr, 100);
+
+        /* Cleared now: the oldest remaining hint is taken. */
+        for (int nr = 0; nr < 100; nr++)
+                fake_clear(nr);
+        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        ra.cfg.offset = 4096;
+        struct cache_user *u2 = acquire_ok(f, &ra);
+        assert_int_equal(u2->entry->dev.nr, h[0]);
+        assert_int_equal(kcalls.get_free, 101);
+
+        cache_release(f->c, u);
+        cache_release(f->c, u2);
+        close(a.fd);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -988,6 +1425,12 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_foreach_includes_dead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_with_users, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cache_hints_freed_devices, setup_hint_rec, teardown),
+                cmocka_unit_test_setup_teardown(test_cache_hints_no_block_devices, setup_hint_rec, teardown),
+                cmocka_unit_test_setup_teardown(test_hint_reuses_freed_device, setup_engine, teardown_engine),
+                cmocka_unit_test_setup_teardown(test_hint_busy_falls_back_to_get_free, setup_engine, teardown_engine),
+                cmocka_unit_test_setup_teardown(test_hint_gone_dropped, setup_engine, teardown_engine),
+                cmocka_unit_test_setup_teardown(test_hint_set_bounded, setup_engine, teardown_engine),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
