@@ -66,7 +66,9 @@ static int arm_timer(struct xs_conn *x, uint64_t usec)
 
         sd_event_now(x->event, CLOCK_MONOTONIC, &now);
         sd_event_source_set_time(x->timer, now + usec);
-        return sd_event_source_set_enabled(x->timer, SD_EVENT_ON);
+        /* One shot: a time source left on fires at every iteration once
+         * its time has passed. */
+        return sd_event_source_set_enabled(x->timer, SD_EVENT_ONESHOT);
 }
 
 static void disconnect(struct xs_conn *x)
