@@ -56,6 +56,18 @@
  * used: one that only watches `<home>/backend/vbd`, and one without watches
  * for requests, so requests never pass through libxenstore's reader thread.
  *
+ * A watch event's time is its arrival: a dedicated thread does nothing but
+ * take the events of the watch connection, stamp each with CLOCK_MONOTONIC
+ * and queue it for the main loop (an eventfd that the loop polls).  The
+ * main loop, the toolstack, handles them only between its own transactions
+ * (about 3 ms each in a 40-disk burst); stamped there, every figure of a
+ * burst would carry the toolstack's own queueing.  What libxl does about an
+ * event (a script started at InitWait, the destroy after state 6) is still
+ * done when the main loop handles it.  The value read on an event may be a
+ * later write than the event's own (the toolstack's own state=1, handled
+ * after blkback wrote 2): it takes the time of the event of that write
+ * (node_stamp()).
+ *
  * Prints one JSON object (to --out or stdout).  Exit status 0 when every
  * disk made it, 1 otherwise (the JSON says which and why).
  */
@@ -67,12 +79,14 @@
 #include <inttypes.h>
 #include <linux/loop.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -105,6 +119,16 @@ static const char *const mode_names[] = { "stock", "script", "watch", "none" };
 
 static bool runs_script(enum mode m) { return m == MODE_STOCK || m == MODE_SCRIPT; }
 
+/* The watch events that have reached the main loop for one node of a disk
+ * (its `state` or its `hotplug-status`), for stamping what a read of the
+ * node shows: node_stamp(). */
+struct arrivals {
+        unsigned n;             /* arrived */
+        unsigned used;          /* used up: by a stamp, or the toolstack's own write */
+        int64_t first_unused;   /* the arrival of event used + 1, when n > used */
+        int64_t last;           /* the arrival of event n */
+};
+
 struct disk {
         uint32_t domid, devid;
         char *vdev, *params, mode[3];
@@ -118,6 +142,7 @@ struct disk {
         int64_t t_closed, t_destroyed;
         int64_t t_spawn, t_exit;
         int64_t deadline;               /* of the running script */
+        struct arrivals a_state, a_hotplug;
         pid_t pid;
         int exit_status;
         bool written, done, failed, script_done;
@@ -332,6 +357,237 @@ static int spawn_script(struct disk *d, const char *action)
         return 0;
 }
 
+/* ---- the watch thread --------------------------------------------------- */
+
+/* A watch event, stamped with CLOCK_MONOTONIC as it reached the watch
+ * thread. */
+struct event {
+        struct event *next;
+        int64_t t;
+        char **w;               /* from xs_check_watch(): one allocation */
+};
+
+/* The watch thread does nothing but take the events of B.xw as they
+ * arrive, stamp them and queue them for the main loop, which polls
+ * W.ready.  The toolstack's loop is busy for milliseconds at a time (a
+ * transaction is about fifty requests); an event stamped only when the loop
+ * got round to it would carry that queueing in every figure. */
+static struct {
+        pthread_t thread;
+        bool running;
+        int watch_fd;           /* xs_fileno(B.xw) */
+        int ready;              /* eventfd: events queued (nonblocking) */
+        int stop;               /* eventfd: the thread is to end */
+        pthread_mutex_t lock;   /* guards what follows */
+        struct event *head, **tail;
+        int error;              /* the errno the thread ended on */
+} W = {
+        .watch_fd = -1,
+        .ready = -1,
+        .stop = -1,
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .tail = &W.head,
+};
+
+/* The main loop's own list: events taken from W, not handled yet. */
+static struct {
+        struct event *head, **tail;
+} M = { .tail = &M.head };
+
+static void *watch_thread(void *arg)
+{
+        struct pollfd p[2] = {
+                { .fd = W.watch_fd, .events = POLLIN },
+                { .fd = W.stop, .events = POLLIN },
+        };
+        int err = 0;
+
+        while (!err) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno != EINTR)
+                                err = errno;
+                        continue;
+                }
+                if (p[1].revents)
+                        break;
+                for (;;) {
+                        char **w = xs_check_watch(B.xw);
+                        int64_t t = now_ns();
+                        struct event *e;
+
+                        if (!w) {
+                                if (errno != EAGAIN)
+                                        err = errno ? errno : EIO;
+                                break;
+                        }
+                        e = malloc(sizeof(*e));
+                        if (!e) {
+                                free(w);
+                                err = ENOMEM;
+                                break;
+                        }
+                        *e = (struct event){ .t = t, .w = w };
+                        pthread_mutex_lock(&W.lock);
+                        *W.tail = e;
+                        W.tail = &e->next;
+                        pthread_mutex_unlock(&W.lock);
+                        if (eventfd_write(W.ready, 1) < 0) {
+                                err = errno;
+                                break;
+                        }
+                }
+        }
+        if (err) {
+                pthread_mutex_lock(&W.lock);
+                W.error = err;
+                pthread_mutex_unlock(&W.lock);
+                (void)eventfd_write(W.ready, 1);
+        }
+        return arg;
+}
+
+/* After xs_watch() on B.xw, and with the signals blocked (the thread
+ * inherits the mask, so they all reach the signalfd). */
+static void watcher_start(void)
+{
+        int r;
+
+        W.watch_fd = xs_fileno(B.xw);
+        W.ready = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        W.stop = eventfd(0, EFD_CLOEXEC);
+        if (W.watch_fd < 0 || W.ready < 0 || W.stop < 0)
+                die("setting up the watch thread: %m");
+        r = pthread_create(&W.thread, NULL, watch_thread, NULL);
+        if (r != 0)
+                die("starting the watch thread: %s", strerror(r));
+        W.running = true;
+}
+
+static void free_events(struct event *e)
+{
+        while (e) {
+                struct event *next = e->next;
+                free(e->w);
+                free(e);
+                e = next;
+        }
+}
+
+/* Ends the thread, and only then closes its connection: B.xw is never
+ * freed under it.  The other ways out (die(), terminate()) end the process
+ * with B.xw open and the thread still in poll(). */
+static void watcher_stop(void)
+{
+        if (W.running) {
+                if (eventfd_write(W.stop, 1) < 0)
+                        die("stopping the watch thread: %m");
+                pthread_join(W.thread, NULL);
+                W.running = false;
+        }
+        free_events(W.head);
+        W.head = NULL;
+        W.tail = &W.head;
+        free_events(M.head);
+        M.head = NULL;
+        M.tail = &M.head;
+        if (W.ready >= 0)
+                close(W.ready);
+        if (W.stop >= 0)
+                close(W.stop);
+        W.ready = W.stop = -1;
+        if (B.xw)
+                xs_close(B.xw);
+        B.xw = NULL;
+}
+
+/* The disk a watched path belongs to, and the node's name (after the last
+ * slash); NULL for anything else. */
+static struct disk *disk_of(const char *path, const char **node)
+{
+        char key[512];
+        const char *slash;
+        size_t len;
+
+        if (strncmp(path, B.base, B.base_len) != 0 || path[B.base_len] != '/')
+                return NULL;
+        slash = strrchr(path, '/');
+        len = (size_t)(slash - path);
+        if (len >= sizeof(key))
+                return NULL;
+        memcpy(key, path, len);
+        key[len] = '\0';
+        *node = slash + 1;
+        return hashmap_get(B.by_be, key);
+}
+
+static void count_arrival(const struct event *e)
+{
+        const char *node;
+        struct disk *d = disk_of(e->w[XS_WATCH_PATH], &node);
+        struct arrivals *a;
+
+        if (!d || !d->written)
+                return;
+        if (strcmp(node, "state") == 0)
+                a = &d->a_state;
+        else if (strcmp(node, "hotplug-status") == 0)
+                a = &d->a_hotplug;
+        else
+                return;
+        if (++a->n == a->used + 1)
+                a->first_unused = e->t;
+        a->last = e->t;
+}
+
+/* Moves what the watch thread has queued to the main loop's list, and
+ * counts the arrivals. */
+static void pull_events(void)
+{
+        struct event *e, **tail = M.tail;
+        int err;
+
+        pthread_mutex_lock(&W.lock);
+        *M.tail = W.head;
+        if (W.head)
+                M.tail = W.tail;
+        W.head = NULL;
+        W.tail = &W.head;
+        err = W.error;
+        pthread_mutex_unlock(&W.lock);
+        if (err)
+                die("the watch on %s: %s", B.base, strerror(err));
+        for (e = *tail; e; e = e->next)
+                count_arrival(e);
+}
+
+/* The time of what a read of a node of d has just shown: the arrival of
+ * the watch event of the write that made it, not the time the main loop got
+ * round to an event.  The value read may be newer than the event being
+ * handled (the toolstack's own state=1, handled after blkback wrote 2), so
+ * the event is found among those that arrived for the node and are not
+ * used up yet by an earlier stamp (or by the toolstack's own write): *first
+ * is the first of them (the earliest write since the last stamp: where a
+ * threshold such as InitWait was crossed), *last the latest (the write of
+ * the value read).  When the write's event has not reached the watch thread
+ * yet, the read is the first sign of it: both are now.  Never earlier than
+ * the disk's commit. */
+static void node_stamp(struct disk *d, struct arrivals *a, int64_t *first, int64_t *last)
+{
+        if (a->n <= a->used)
+                pull_events();
+        if (a->n > a->used) {
+                *first = a->first_unused;
+                *last = a->last;
+                a->used = a->n;
+        } else {
+                *first = *last = now_ns();
+        }
+        if (*first < d->t_written)
+                *first = d->t_written;
+        if (*last < d->t_written)
+                *last = d->t_written;
+}
+
 /* ---- per-disk progress -------------------------------------------------- */
 
 static void mark_done(struct disk *d)
@@ -363,19 +619,27 @@ static void detach_destroy(struct disk *d)
         mark_done(d);
 }
 
+/* The times are the events' arrivals at the watch thread (node_stamp());
+ * what is done about them (a script started) is done now, as libxl does it
+ * when its loop handles the event. */
 static void on_state(struct disk *d)
 {
-        /* The time is the event's, before the read that tells what it is. */
-        int64_t now = now_ns();
         _cleanup_free_ char *v = read_node(d, "state");
+        bool initwait, state4;
+        int64_t first, last;
         int s;
 
         if (!v)
                 return; /* gone: the destroy of this very disk, or a failure seen elsewhere */
         s = atoi(v);
         if (!B.detach) {
-                if (s >= 2 && !d->t_initwait) {
-                        d->t_initwait = now;
+                initwait = s >= 2 && !d->t_initwait;
+                state4 = s == 4 && !d->t_state4;
+                if (!initwait && !state4)
+                        return;
+                node_stamp(d, &d->a_state, &first, &last);
+                if (initwait) {
+                        d->t_initwait = first;
                         if (B.mode == MODE_NONE)
                                 return mark_done(d);
                         if (runs_script(B.mode)) {
@@ -384,14 +648,15 @@ static void on_state(struct disk *d)
                                         return fail_disk(d, "cannot run %s: %s", B.script, strerror(-r));
                         }
                 }
-                if (s == 4 && !d->t_state4) {
-                        d->t_state4 = now;
+                if (state4) {
+                        d->t_state4 = last;
                         attach_check_done(d);
                 }
                 return;
         }
         if (s == 6 && !d->t_closed) {
-                d->t_closed = now;
+                node_stamp(d, &d->a_state, &first, &last);
+                d->t_closed = last;
                 if (!runs_script(B.mode))
                         return detach_destroy(d);
                 int r = spawn_script(d, "remove");
@@ -402,13 +667,16 @@ static void on_state(struct disk *d)
 
 static void on_hotplug_status(struct disk *d)
 {
-        int64_t now = now_ns();
         _cleanup_free_ char *v = read_node(d, "hotplug-status");
+        int64_t first, last;
 
         if (!v || d->t_connected)
                 return;
         if (strcmp(v, "connected") == 0) {
-                d->t_connected = now;
+                /* The first write of it: xen-loopd and block-loopd may both
+                 * write connected. */
+                node_stamp(d, &d->a_hotplug, &first, &last);
+                d->t_connected = first;
                 d->loopdev = read_node(d, "physical-device-path");
                 return attach_check_done(d);
         }
@@ -441,26 +709,32 @@ static void on_script_exit(struct disk *d, int status)
 
 static void handle_watch(const char *path)
 {
-        char key[512];
-        const char *slash;
-        struct disk *d;
-        size_t len;
+        const char *node;
+        struct disk *d = disk_of(path, &node);
 
-        if (strncmp(path, B.base, B.base_len) != 0 || path[B.base_len] != '/')
-                return;
-        slash = strrchr(path, '/');
-        len = (size_t)(slash - path);
-        if (len >= sizeof(key))
-                return;
-        memcpy(key, path, len);
-        key[len] = '\0';
-        d = hashmap_get(B.by_be, key);
         if (!d || !d->written || d->done)
                 return;
-        if (strcmp(slash + 1, "state") == 0)
+        if (strcmp(node, "state") == 0)
                 on_state(d);
-        else if (!B.detach && strcmp(slash + 1, "hotplug-status") == 0)
+        else if (!B.detach && strcmp(node, "hotplug-status") == 0)
                 on_hotplug_status(d);
+}
+
+/* Handles the events the watch thread has queued, in their order. */
+static void handle_events(void)
+{
+        struct event *e;
+
+        pull_events();
+        while ((e = M.head)) {
+                /* Off the list first: a handler may pull more onto it. */
+                M.head = e->next;
+                if (!M.head)
+                        M.tail = &M.head;
+                handle_watch(e->w[XS_WATCH_PATH]);
+                free(e->w);
+                free(e);
+        }
 }
 
 /* Stopped from outside: no script outlives us. */
@@ -510,19 +784,20 @@ static void kill_overdue(int64_t now)
 static void pump(int timeout_ms)
 {
         struct pollfd p[2] = {
-                { .fd = xs_fileno(B.xw), .events = POLLIN },
+                { .fd = W.ready, .events = POLLIN },
                 { .fd = B.sigfd, .events = POLLIN },
         };
-        char **w;
+        eventfd_t n;
 
         if (B.running && timeout_ms > 100)
                 timeout_ms = 100;
         if (poll(p, 2, timeout_ms) < 0 && errno != EINTR)
                 die("poll: %m");
-        while ((w = xs_check_watch(B.xw))) {
-                handle_watch(w[XS_WATCH_PATH]);
-                free(w);
-        }
+        /* Reset before the queue is taken: an event queued after it wakes
+         * the next poll. */
+        if ((p[0].revents & POLLIN) && eventfd_read(W.ready, &n) < 0 && errno != EAGAIN)
+                die("reading the watch thread's eventfd: %m");
+        handle_events();
         if (p[1].revents & POLLIN)
                 reap();
         if (B.running)
@@ -533,6 +808,11 @@ static void start_disk(struct disk *d)
 {
         int r;
 
+        /* The watch event of the toolstack's own write of `state` (1, or 5
+         * on close) is used up from the start: a state read that shows more
+         * is somebody else's write.  (A close of a backend in state 6
+         * writes no state; its read just below is the first sign then.) */
+        d->a_state.used = 1;
         d->t_begin = now_ns();
         if (!B.detach) {
                 r = write_backend(d);
@@ -988,7 +1268,7 @@ int main(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        _cleanup_(xs_closep) struct xs_handle *xs = NULL, *xw = NULL;
+        _cleanup_(xs_closep) struct xs_handle *xs = NULL;
         const char *cmd, *disks = NULL;
         _cleanup_free_ uint32_t *doms = NULL;
         int64_t t0, t_all_written, t_end, deadline, t_loops_gone = 0;
@@ -1068,11 +1348,12 @@ int main(int argc, char **argv)
                 die("signalfd: %m");
 
         B.xs = xs = xs_open(XS_OPEN_SOCKETONLY);
-        B.xw = xw = xs_open(XS_OPEN_SOCKETONLY);
-        if (!xs || !xw)
+        B.xw = xs_open(XS_OPEN_SOCKETONLY);
+        if (!xs || !B.xw)
                 die("cannot reach xenstored (XENSTORED_PATH=%s): %m", getenv("XENSTORED_PATH") ?: "unset");
-        if (!xs_watch(xw, B.base, "loopd-bench"))
+        if (!xs_watch(B.xw, B.base, "loopd-bench"))
                 die("watching %s: %m", B.base);
+        watcher_start();
 
         if (!B.detach) {
                 for (size_t i = 0; i < n_doms; i++) {
@@ -1105,6 +1386,8 @@ int main(int argc, char **argv)
                 t_all_written = now_ns();
                 run_until_done(B.n_disks, deadline);
         }
+        /* No event matters any more. */
+        watcher_stop();
 
         /* The total ends at the last disk complete; without state 4 for an
          * attach (libxl does not wait for it). */
