@@ -321,12 +321,12 @@ static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *op
 /* ---- what evaluating a disk reads ----------------------------------------- */
 
 /* The nodes of a disk's directory its evaluation looks at, read in one
- * round trip; SNAP_DIR is the directory itself (is it there?). */
+ * round trip.  Each read costs xenstored time (which grows with the size of
+ * its store), so only what the common case needs is read; the rare cases
+ * (a directory gone, a disk being closed) take a second look. */
 enum {
-        SNAP_DIR,
         SNAP_SCRIPT,
         SNAP_STATE,
-        SNAP_ONLINE,
         SNAP_OPENED,
         SNAP_PARAMS,
         SNAP_MODE,
@@ -345,17 +345,16 @@ static void snapshot_clear(struct snapshot *s)
         xs_ops_clear(s->ops, _SNAP_MAX);
 }
 
-/* Reads what mask names (SNAP_DIR always).  -ENOTCONN when xenstored is not
- * there; each node's own result is for snap_value(). */
+/* Reads what mask names.  -ENOTCONN when xenstored is not there; each
+ * node's own result is for snap_value(). */
 static int read_snapshot(struct vbd_manager *m, const struct vbd *v, unsigned mask, struct snapshot *s)
 {
         static const char *const names[_SNAP_MAX] = {
-                [SNAP_SCRIPT] = "script", [SNAP_STATE] = "state", [SNAP_ONLINE] = "online",
-                [SNAP_OPENED] = "opened", [SNAP_PARAMS] = "params", [SNAP_MODE] = "mode",
+                [SNAP_SCRIPT] = "script", [SNAP_STATE] = "state", [SNAP_OPENED] = "opened",
+                [SNAP_PARAMS] = "params", [SNAP_MODE] = "mode",
         };
         size_t n = 0;
 
-        mask |= SNAP(SNAP_DIR);
         for (int k = 0; k < _SNAP_MAX; k++) {
                 s->idx[k] = -1;
                 if (!(mask & SNAP(k)))
@@ -378,14 +377,6 @@ static const char *snap_value(const struct snapshot *s, int k, int *r)
         return op && op->r == 0 ? op->data : NULL;
 }
 
-static bool snap_gone(const struct snapshot *s)
-{
-        int r;
-
-        snap_value(s, SNAP_DIR, &r);
-        return r == -ENOENT;
-}
-
 /* A small decimal node; def when absent or not a number. */
 static int snap_int(const struct snapshot *s, int k, int def)
 {
@@ -393,6 +384,17 @@ static int snap_int(const struct snapshot *s, int k, int def)
         int n;
 
         return v && xsv_parse_int(v, &n) ? n : def;
+}
+
+/* Reads a small decimal node; def when absent or not a number. */
+static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
+{
+        _cleanup_free_ char *s = NULL;
+        int n;
+
+        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !xsv_parse_int(s, &n))
+                return def;
+        return n;
 }
 
 static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
@@ -406,25 +408,26 @@ struct backend_state {
         int opened;
 };
 
-/* From a snapshot with SNAP_STATE, SNAP_ONLINE (and SNAP_OPENED when
- * wanted): `online` only counts with Closing or Closed (it is 1 otherwise),
- * and `opened` only while blkback is not Connected.  -ENOENT when the
- * directory is gone. */
-static int backend_state(const struct snapshot *snap, struct backend_state *ret)
+/* From a snapshot with SNAP_STATE (and SNAP_OPENED when wanted): `online`
+ * only counts with Closing or Closed (it is 1 otherwise), and `opened` only
+ * while blkback is not Connected.  -ENOENT when the directory is gone. */
+static int backend_state(struct vbd_manager *m, const struct vbd *v, const struct snapshot *snap,
+                         struct backend_state *ret)
 {
-        if (snap_gone(snap))
-                return -ENOENT;
+        int r;
+
+        snap_value(snap, SNAP_STATE, &r);
+        if (r < 0 && !dir_exists(m, v))
+                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
         ret->state = snap_int(snap, SNAP_STATE, -1);
         ret->online = 1;
         if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
-                ret->online = snap_int(snap, SNAP_ONLINE, 1);
+                ret->online = read_int(m, v, "online", 1);
         ret->opened = 0;
         if (ret->state != XB_CONNECTED)
                 ret->opened = snap_int(snap, SNAP_OPENED, 0);
         return 0;
 }
-
-#define SNAP_BACKEND (SNAP(SNAP_STATE) | SNAP(SNAP_ONLINE))
 
 static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want_opened,
                               struct backend_state *ret)
@@ -432,8 +435,8 @@ static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool w
         _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
         int r;
 
-        r = read_snapshot(m, v, SNAP_BACKEND | (want_opened ? SNAP(SNAP_OPENED) : 0), &snap);
-        return r < 0 ? r : backend_state(&snap, ret);
+        r = read_snapshot(m, v, SNAP(SNAP_STATE) | (want_opened ? SNAP(SNAP_OPENED) : 0), &snap);
+        return r < 0 ? r : backend_state(m, v, &snap, ret);
 }
 
 static bool torn_down(const struct backend_state *s, bool holding)
@@ -789,7 +792,7 @@ static bool is_our_script(const char *script)
 
 /* A disk not set up yet: everything it takes to decide and to attach, in
  * one round trip. */
-#define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP_BACKEND | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
+#define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
 
 static void evaluate(struct vbd_manager *m, struct vbd *v)
 {
@@ -804,8 +807,11 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
 
                 if (read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
                         return; /* disconnected: the resync after reconnection retries */
-                if (backend_state(&snap, &s) < 0)
+                r = backend_state(m, v, &snap, &s);
+                if (r == -ENOENT)
                         return vbd_forget(m, v);
+                if (r < 0)
+                        return;
                 script = snap_value(&snap, SNAP_SCRIPT, &r);
                 if (r < 0 && r != -ENOENT)
                         return;
@@ -843,13 +849,13 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                  * blkback's connect() writes sectors and info, the
                  * toolstack's watchers their nodes, without checking the
                  * directory still exists: that debris is not the disk. */
-                r = read_snapshot(m, v, SNAP_BACKEND | SNAP(SNAP_PARAMS) |
+                r = read_snapshot(m, v, SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) |
                                   (v->state == VBD_HELD ? SNAP(SNAP_OPENED) : 0), &snap);
                 if (r < 0)
                         return;
-                r = backend_state(&snap, &s);
+                snap_value(&snap, SNAP_PARAMS, &r);
                 if (r == 0)
-                        snap_value(&snap, SNAP_PARAMS, &r);
+                        r = backend_state(m, v, &snap, &s);
                 if (r == -ENOENT)
                         return release(m, v, true);
                 if (r < 0)
@@ -864,13 +870,16 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 return;
         case VBD_FAILED:
         case VBD_RELEASED:
-                if (read_snapshot(m, v, SNAP_BACKEND, &snap) < 0)
+                if (read_snapshot(m, v, SNAP(SNAP_STATE), &snap) < 0)
                         return;
-                if (backend_state(&snap, &s) < 0)
+                r = backend_state(m, v, &snap, &s);
+                if (r == -ENOENT)
                         return vbd_forget(m, v);
+                if (r < 0)
+                        return;
                 /* The directory was destroyed and written anew for another
                  * disk between two looks: start over. */
-                if (s.state == XB_INITIALISING && !v->user && snap_int(&snap, SNAP_ONLINE, 1) == 1) {
+                if (s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
                         snapshot_clear(&snap);
                         v->requested = false;
                         set_state(m, v, VBD_NEW);
