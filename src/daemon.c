@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "fdstore.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "xsvalue.h"
 
@@ -359,6 +360,8 @@ static void daemon_done(struct daemon *d)
                 hashmap_free(d->attachments);
         }
         uevent_monitor_free(d->uevent);
+        sd_event_source_disable_unref(d->spare_check);
+        sd_event_source_disable_unref(d->spare);
         fdset_registry_free(d->fdsets);
         if (d->cache) {
                 held = cache_n_entries(d->cache);
@@ -372,6 +375,40 @@ static void daemon_done(struct daemon *d)
         xs_conn_free(d->xs);
         sd_event_unref(d->event);
         free(d->home);
+}
+
+/* A loop device the kernel has to create costs the attach that needs it a
+ * quarter of a millisecond (and more as devices grow in number).  After
+ * each iteration that did something, if the next attach would pay that,
+ * a spare is prepared, at idle priority: once nothing else is pending. */
+static int on_spare(sd_event_source *s, void *userdata)
+{
+        int r = loop_prepare_spare();
+
+        if (r < 0)
+                log_debug("Cannot prepare a spare loop device: %s", strerror(-r));
+        return 0;
+}
+
+static int on_spare_check(sd_event_source *s, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (loop_spare_wanted())
+                sd_event_source_set_enabled(d->spare, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int setup_spare(struct daemon *d)
+{
+        int r;
+
+        r = sd_event_add_defer(d->event, &d->spare, on_spare, d);
+        if (r < 0)
+                return r;
+        sd_event_source_set_priority(d->spare, SD_EVENT_PRIORITY_IDLE);
+        sd_event_source_set_enabled(d->spare, SD_EVENT_OFF);
+        return sd_event_add_post(d->event, &d->spare_check, on_spare_check, d);
 }
 
 /* Below this many fds, a busy host runs short (see raise_fd_limit()). */
@@ -453,6 +490,11 @@ static int run(const struct options *o)
         r = uevent_monitor_new(d.event, d.cache, &d.uevent);
         if (r < 0) {
                 log_error_errno(r, "Cannot listen to kernel uevents: %s", strerror(-r));
+                goto out;
+        }
+        r = setup_spare(&d);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the event loop: %s", strerror(-r));
                 goto out;
         }
         d.opts = o;

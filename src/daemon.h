@@ -27,6 +27,7 @@ struct daemon {
         struct ctl_server *ctl;
         struct hashmap *attachments;  /* name -> struct attachment (direct attach) */
         struct fdset_registry *fdsets;
+        sd_event_source *spare_check, *spare;  /* see on_spare_check() */
         char *home;
         uint64_t started_usec;
         bool direct_io;

@@ -553,6 +553,10 @@ void loop_set_attach_ops(const struct loop_attach_ops *ops)
 
 /* Oldest first.  A handful of numbers: linear scans are the cheapest. */
 static int hints[LOOP_HINTS_MAX];
+/* Set by an attach, cleared once a spare was prepared (or could not be):
+ * only a process that sets devices up keeps a spare, and a failing
+ * preparation is not retried before the next attach. */
+static bool attached;
 static size_t n_hints;
 
 static void hint_remove_at(size_t i)
@@ -605,9 +609,11 @@ size_t loop_hints_get(int *ret, size_t n)
 void loop_hints_clear(void)
 {
         n_hints = 0;
+        attached = false;
 }
 
 /* ---- allocation ------------------------------------------------------------ */
+
 
 /* A free device number.  LOOP_CTL_GET_FREE names the lowest unbound device,
  * so processes racing for one all get the same number until the winner has
@@ -692,8 +698,10 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
         if (r < 0)
                 return r;
 
-        if (attach_hinted(backing_fd, &st, &want, ret) > 0)
+        if (attach_hinted(backing_fd, &st, &want, ret) > 0) {
+                attached = true;
                 return 0;
+        }
 
         ctl = attach_ops->open_control();
         if (ctl < 0)
@@ -706,8 +714,10 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                 /* Taken by us now, or by somebody else: no hint any more. */
                 hint_forget(nr);
                 r = attach_ops->take(nr, true, backing_fd, &st, &want, ret);
-                if (r >= 0)
+                if (r >= 0) {
+                        attached = true;
                         return 0;
+                }
                 if (!lost_race(r))
                         return r;
                 /* A node removed under us is a race; nodes that never
@@ -722,4 +732,28 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                         sleep_ns((long long)jitter(1000 * (attempt < 20 ? attempt : 20)) * 1000);
         }
         return log_error_errno(-EAGAIN, "No free loop device after %d attempts", ATTACH_ATTEMPTS);
+}
+
+bool loop_spare_wanted(void)
+{
+        return attached && n_hints == 0;
+}
+
+int loop_prepare_spare(void)
+{
+        _cleanup_close_ int ctl = -1;
+        int nr;
+
+        if (!loop_spare_wanted())
+                return 0;
+        attached = false;
+        ctl = attach_ops->open_control();
+        if (ctl < 0)
+                return ctl;
+        /* The lowest free device, or a new one when there is none. */
+        nr = attach_ops->get_free(ctl);
+        if (nr < 0)
+                return nr;
+        loop_hint_free(nr);
+        return 1;
 }

@@ -3,7 +3,8 @@
  * LOOP_SET_STATUS64 on kernels without it), and inspect or re-verify a
  * device.  Owns two pieces of process-wide state: the run-time choice of
  * ioctl, and the free-device hints (device numbers the caller saw become
- * free, tried before asking the kernel for one; see loop_hint_free()).
+ * free, or a spare prepared in idle time, tried before asking the kernel for
+ * one; see loop_hint_free() and loop_prepare_spare()).
  * Every fd it hands out belongs to the caller.  Not thread-safe: one thread
  * allocates (the daemon's event loop). */
 #pragma once
@@ -109,11 +110,22 @@ int disk_get_diskseq_by_devnum(dev_t devnum, uint64_t *ret);
  * -EINVAL for nr < 0. */
 int loop_hint_free(int nr);
 
+/* A spare: when devices are set up (loop_attach() succeeded once) and no
+ * hint is left, the next attach would have the kernel create a device on
+ * the critical path (about a quarter of a millisecond, and the walk of every
+ * device).  loop_prepare_spare() has LOOP_CTL_GET_FREE name (or create) a
+ * free device now and hints it; meant for idle time.  1 when a spare was
+ * hinted, 0 when none is wanted, or -errno.  The spare is a number like any
+ * hint: another process may take it first.  Whatever the outcome, no spare
+ * is wanted again before the next loop_attach(). */
+bool loop_spare_wanted(void);
+int loop_prepare_spare(void);
+
 /* The hinted numbers, oldest first, up to n of them into ret; returns how
  * many there are (which may exceed n). */
 size_t loop_hints_get(int *ret, size_t n);
 
-/* Forgets every hint. */
+/* Forgets every hint, and that a spare is wanted. */
 void loop_hints_clear(void);
 
 /* ---- test hooks ------------------------------------------------------------ */

@@ -1080,9 +1080,13 @@ static struct {
 } kcalls;
 static int takes[256], n_takes;
 
+static int open_control_error;
+
 static int kfake_open_control(void)
 {
         kcalls.open_control++;
+        if (open_control_error)
+                return open_control_error;
         return fake_fd_for(-1);
 }
 
@@ -1168,6 +1172,7 @@ static int setup_engine(void **state)
         memset(&kcalls, 0, sizeof(kcalls));
         n_takes = 0;
         take_error_nr = -1;
+        open_control_error = 0;
         loop_hints_clear();
         loop_set_attach_ops(&kfake_ops);
         f->fds_before = count_fds();
@@ -1397,6 +1402,68 @@ static void test_hint_set_bounded(void **state)
         close(a.fd);
 }
 
+/* A spare is wanted only once devices are set up and no hint is left; it
+ * is prepared by GET_FREE (which creates a device when none is free) and
+ * taken by the next attach without a walk.  A failed preparation is not
+ * retried before the next attach. */
+static void test_spare(void **state)
+{
+        struct fixture *f = *state;
+        struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
+        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
+        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
+        struct cache_user *ua, *ub, *uc;
+        int h[LOOP_HINTS_MAX];
+
+        /* Nothing set up yet: no spare, no kernel call. */
+        assert_false(loop_spare_wanted());
+        assert_int_equal(loop_prepare_spare(), 0);
+        assert_int_equal(kcalls.open_control, 0);
+
+        ua = acquire_ok(f, &ra);
+        assert_int_equal(ua->entry->dev.nr, 0);
+        assert_true(loop_spare_wanted());
+        assert_int_equal(loop_prepare_spare(), 1);
+        assert_int_equal(kcalls.get_free, 2);
+        assert_int_equal(n_devs, 2);                  /* created by GET_FREE */
+        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(h[0], 1);
+        assert_false(loop_spare_wanted());
+        assert_int_equal(loop_prepare_spare(), 0);    /* one is enough */
+
+        /* The next attach takes the spare: no walk. */
+        ub = acquire_ok(f, &rb);
+        assert_int_equal(ub->entry->dev.nr, 1);
+        assert_int_equal(kcalls.get_free, 2);
+        assert_true(loop_spare_wanted());
+
+        /* Another process takes the spare first: refused, GET_FREE. */
+        assert_int_equal(loop_prepare_spare(), 1);
+        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        other_binds(h[0]);
+        uc = acquire_ok(f, &rc);
+        assert_int_not_equal(uc->entry->dev.nr, h[0]);
+        assert_true(devs[h[0]].bound && devs[h[0]].bino == 999);
+        cache_release(f->c, uc);
+
+        /* A failing preparation: not wanted again before the next attach. */
+        loop_hints_clear();
+        uc = acquire_ok(f, &rc);
+        assert_true(loop_spare_wanted());
+        open_control_error = -EACCES;
+        assert_int_equal(loop_prepare_spare(), -EACCES);
+        assert_false(loop_spare_wanted());
+        open_control_error = 0;
+
+        cache_release(f->c, ua);
+        cache_release(f->c, ub);
+        cache_release(f->c, uc);
+        close(a.fd);
+        close(b.fd);
+        close(c.fd);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1431,6 +1498,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_hint_busy_falls_back_to_get_free, setup_engine, teardown_engine),
                 cmocka_unit_test_setup_teardown(test_hint_gone_dropped, setup_engine, teardown_engine),
                 cmocka_unit_test_setup_teardown(test_hint_set_bounded, setup_engine, teardown_engine),
+                cmocka_unit_test_setup_teardown(test_spare, setup_engine, teardown_engine),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
