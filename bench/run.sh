@@ -68,7 +68,7 @@ SHARED_DOMAINS=40
 RW_DISKS=8
 export H_BUILD_DIR=$BUILD_DIR
 
-for b in src/xen-loopd src/xen-loopctl bench/loopd-bench tests/harness/blkback-emu \
+for b in src/xen-loopd src/xen-loopctl src/block-loopd bench/loopd-bench tests/harness/blkback-emu \
 	 tests/harness/xsd-preload.so tests/harness/xs-libxl; do
 	if [ ! -e "$BUILD_DIR/$b" ]; then
 		echo "bench/run.sh: $BUILD_DIR/$b is missing; run meson setup and meson compile first" >&2
@@ -145,7 +145,7 @@ RESULTS=$H_TMP/results
 IMAGES=$H_TMP/images
 mkdir -p "$RESULTS" "$IMAGES" "$H_TMP/bin" "$H_TMP/disks"
 BLOCK_LOOPD=$H_TMP/bin/block-loopd
-ln -s "$XEN_LOOPCTL" "$BLOCK_LOOPD"
+ln -s "$BUILD_DIR/src/block-loopd" "$BLOCK_LOOPD"
 STOCK_SCRIPT=$H_SCRIPT_DIR/block
 [ -x "$STOCK_SCRIPT" ] || h_fail "$STOCK_SCRIPT not found (Debian package xen-utils-common)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -13,8 +13,18 @@
 #include <string.h>
 #include <unistd.h>
 
+/* block-loopd is this program built without xl's disk parser
+ * (LOOPCTL_DISK_SPECS 0): libxlutil, libxenlight and their chain of Xen
+ * libraries cost every hotplug script run about a millisecond to load, and
+ * only `attach` needs them. */
+#ifndef LOOPCTL_DISK_SPECS
+#define LOOPCTL_DISK_SPECS 1
+#endif
+
 #include <json-c/json.h>
+#if LOOPCTL_DISK_SPECS
 #include <libxlutil.h>
+#endif
 #include <xenstore.h>
 
 #include "config.h"
@@ -65,10 +75,7 @@ static void usage(FILE *f)
                 "Commands:\n"
                 "  status                      Exit 0 once the daemon answers; print a summary\n"
                 "  list [--json]               Loop devices held or shared, with their users\n"
-                "  attach [--name N] SPEC...   Set up and hold a loop device for an xl disk spec\n"
-                "                              (xl-disk-configuration(5); format=raw only).\n"
-                "                              Options: --block-size N, --offset N, --size-limit N,\n"
-                "                              --no-sharing-check (access w!); N defaults to vdev\n"
+                "%s"
                 "  detach NAME                 Release what attach set up\n"
                 "  add-fd [--fdset N] [--opaque S] [--rw] PATH\n"
                 "                              Open PATH and pass the fd to an fd set\n"
@@ -92,7 +99,14 @@ static void usage(FILE *f)
                 "     unreadable file); hotplug mode exits 1 on every failure\n"
                 "  2  usage error\n"
                 "  3  the daemon is not reachable (not running, permission denied, no answer)\n",
-                program, XEN_LOOPD_DEFAULT_SOCKET);
+                program,
+                LOOPCTL_DISK_SPECS ?
+                "  attach [--name N] SPEC...   Set up and hold a loop device for an xl disk spec\n"
+                "                              (xl-disk-configuration(5); format=raw only).\n"
+                "                              Options: --block-size N, --offset N, --size-limit N,\n"
+                "                              --no-sharing-check (access w!); N defaults to vdev\n" :
+                "  (attach: xen-loopctl; this build has no xl disk parser)\n",
+                XEN_LOOPD_DEFAULT_SOCKET);
 }
 
 static int usage_error(const char *fmt, ...) _printf_(1, 2);
@@ -396,6 +410,7 @@ static void print_device(const char *verb, const char *name, struct json_object 
                strcmp(get_str(d, "access", "r"), "r") == 0 ? "read-only" : "read-write");
 }
 
+#if LOOPCTL_DISK_SPECS
 static bool script_is_ours(const char *script)
 {
         const char *base;
@@ -407,6 +422,8 @@ static bool script_is_ours(const char *script)
         return strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
 }
 
+#endif
+
 static int add_json(struct json_object *o, const char *key, struct json_object *v)
 {
         if (!v)
@@ -417,6 +434,8 @@ static int add_json(struct json_object *o, const char *key, struct json_object *
         }
         return 0;
 }
+
+#if LOOPCTL_DISK_SPECS
 
 /* Parses specs as `xl block-attach` does (xlu_disk_parse, all the words
  * together) and turns the disk into attach arguments.  Returns an exit
@@ -528,6 +547,7 @@ static int cmd_attach(int argc, char **argv)
                 print_device("Attached", name, res);
         return EXIT_OK;
 }
+#endif
 
 static int cmd_detach(int argc, char **argv)
 {
@@ -848,7 +868,9 @@ static const struct {
 } commands[] = {
         { "status", cmd_status, "j" },
         { "list", cmd_list, "j" },
+#if LOOPCTL_DISK_SPECS
         { "attach", cmd_attach, "jnBOS!" },
+#endif
         { "detach", cmd_detach, "jn" },
         { "add-fd", cmd_add_fd, "jfow" },
         { "remove-fd", cmd_remove_fd, "f" },
@@ -1003,5 +1025,7 @@ int main(int argc, char **argv)
                                                    commands[i].name);
                 return commands[i].run(argc - optind, argv + optind);
         }
+        if (!LOOPCTL_DISK_SPECS && strcmp(argv[optind], "attach") == 0)
+                return usage_error("attach is xen-loopctl's: %s is built without xl's disk parser.", program);
         return usage_error("Unknown command \"%s\".", argv[optind]);
 }

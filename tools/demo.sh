@@ -62,7 +62,7 @@ fi
 # the demonstration's own temp dir).
 export DEMO_TMPDIR=${DEMO_TMPDIR-${TMPDIR:-}}
 export H_BUILD_DIR=$BUILD
-export XEN_LOOPD=$BUILD/src/xen-loopd XEN_LOOPCTL=$BUILD/src/xen-loopctl
+export XEN_LOOPD=$BUILD/src/xen-loopd XEN_LOOPCTL=$BUILD/src/xen-loopctl BLOCK_LOOPD=$BUILD/src/block-loopd
 export PATH=$BUILD/src:$PATH
 # Never inherit a xenstored from the caller: the harness points every
 # client at the private one.
@@ -224,7 +224,7 @@ say "it waits before opening devices, so that the holding rule can be seen"
 h_daemon_start --log-level info
 say "xen-loopd (pid $H_DAEMON_PID), control socket $XEN_LOOPD_SOCKET"
 mkdir -p "$H_TMP/bin"
-ln -s "$XEN_LOOPCTL" "$SCRIPT"
+ln -s "$BLOCK_LOOPD" "$SCRIPT"
 show xen-loopctl status
 
 heading "Three domains start: one shared read-only image, a read-write disk each"

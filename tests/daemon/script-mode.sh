@@ -12,7 +12,7 @@ h_blkback_start
 h_daemon_start
 script="$H_TMP/bin/block-loopd"
 mkdir -p "$H_TMP/bin"
-ln -s "$XEN_LOOPCTL" "$script"
+ln -s "$BLOCK_LOOPD" "$script"
 img=$(h_sparse_file disk.img 64M)
 
 # nodes BE — "name=value" of every node directly in BE, sorted.

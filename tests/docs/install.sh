@@ -1,7 +1,7 @@
 #!/bin/bash
 # `meson install` into a temporary DESTDIR installs exactly the expected
 # files, where Debian's Xen packages look for them: the programs in sbin,
-# the block-loopd hotplug script link in the Xen scripts directory, the
+# the block-loopd hotplug script in the Xen scripts directory, the
 # systemd units, the manual pages (sections 7 and 8) and the examples.  The
 # link and the unit point at the installed programs, and the installed
 # manual pages carry the version.
@@ -31,7 +31,7 @@ rm -f "$dest.log"
 expected=$(sort <<EOF2
 $SBINDIR/xen-loopd x
 $SBINDIR/xen-loopctl x
-$XEN_SCRIPTS_DIR/block-loopd l $SBINDIR/xen-loopctl
+$XEN_SCRIPTS_DIR/block-loopd x
 $UNIT_DIR/xen-loopd.service f
 $UNIT_DIR/xen-loopd.socket f
 $MANDIR/man8/xen-loopd.8 f

@@ -26,7 +26,7 @@
 #include "control.h"
 #include "proto.h"
 
-static const char *loopctl;
+static const char *loopctl, *block_loopd;
 static char dir[64];
 static char sock_path[128];
 static char file_path[128];
@@ -732,6 +732,39 @@ static void test_hotplug_not_running(void **state)
         expect(&r, 0, NULL, "nothing to release");
 }
 
+/* The installed hotplug script: the same client built without xl's disk
+ * parser.  add and remove work as with xen-loopctl; attach is refused with
+ * a pointer to xen-loopctl; and it loads no libxenlight. */
+static void test_block_loopd_binary(void **state)
+{
+        const char *env[] = {
+                "XENBUS_PATH=backend/vbd/3/51712", "XENBUS_TYPE=vbd", "XENBUS_BASE_PATH=backend", NULL,
+        };
+        const char *saved = loopctl;
+        char cmd[600];
+        struct run r;
+        int rc;
+
+        loopctl = block_loopd;
+        RUN_ENV(&r, env, "/etc/xen/scripts/block-loopd", "add");
+        expect(&r, 0, NULL, NULL);
+        assert_string_equal(last_command, "hotplug-add");
+        assert_string_equal(arg_str("path"), "backend/vbd/3/51712");
+        RUN_ENV(&r, env, "/etc/xen/scripts/block-loopd", "remove");
+        expect(&r, 0, NULL, NULL);
+        assert_string_equal(last_command, "hotplug-remove");
+
+        RUN_ENV(&r, env, "block-loopd", "attach", "vdev=xvda, target=/srv/img");
+        expect(&r, 2, NULL, "attach is xen-loopctl's");
+        RUN_ENV(&r, env, "block-loopd", "status");
+        expect(&r, 0, NULL, NULL);
+        loopctl = saved;
+
+        snprintf(cmd, sizeof(cmd), "ldd '%s' | grep -q -e libxenlight -e libxlutil", block_loopd);
+        rc = system(cmd);
+        assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -750,11 +783,17 @@ int main(void)
                 T(test_reconfigure),
                 T(test_hotplug),
                 T(test_hotplug_not_running),
+                T(test_block_loopd_binary),
         };
 
         loopctl = getenv("XEN_LOOPCTL");
         if (!loopctl || access(loopctl, X_OK) < 0) {
                 fprintf(stderr, "XEN_LOOPCTL must name the xen-loopctl executable.\n");
+                return 1;
+        }
+        block_loopd = getenv("BLOCK_LOOPD");
+        if (!block_loopd || access(block_loopd, X_OK) < 0) {
+                fprintf(stderr, "BLOCK_LOOPD must name the block-loopd executable.\n");
                 return 1;
         }
         signal(SIGPIPE, SIG_IGN);
