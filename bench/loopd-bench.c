@@ -9,6 +9,10 @@
  *               [--label L] [--out FILE] [--timeout S] [--no-state4]
  *   loopd-bench remove-loops N...   LOOP_CTL_REMOVE each /dev/loopN (unbound
  *                                   devices the benchmark created)
+ *   loopd-bench xs-probe [N]        what xenstored takes for the requests a
+ *                                   disk's attach makes (one round trip each,
+ *                                   N times; JSON on stdout): a read, and the
+ *                                   daemon's publishing transaction
  *   loopd-bench bound-loops PREFIX  the numbers of the loop devices bound to
  *                                   a file under PREFIX
  *
@@ -1236,6 +1240,55 @@ static size_t domains(uint32_t **ret)
         return n;
 }
 
+/* xenstored's cost per request grows with its store; this measures it at a
+ * level, on a scratch directory of its own, outside any disk. */
+static int cmd_xs_probe(int n)
+{
+        static const char *const dir = "/loopd-bench-probe/vbd";
+        static const char *const nodes[] = { "physical-device", "physical-device-path", "diskseq",
+                                             "hotplug-status" };
+        struct xs_handle *h = xs_open(XS_OPEN_SOCKETONLY);
+        char path[128];
+        int64_t t0, t_read, t_tx;
+
+        if (!h || n <= 0)
+                die("xs-probe: %s", h ? "a count above 0, please" : strerror(errno));
+        snprintf(path, sizeof(path), "%s/params", dir);
+        if (!xs_write(h, XBT_NULL, path, "/srv/probe.img", 14))
+                die("xs-probe: writing %s: %m", path);
+        t0 = now_ns();
+        for (int i = 0; i < n; i++) {
+                unsigned len;
+                free(xs_read(h, XBT_NULL, path, &len));
+        }
+        t_read = now_ns() - t0;
+        t0 = now_ns();
+        for (int i = 0; i < n; i++) {
+                /* As the daemon publishes: the directory and physical-device
+                 * read, four writes, the commit. */
+                xs_transaction_t t = xs_transaction_start(h);
+                unsigned len;
+
+                if (t == XBT_NULL)
+                        die("xs-probe: transaction: %m");
+                free(xs_read(h, t, dir, &len));
+                snprintf(path, sizeof(path), "%s/physical-device", dir);
+                free(xs_read(h, t, path, &len));
+                for (size_t k = 0; k < ARRAY_SIZE(nodes); k++) {
+                        snprintf(path, sizeof(path), "%s/%s", dir, nodes[k]);
+                        xs_write(h, t, path, "7:0", 3);
+                }
+                if (!xs_transaction_end(h, t, false) && errno != EAGAIN)
+                        die("xs-probe: commit: %m");
+        }
+        t_tx = now_ns() - t0;
+        xs_rm(h, XBT_NULL, "/loopd-bench-probe");
+        xs_close(h);
+        printf("{\"count\": %d, \"read_us\": %.1f, \"publish_tx_us\": %.1f}\n", n, t_read / 1e3 / n,
+               t_tx / 1e3 / n);
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fputs("Usage:\n"
@@ -1243,6 +1296,7 @@ static void usage(FILE *f)
               "              [--sequential] [--home H] [--loop-prefix DIR] [--label L] [--out FILE]\n"
               "              [--timeout S] [--no-state4]\n"
               "  loopd-bench remove-loops N...\n"
+              "  loopd-bench xs-probe [N]\n"
               "  loopd-bench bound-loops PREFIX\n", f);
 }
 
@@ -1283,6 +1337,8 @@ int main(int argc, char **argv)
         cmd = argv[1];
         if (strcmp(cmd, "remove-loops") == 0)
                 return cmd_remove_loops(argc - 2, argv + 2);
+        if (strcmp(cmd, "xs-probe") == 0 && argc <= 3)
+                return cmd_xs_probe(argc == 3 ? atoi(argv[2]) : 300);
         if (strcmp(cmd, "bound-loops") == 0 && argc == 3) {
                 B.loop_prefix = argv[2];
                 scan_bound_loops(true);

@@ -115,6 +115,11 @@ def main():
         return print_table(build(old["meta"], old["phases"]))
     rdir, out_path = sys.argv[1], sys.argv[2]
     meta = json.load(open(os.path.join(rdir, "meta.json")))
+    probes = {}
+    for f in glob.glob(os.path.join(rdir, "xsprobe-*.json")):
+        probes[os.path.basename(f)[len("xsprobe-"):-len(".json")]] = json.load(open(f))
+    if probes:
+        meta["xs_probe"] = probes
     phases = []
     for f in sorted(glob.glob(os.path.join(rdir, "[0-9][0-9][0-9].json"))):
         phases.append(json.load(open(f)))
@@ -245,6 +250,13 @@ def build(meta, phases):
             if key in w["0"] and key in w[top]:
                 targets.append({"target": f"(for reference) watch attach, {what} per disk, 0 -> {top} held, ratio",
                                 "goal": "-", "value": ratio(w[top][key], w["0"][key]), "met": None})
+    # Why it grows: xenstored's own time per request, as its store grows.
+    probe = meta.get("xs_probe", {})
+    if "0" in probe and len(probe) > 1:
+        top = max(probe, key=int)
+        for key, what in (("read_us", "a read"), ("publish_tx_us", "the publishing transaction")):
+            targets.append({"target": f"(for reference) xenstored round trip for {what}, 0 -> {top} held, ratio",
+                            "goal": "-", "value": ratio(probe[top][key], probe["0"][key]), "met": None})
     v = rss.get("vmhwm_kib")
     v = v / 1024.0 if v else None
     target(f"daemon peak RSS holding {rss.get('devices')} devices", v, v is not None and v < 16, "< 16 MiB")
@@ -337,6 +349,14 @@ def print_table(doc):
             x = f"{c['xenstored_cpu_us_per_disk']:.0f} us" if "xenstored_cpu_us_per_disk" in c else "-"
             cells.append(f"{d:>18}{x:>12}")
         L.append(f"  {lv:>6}" + "".join(cells))
+    probe = doc["meta"].get("xs_probe", {})
+    if probe:
+        L.append("")
+        L.append("xenstored alone at each level (a probe's own requests, one at a time):")
+        L.append(f"  {'held':>6}{'read':>14}{'publish transaction':>24}")
+        for lv in sorted(probe, key=int):
+            p = probe[lv]
+            L.append(f"  {int(lv):>6}{p['read_us']:>11.1f} us{p['publish_tx_us']:>21.1f} us")
     L.append("")
     rss = doc["rss"]
     if rss.get("vmhwm_kib"):

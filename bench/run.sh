@@ -358,6 +358,8 @@ held=0
 for level in "${HELD_LEVELS[@]}"; do
 	populate watch "$held" "$level"
 	held=$level
+	# xenstored's own cost per request at this level, nothing else running.
+	"$LOOPD_BENCH" xs-probe >"$RESULTS/xsprobe-$level.json" || h_fail "xs-probe at $level held failed"
 	# The floor at this level too: how xenstored's own cost grows with
 	# what the store holds.
 	for mode in none watch script; do
