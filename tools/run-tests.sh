@@ -28,7 +28,8 @@ stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
-valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races)
+valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races
+	xenstored-restart xenstored-late)
 valgrind_opts=(--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1)
 
 # Counts over every meson test run of every stage, for the closing line.
@@ -64,8 +65,8 @@ PY
 # CI=true, fail.
 check_skips() {
 	local skipped
+	[ -f "$1" ] || { echo "*** no test log at $1" >&2; return 1; }
 	tally "$1"
-	skipped
 	skipped=$(python3 - "$1" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
@@ -129,13 +130,16 @@ import json, sys
 for t in json.load(sys.stdin):
     if t["cmd"] and t["cmd"][0].startswith(sys.argv[1] + "/") and not t["name"].startswith("fuzz-"):
         print(t["name"])' "$dir")
-	meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 \
+	# Each run's own log (meson names a wrapped run's log after the
+	# wrapper: <logbase>-valgrind.json).
+	rm -f "$dir"/meson-logs/vg-*.json
+	meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 --logbase vg-programs \
 		--wrapper "valgrind ${valgrind_opts[*]} --quiet" "${compiled[@]}" || rc=$?
-	check_skips "$dir/meson-logs/testlog.json" || rc=1
+	check_skips "$dir/meson-logs/vg-programs-valgrind.json" || rc=1
 	H_DAEMON_WRAPPER="valgrind ${valgrind_opts[*]} --log-file=$vg/xen-loopd.%p.log" \
-		meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 \
+		meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 4 --logbase vg-daemon \
 		"${valgrind_daemon_tests[@]}" || rc=$?
-	check_skips "$dir/meson-logs/testlog.json" || rc=1
+	check_skips "$dir/meson-logs/vg-daemon.json" || rc=1
 	for f in "$vg"/xen-loopd.*.log; do
 		[ -e "$f" ] || continue
 		n=$((n + 1))
