@@ -246,7 +246,9 @@ struct fixture {
         char err[256];
 };
 
-static int setup(void **state)
+/* A cache on ops over a fresh fake kernel, with the fds open now counted
+ * for teardown()'s leak check. */
+static int setup_with_ops(void **state, const struct cache_ops *ops)
 {
         struct fixture *f = calloc(1, sizeof(*f));
 
@@ -254,12 +256,17 @@ static int setup(void **state)
                 return -1;
         fake_reset();
         f->fds_before = count_fds();
-        if (cache_new_with_ops(&fake_ops, &f->c) < 0) {
+        if (cache_new_with_ops(ops, &f->c) < 0) {
                 free(f);
                 return -1;
         }
         *state = f;
         return 0;
+}
+
+static int setup(void **state)
+{
+        return setup_with_ops(state, &fake_ops);
 }
 
 /* Freeing the cache must close every fd it held. */
@@ -975,21 +982,10 @@ static struct cache_ops hint_rec_ops;
 
 static int setup_hint_rec(void **state)
 {
-        struct fixture *f = calloc(1, sizeof(*f));
-
-        if (!f)
-                return -1;
-        fake_reset();
         n_hinted = 0;
         hint_rec_ops = fake_ops;
         hint_rec_ops.hint_free = record_hint;
-        f->fds_before = count_fds();
-        if (cache_new_with_ops(&hint_rec_ops, &f->c) < 0) {
-                free(f);
-                return -1;
-        }
-        *state = f;
-        return 0;
+        return setup_with_ops(state, &hint_rec_ops);
 }
 
 /* The daemon's own release, the kernel's clear (uevent), and a reuse that
@@ -1163,11 +1159,6 @@ static void other_binds(int nr)
 
 static int setup_engine(void **state)
 {
-        struct fixture *f = calloc(1, sizeof(*f));
-
-        if (!f)
-                return -1;
-        fake_reset();
         memset(dev_removed, 0, sizeof(dev_removed));
         memset(&kcalls, 0, sizeof(kcalls));
         n_takes = 0;
@@ -1175,13 +1166,7 @@ static int setup_engine(void **state)
         open_control_error = 0;
         loop_hints_clear();
         loop_set_attach_ops(&kfake_ops);
-        f->fds_before = count_fds();
-        if (cache_new_with_ops(&engine_ops, &f->c) < 0) {
-                free(f);
-                return -1;
-        }
-        *state = f;
-        return 0;
+        return setup_with_ops(state, &engine_ops);
 }
 
 static int teardown_engine(void **state)
@@ -1201,11 +1186,6 @@ static struct backing memfd_backing(void)
         fd_ident[b.fd].dev = b.st.st_dev;
         fd_ident[b.fd].ino = b.st.st_ino;
         return b;
-}
-
-static size_t hints_now(int *ret, size_t n)
-{
-        return loop_hints_get(ret, n);
 }
 
 /* Released by the daemon and cleared by the kernel: the next attach takes it
@@ -1228,11 +1208,11 @@ static void test_hint_reuses_freed_device(void **state)
         assert_int_equal(ua->entry->dev.nr, 1);
         assert_int_equal(nr_b, 2);
         assert_int_equal(kcalls.get_free, 2);
-        assert_int_equal(hints_now(h, 0), 0);
+        assert_int_equal(loop_hints_get(h, 0), 0);
 
         cache_user_unhold(f->c, ub);
         cache_release(f->c, ub);
-        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         assert_int_equal(h[0], nr_b);
         fake_clear(nr_b);                     /* blkback closed: autoclear */
         fake_clear(0);                        /* the other process let go too */
@@ -1243,7 +1223,7 @@ static void test_hint_reuses_freed_device(void **state)
         assert_int_equal(kcalls.get_free, 2);
         assert_int_equal(kcalls.open_control, 2);
         assert_int_equal(n_takes, 1);
-        assert_int_equal(hints_now(h, 0), 0);
+        assert_int_equal(loop_hints_get(h, 0), 0);
         assert_true(devs[nr_b].bound);
         assert_int_equal(devs[nr_b].bino, c.st.st_ino);
         assert_int_equal(uc->entry->dev.diskseq, devs[nr_b].diskseq);
@@ -1256,7 +1236,7 @@ static void test_hint_reuses_freed_device(void **state)
         cache_release(f->c, ua);
         cache_release(f->c, ub);
         cache_release(f->c, uc);
-        assert_int_equal(hints_now(h, 0), 3);
+        assert_int_equal(loop_hints_get(h, 0), 3);
         close(a.fd);
         close(b.fd);
         close(c.fd);
@@ -1278,7 +1258,7 @@ static void test_hint_busy_falls_back_to_get_free(void **state)
         cache_user_unhold(f->c, ua);
         cache_release(f->c, ua);
         fake_clear(nr);
-        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         other_binds(nr);                      /* losetup got it first */
         theirs = devs[nr].diskseq;
 
@@ -1289,7 +1269,7 @@ static void test_hint_busy_falls_back_to_get_free(void **state)
         assert_int_equal(n_takes, 2);
         assert_int_equal(takes[0], nr);       /* the hint first, refused */
         assert_int_equal(takes[1], ub->entry->dev.nr);
-        assert_int_equal(hints_now(h, 0), 0);  /* and dropped */
+        assert_int_equal(loop_hints_get(h, 0), 0);  /* and dropped */
         assert_int_equal(devs[nr].bino, 999);
         assert_int_equal(devs[nr].diskseq, theirs);
 
@@ -1320,7 +1300,7 @@ static void test_hint_gone_dropped(void **state)
         assert_int_equal(d.nr, 5);
         assert_int_equal(kcalls.get_free, 0);
         assert_int_equal(n_takes, 4);
-        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         assert_int_equal(h[0], 1);
         close(d.fd);
 
@@ -1333,7 +1313,7 @@ static void test_hint_gone_dropped(void **state)
         assert_int_equal(takes[0], 1);
         assert_int_equal(d.nr, 0);
         assert_int_equal(kcalls.get_free, 1);
-        assert_int_equal(hints_now(h, 0), 0);
+        assert_int_equal(loop_hints_get(h, 0), 0);
         close(d.fd);
         close(a.fd);
 }
@@ -1352,18 +1332,18 @@ static void test_hint_set_bounded(void **state)
         assert_int_equal(loop_hint_free(-1), -EINVAL);
         for (int nr = 0; nr < 200; nr++)
                 assert_int_equal(loop_hint_free(nr), 0);
-        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         assert_int_equal(n, LOOP_HINTS_MAX);
         for (int i = 0; i < LOOP_HINTS_MAX; i++)
                 assert_int_equal(h[i], 200 - LOOP_HINTS_MAX + i);
         /* Hinted again: moves to the newest place, no duplicate. */
         assert_int_equal(loop_hint_free(200 - LOOP_HINTS_MAX), 0);
-        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         assert_int_equal(n, LOOP_HINTS_MAX);
         assert_int_equal(h[0], 200 - LOOP_HINTS_MAX + 1);
         assert_int_equal(h[LOOP_HINTS_MAX - 1], 200 - LOOP_HINTS_MAX);
         loop_hints_clear();
-        assert_int_equal(hints_now(h, 0), 0);
+        assert_int_equal(loop_hints_get(h, 0), 0);
 
         /* Through the cache: 100 devices released, the last 64 hinted. */
         for (int i = 0; i < 100; i++) {
@@ -1374,7 +1354,7 @@ static void test_hint_set_bounded(void **state)
         assert_int_equal(kcalls.get_free, 100);
         for (int i = 0; i < 100; i++)
                 cache_release(f->c, users[i]);
-        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         assert_int_equal(n, LOOP_HINTS_MAX);
         assert_int_equal(h[0], 100 - LOOP_HINTS_MAX);
 
@@ -1385,13 +1365,13 @@ static void test_hint_set_bounded(void **state)
         u = acquire_ok(f, &ra);
         assert_int_equal(kcalls.get_free, 101);
         assert_true(n_takes > 1 && n_takes < LOOP_HINTS_MAX / 2);
-        assert_int_equal(hints_now(h, 0), LOOP_HINTS_MAX - (n_takes - 1));
+        assert_int_equal(loop_hints_get(h, 0), LOOP_HINTS_MAX - (n_takes - 1));
         assert_int_equal(u->entry->dev.nr, 100);
 
         /* Cleared now: the oldest remaining hint is taken. */
         for (int nr = 0; nr < 100; nr++)
                 fake_clear(nr);
-        n = hints_now(h, sizeof(h) / sizeof(h[0]));
+        n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         ra.cfg.offset = 4096;
         struct cache_user *u2 = acquire_ok(f, &ra);
         assert_int_equal(u2->entry->dev.nr, h[0]);
@@ -1427,7 +1407,7 @@ static void test_spare(void **state)
         assert_int_equal(loop_prepare_spare(), 1);
         assert_int_equal(kcalls.get_free, 2);
         assert_int_equal(n_devs, 2);                  /* created by GET_FREE */
-        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         assert_int_equal(h[0], 1);
         assert_false(loop_spare_wanted());
         assert_int_equal(loop_prepare_spare(), 0);    /* one is enough */
@@ -1440,7 +1420,7 @@ static void test_spare(void **state)
 
         /* Another process takes the spare first: refused, GET_FREE. */
         assert_int_equal(loop_prepare_spare(), 1);
-        assert_int_equal(hints_now(h, LOOP_HINTS_MAX), 1);
+        assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         other_binds(h[0]);
         uc = acquire_ok(f, &rc);
         assert_int_not_equal(uc->entry->dev.nr, h[0]);
