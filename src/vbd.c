@@ -284,10 +284,10 @@ typedef int (*backend_check_t)(struct xs_op *ops, size_t n, void *data);
 /* Changes a disk's directory in one transaction, only while the directory
  * exists (a write would otherwise create it anew for a disk that is gone),
  * retrying while xenstored asks to.  ops[0] is left free: it becomes the
- * read of the directory itself, sent with the others in one batch.  Without
- * check, any failed op aborts (removing what is not there is no failure).
- * Returns 0, -ENOENT when the directory is gone, or check's or xenstore's
- * -errno. */
+ * read of the directory itself, sent with the others in one batch.  Any
+ * failed op aborts, but a read or removal of a node that is not there;
+ * check (optional) looks at what was read first.  Returns 0, -ENOENT when
+ * the directory is gone, or check's or xenstore's -errno. */
 static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *ops, size_t n,
                           backend_check_t check, void *data)
 {
@@ -305,8 +305,8 @@ static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *op
                         r = ops[0].r;
                 if (r >= 0 && check)
                         r = check(ops, n, data);
-                for (size_t k = 1; k < n && r >= 0 && !check; k++)
-                        if (ops[k].r < 0 && !(ops[k].type == XS_RM && ops[k].r == -ENOENT))
+                for (size_t k = 1; k < n && r >= 0; k++)
+                        if (ops[k].r < 0 && !(ops[k].type != XS_WRITE && ops[k].r == -ENOENT))
                                 r = ops[k].r;
                 xs_ops_clear(ops, n);
                 if (r < 0) {
@@ -555,11 +555,6 @@ static int check_publication(struct xs_op *ops, size_t n, void *data)
                          ops[1].data);
                 return -EEXIST;
         }
-        if (ops[1].r < 0 && ops[1].r != -ENOENT)
-                return ops[1].r;
-        for (size_t k = 2; k < n; k++)
-                if (ops[k].r < 0)
-                        return ops[k].r;
         return 0;
 }
 
