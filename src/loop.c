@@ -556,7 +556,7 @@ static int hints[LOOP_HINTS_MAX];
 /* Set by an attach, cleared once a spare was prepared (or could not be):
  * only a process that sets devices up keeps a spare, and a failing
  * preparation is not retried before the next attach. */
-static bool attached;
+static bool spare_due;
 static size_t n_hints;
 
 static void hint_remove_at(size_t i)
@@ -609,11 +609,10 @@ size_t loop_hints_get(int *ret, size_t n)
 void loop_hints_clear(void)
 {
         n_hints = 0;
-        attached = false;
+        spare_due = false;
 }
 
 /* ---- allocation ------------------------------------------------------------ */
-
 
 /* A free device number.  LOOP_CTL_GET_FREE names the lowest unbound device,
  * so processes racing for one all get the same number until the winner has
@@ -699,7 +698,7 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                 return r;
 
         if (attach_hinted(backing_fd, &st, &want, ret) > 0) {
-                attached = true;
+                spare_due = true;
                 return 0;
         }
 
@@ -715,7 +714,7 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                 hint_forget(nr);
                 r = attach_ops->take(nr, true, backing_fd, &st, &want, ret);
                 if (r >= 0) {
-                        attached = true;
+                        spare_due = true;
                         return 0;
                 }
                 if (!lost_race(r))
@@ -736,7 +735,7 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
 
 bool loop_spare_wanted(void)
 {
-        return attached && n_hints == 0;
+        return spare_due && n_hints == 0;
 }
 
 int loop_prepare_spare(void)
@@ -746,7 +745,7 @@ int loop_prepare_spare(void)
 
         if (!loop_spare_wanted())
                 return 0;
-        attached = false;
+        spare_due = false;
         ctl = attach_ops->open_control();
         if (ctl < 0)
                 return ctl;

@@ -284,8 +284,8 @@ static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
 
 int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size_t n)
 {
-        uint32_t first = 0, id;
-        size_t sent = 0, done = 0;
+        uint32_t id, next;
+        size_t sent = 0;
         int r = 0;
 
         for (size_t i = 0; i < n; i++) {
@@ -296,6 +296,8 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
         }
         if (x->fd < 0)
                 return -ENOTCONN;
+        /* Ids go up by one per request sent; replies come in that order. */
+        next = x->next_id;
         for (; sent < n; sent++) {
                 struct xsw_part parts[4];
                 r = send_msg(x, ops[sent].type, t, parts, op_parts(&ops[sent], parts), &id);
@@ -305,11 +307,8 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
                 }
                 if (r < 0)
                         break;
-                if (!done++)
-                        first = id;
                 ops[sent].r = 1; /* awaiting its reply */
         }
-        /* Replies come in the order of the requests. */
         for (size_t i = 0; i < sent && r >= 0; i++) {
                 _cleanup_free_ char *body = NULL;
                 struct xsd_sockmsg hdr;
@@ -317,7 +316,7 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
                 if (ops[i].r != 1)
                         continue;
                 r = next_reply(x, &hdr, &body);
-                if (r >= 0 && hdr.req_id != first++)
+                if (r >= 0 && hdr.req_id != next++)
                         r = -EBADMSG;
                 if (r >= 0)
                         r = decode(&ops[i], &hdr, &body);
