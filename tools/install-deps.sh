@@ -25,6 +25,11 @@ packages=(
 	valgrind
 	# Docs test: the manual pages render without warnings.
 	man-db groff-base
+	# The libxl stage (tests/libxl/build-libxl.sh): Debian's Xen source
+	# package, unpacked and patched, and what configuring it and building
+	# libxenlight needs.
+	dpkg-dev patch make autoconf acpica-tools libyajl-dev libncurses-dev
+	uuid-dev zlib1g-dev python3-dev
 )
 
 if [ "$(id -u)" != 0 ]; then
