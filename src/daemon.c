@@ -29,6 +29,7 @@ struct options {
         bool direct_io;
         uint32_t block_size;
         uint64_t xenstore_timeout_usec;  /* 0: the connection's default */
+        uint64_t open_timeout_usec;
 };
 
 static void help(void)
@@ -41,6 +42,9 @@ static void help(void)
                "      --home PATH        xenstore home of this backend domain\n"
                "                         (default: /local/domain/<domid>, read from xenstore)\n"
                "  -g, --group NAME       let members of this group use the control socket\n"
+               "      --open-timeout SECONDS\n"
+               "                         give the open of a backing file up to this long\n"
+               "                         (default 10)\n"
                "      --xenstore-timeout SECONDS\n"
                "                         give xenstored up to this long to answer a request,\n"
                "                         then reconnect (default 10)\n"
@@ -70,7 +74,7 @@ static int parse_level(const char *s)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-        enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE, OPT_XS_TIMEOUT };
+        enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE, OPT_XS_TIMEOUT, OPT_OPEN_TIMEOUT };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "home", required_argument, NULL, OPT_HOME },
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "direct-io", no_argument, NULL, OPT_DIRECT_IO },
                 { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
                 { "xenstore-timeout", required_argument, NULL, OPT_XS_TIMEOUT },
+                { "open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
@@ -123,14 +128,17 @@ static int parse_args(int argc, char **argv, struct options *o)
                         o->block_size = (uint32_t)n;
                         break;
                 }
-                case OPT_XS_TIMEOUT: {
+                case OPT_XS_TIMEOUT:
+                case OPT_OPEN_TIMEOUT: {
                         char *end;
                         unsigned long n = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || n < 1 || n > 3600) {
-                                fprintf(stderr, "xen-loopd: --xenstore-timeout takes 1 to 3600 seconds\n");
+                                fprintf(stderr, "xen-loopd: --%s takes 1 to 3600 seconds\n",
+                                        c == OPT_XS_TIMEOUT ? "xenstore-timeout" : "open-timeout");
                                 return -EINVAL;
                         }
-                        o->xenstore_timeout_usec = (uint64_t)n * 1000000ULL;
+                        *(c == OPT_XS_TIMEOUT ? &o->xenstore_timeout_usec : &o->open_timeout_usec) =
+                                (uint64_t)n * 1000000ULL;
                         break;
                 }
                 case 'l':
@@ -202,6 +210,7 @@ static int start_disks(struct daemon *d)
                 .home = d->home,
                 .direct_io = o->direct_io,
                 .block_size = o->block_size,
+                .open_timeout_usec = d->open_timeout_usec,
                 .open_fdset = daemon_open_fdset,
                 .release_fdset = daemon_release_fdset,
                 .fdset_userdata = d,
@@ -491,6 +500,7 @@ static int run(const struct options *o)
         struct daemon d = {
                 .direct_io = o->direct_io,
                 .block_size = o->block_size,
+                .open_timeout_usec = o->open_timeout_usec ? o->open_timeout_usec : BACKING_OPEN_TIMEOUT_DEFAULT_USEC,
         };
         struct ctl_server_config ctl_cfg;
         struct fdstore_fd *stored = NULL;

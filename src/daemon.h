@@ -34,6 +34,7 @@ struct daemon {
         uint64_t started_usec;
         bool direct_io;
         uint32_t block_size;
+        uint64_t open_timeout_usec;   /* see backing_open_bounded() */
         bool notify;                  /* under a service manager */
         const struct options *opts;
 };

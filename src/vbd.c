@@ -549,7 +549,7 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
                 return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
                                          &v->fdset_token, err, errlen);
         }
-        r = backing_open(params, writable, m->cfg.direct_io, ret);
+        r = backing_open_bounded(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, ret);
         if (r < 0)
                 backing_describe_error(r, params, writable, ret, err, errlen);
         return r;
@@ -1347,6 +1347,8 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
                 goto fail;
         }
         m->cfg.home = m->home;
+        if (!m->cfg.open_timeout_usec)
+                m->cfg.open_timeout_usec = BACKING_OPEN_TIMEOUT_DEFAULT_USEC;
         m->base_len = strlen(m->base);
         m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);

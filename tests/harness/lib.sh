@@ -146,8 +146,8 @@ h_assert_no_loops() {
 # h_sparse_file NAME SIZE — a sparse image in $H_TMP/images; prints its path.
 h_sparse_file() {
 	local f="$H_TMP/images/$1"
-	mkdir -p "$H_TMP/images"
-	truncate -s "$2" "$f"
+	mkdir -p "$(dirname "$f")"
+	truncate -s "$2" "$f" || h_fail "cannot create $f"
 	printf '%s\n' "$f"
 }
 
