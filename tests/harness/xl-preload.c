@@ -1,0 +1,164 @@
+/*
+ * LD_PRELOAD shim that lets Debian's real `xl` (libxenlight 4.17) run its
+ * device commands without a hypervisor.  It answers the hypercall-backed
+ * libxenctrl calls that `xl block-attach`, `block-detach`, `block-list` and
+ * `xl devd` make; everything else (xenstore, hotplug scripts, the stored
+ * domain configuration) is the real thing.  Only for tests.
+ *
+ * Environment:
+ *   XL_PRELOAD_DOMAINS   a directory with one file per running fake domain,
+ *                        named by its domid and holding its UUID
+ *                        (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); domain 0
+ *                        always exists.
+ *   XL_PRELOAD_STATE_DELAY_MS
+ *                        sleep this long before each xs_read() of a path
+ *                        ending in "/state": a toolstack that looks late
+ *                        (a busy dom0), without depending on the scheduler.
+ */
+
+/* xenctrl.h's types only; nothing of libxenctrl is linked. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenctrl.h>
+#include <xenstore.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Opaque: xl only passes it back to us. */
+static int dummy_handle;
+
+EXPORT xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger,
+                                       unsigned open_flags)
+{
+        (void)logger; (void)dombuild_logger; (void)open_flags;
+        return (xc_interface *)&dummy_handle;
+}
+
+EXPORT int xc_interface_close(xc_interface *xch) { (void)xch; return 0; }
+
+EXPORT int xc_get_max_cpus(xc_interface *xch)
+{
+        long n = sysconf(_SC_NPROCESSORS_CONF);
+
+        (void)xch;
+        return n > 0 ? (int)n : 1;
+}
+
+EXPORT const char *xc_domain_get_native_protocol(xc_interface *xch, uint32_t domid)
+{
+        (void)xch; (void)domid;
+        return "x86_64-abi"; /* XEN_IO_PROTO_ABI_X86_64 */
+}
+
+/* libxl_domain_info() asks for every domain's security label: XSM (FLASK)
+ * is off, as on a default Xen. */
+EXPORT int xc_flask_sid_to_context(xc_interface *xch, int sid, char *buf, uint32_t size)
+{
+        (void)xch; (void)sid; (void)buf; (void)size;
+        errno = ENOSYS;
+        return -1;
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into 16 bytes; false if malformed. */
+static bool parse_uuid(const char *s, uint8_t out[16])
+{
+        int i = 0;
+
+        while (i < 16) {
+                unsigned v;
+
+                if (*s == '-') {
+                        s++;
+                        continue;
+                }
+                if (sscanf(s, "%2x", &v) != 1 || !s[1])
+                        return false;
+                out[i++] = (uint8_t)v;
+                s += 2;
+        }
+        return *s == '\0' || *s == '\n';
+}
+
+/* Fills info for DOMID when that fake domain exists. */
+static bool domain_info(uint32_t domid, xc_domaininfo_t *info)
+{
+        const char *dir = getenv("XL_PRELOAD_DOMAINS");
+        uint8_t uuid[16] = { 0 };
+        char path[4096], buf[64] = "";
+        FILE *f;
+
+        if (domid != 0) {
+                if (!dir || (size_t)snprintf(path, sizeof(path), "%s/%u", dir, domid) >= sizeof(path))
+                        return false;
+                f = fopen(path, "re");
+                if (!f)
+                        return false;
+                if (!fgets(buf, sizeof(buf), f) || !parse_uuid(buf, uuid)) {
+                        fclose(f);
+                        fprintf(stderr, "xl-preload: %s does not hold a UUID\n", path);
+                        return false;
+                }
+                fclose(f);
+        }
+        memset(info, 0, sizeof(*info));
+        info->domain = (domid_t)domid;
+        /* A PV domain that runs. */
+        info->flags = XEN_DOMINF_running;
+        info->tot_pages = info->max_pages = 32768;
+        info->nr_online_vcpus = 1;
+        info->max_vcpu_id = 0;
+        memcpy(info->handle, uuid, sizeof(uuid));
+        return true;
+}
+
+/* Domains first..first+max-1 that exist, in order, as the hypervisor lists
+ * them; a domid with no file is skipped. */
+EXPORT int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
+                                 xc_domaininfo_t *info)
+{
+        unsigned n = 0;
+        uint32_t d;
+
+        (void)xch;
+        for (d = first_domain; d < DOMID_FIRST_RESERVED && n < max_domains; d++)
+                if (domain_info(d, &info[n]))
+                        n++;
+        return (int)n;
+}
+
+static bool is_state_path(const char *path)
+{
+        size_t len = path ? strlen(path) : 0;
+
+        return len >= 6 && strcmp(path + len - 6, "/state") == 0;
+}
+
+EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
+{
+        static void *(*real)(struct xs_handle *, xs_transaction_t, const char *, unsigned int *);
+        const char *delay = getenv("XL_PRELOAD_STATE_DELAY_MS");
+
+        if (!real) {
+                real = (void *(*)(struct xs_handle *, xs_transaction_t, const char *, unsigned int *))
+                        dlsym(RTLD_NEXT, "xs_read");
+                if (!real) {
+                        errno = ENOSYS;
+                        return NULL;
+                }
+        }
+        if (delay && *delay && is_state_path(path)) {
+                long ms = strtol(delay, NULL, 10);
+                struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+                if (ms > 0)
+                        nanosleep(&ts, NULL);
+        }
+        return real(h, t, path, len);
+}
