@@ -191,10 +191,11 @@ h_xl_domain_gone() { rm -f "$H_XL_DIR/domains/$1"; }
 # h_xl_config DOMID — the stored configuration's path.
 h_xl_config() { printf '%s/lib/userdata-d.%s.%s.libxl-json\n' "$H_XL_DIR" "$1" "$(h_xl_uuid "$1")"; }
 
-# h__xl_env CMD... — CMD with xl's environment: the preload, and the test's
-# xenstored (XENSTORED_PATH is exported by h_xenstored_start).
+# h__xl_env CMD... — CMD (xl itself: the library drops LD_PRELOAD for its
+# children) with xl's environment: the preload, and the test's xenstored
+# (XENSTORED_PATH is exported by h_xenstored_start).
 h__xl_env() {
-	LD_PRELOAD="$XL_PRELOAD" "$@"
+	env LD_PRELOAD="$XL_PRELOAD" "$@"
 }
 
 # h_xl ARGS — run the real xl to completion; its stdout goes to $H_XL_OUT
@@ -208,7 +209,7 @@ h_xl() {
 	H_XL_OUT="$H_XL_DIR/out.$H_XL_RUNS"
 	H_XL_ERR="$H_XL_DIR/err.$H_XL_RUNS"
 	# libxl gives up on its own long before this (10 s waits, 40 s scripts).
-	h__xl_env timeout -k 5 120 "$H_XL" "$@" </dev/null >"$H_XL_OUT" 2>"$H_XL_ERR" &
+	timeout -k 5 120 env LD_PRELOAD="$XL_PRELOAD" "$H_XL" "$@" </dev/null >"$H_XL_OUT" 2>"$H_XL_ERR" &
 	pid=$!
 	h_register_pid "$pid" "xl $1"
 	H_XL_RC=0
@@ -247,10 +248,39 @@ h_xl_devd_stop() {
 	H_XL_DEVD_PID=
 }
 
-# h_xl_disk_spec VDEV PATH MODE [SCRIPT] — xl's disk specification;
-# MODE r or w; SCRIPT "" for libxl's default (the stock block script).
+# h_xl_disk_spec VDEV PATH MODE [SCRIPT [MORE]] — xl's disk specification;
+# MODE r or w; SCRIPT "" for libxl's default (the stock block script); MORE
+# is more "key=value," text (backend=N, ...).  target= comes last: xl takes
+# the rest of the specification as the path.
 h_xl_disk_spec() {
 	local access=ro
 	[ "$3" = w ] && access=rw
-	printf 'format=raw,vdev=%s,access=%s%s,target=%s\n' "$1" "$access" "${4:+,script=$4}" "$2"
+	printf 'format=raw,vdev=%s,access=%s,%s%starget=%s\n' "$1" "$access" "${4:+script=$4,}" \
+		"${5:+${5%,},}" "$2"
+}
+
+# h_xl_blkback_start GUEST [EMULATOR OPTIONS] — the blkback emulator with
+# the guests' side in mode GUEST: running (blkfront connects as soon as the
+# backend is in InitWait: a hot-plug), building (connects only when told)
+# or none (no PV drivers: never).
+h_xl_blkback_start() {
+	local guest=$1
+	shift
+	if "$BLKBACK_EMU" --help 2>&1 | grep -q -- '--guest'; then
+		h_blkback_start --guest "$guest" "$@"
+	elif [ "$guest" = running ]; then
+		# An emulator without guest modes connects the frontend once the
+		# device is open: what a running guest's blkfront leads to as well.
+		h_blkback_start "$@"
+	else
+		h_fail "blkback-emu has no --guest option: a guest in mode '$guest' needs it"
+	fi
+}
+
+# h_xl_be DOMID VDEV [BACKEND DOMID] — the backend directory xl writes.
+h_xl_be() { printf '/local/domain/%s/backend/vbd/%s/%s\n' "${3:-0}" "$1" "$(h_devid "$2")"; }
+
+# h_xl_assert_err_has TEXT — xl's last stderr contains TEXT.
+h_xl_assert_err_has() {
+	grep -qF -- "$1" "$H_XL_ERR" || h_fail "xl's stderr lacks \"$1\": $(cat "$H_XL_ERR")"
 }

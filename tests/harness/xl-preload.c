@@ -10,6 +10,13 @@
  *                        named by its domid and holding its UUID
  *                        (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); domain 0
  *                        always exists.
+ *   XL_PRELOAD_SELF_DOMID
+ *                        the domid xl believes it runs in: its read of the
+ *                        relative node "domid" answers this, so `xl devd`
+ *                        serves /local/domain/<N>/backend as a driver
+ *                        domain's would (every connection to the test's
+ *                        xenstored is dom0's, whose home that read resolves
+ *                        against otherwise).
  *   XL_PRELOAD_STATE_DELAY_MS
  *                        sleep this long before each xs_read() of a path
  *                        ending in "/state": a toolstack that looks late
@@ -17,6 +24,7 @@
  */
 
 /* xenctrl.h's types only; nothing of libxenctrl is linked. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -118,19 +126,41 @@ static bool domain_info(uint32_t domid, xc_domaininfo_t *info)
         return true;
 }
 
-/* Domains first..first+max-1 that exist, in order, as the hypervisor lists
- * them; a domid with no file is skipped. */
+static int domid_cmp(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The existing domains from FIRST on, in domid order, at most MAX, as the
+ * hypervisor lists them. */
 EXPORT int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
                                  xc_domaininfo_t *info)
 {
-        unsigned n = 0;
-        uint32_t d;
+        const char *dir = getenv("XL_PRELOAD_DOMAINS");
+        uint32_t ids[1024];
+        unsigned n = 0, k, i;
+        struct dirent *e;
+        DIR *d;
 
         (void)xch;
-        for (d = first_domain; d < DOMID_FIRST_RESERVED && n < max_domains; d++)
-                if (domain_info(d, &info[n]))
-                        n++;
-        return (int)n;
+        ids[n++] = 0;
+        d = dir ? opendir(dir) : NULL;
+        while (d && (e = readdir(d)) && n < sizeof(ids) / sizeof(ids[0])) {
+                char *end;
+                unsigned long v = strtoul(e->d_name, &end, 10);
+
+                if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && !*end && v < DOMID_FIRST_RESERVED)
+                        ids[n++] = (uint32_t)v;
+        }
+        if (d)
+                closedir(d);
+        qsort(ids, n, sizeof(ids[0]), domid_cmp);
+        for (i = 0, k = 0; i < n && k < max_domains; i++)
+                if (ids[i] >= first_domain && domain_info(ids[i], &info[k]))
+                        k++;
+        return (int)k;
 }
 
 static bool is_state_path(const char *path)
@@ -144,7 +174,15 @@ EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, 
 {
         static void *(*real)(struct xs_handle *, xs_transaction_t, const char *, unsigned int *);
         const char *delay = getenv("XL_PRELOAD_STATE_DELAY_MS");
+        const char *self = getenv("XL_PRELOAD_SELF_DOMID");
 
+        if (self && *self && path && strcmp(path, "domid") == 0) {
+                char *v = strdup(self);
+
+                if (v && len)
+                        *len = (unsigned)strlen(v);
+                return v;
+        }
         if (!real) {
                 real = (void *(*)(struct xs_handle *, xs_transaction_t, const char *, unsigned int *))
                         dlsym(RTLD_NEXT, "xs_read");
@@ -161,4 +199,11 @@ EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, 
                         nanosleep(&ts, NULL);
         }
         return real(h, t, path, len);
+}
+
+/* The hotplug scripts xl runs are ordinary programs: they do not get this
+ * library (XL_PRELOAD_* stay in their environment, without effect). */
+__attribute__((constructor)) static void drop_preload(void)
+{
+        unsetenv("LD_PRELOAD");
 }
