@@ -236,9 +236,9 @@ h_xl_devd_start() {
 	h__xl_env "$H_XL" -vvv devd -F "$@" </dev/null >>"$H_XL_DEVD_LOG" 2>&1 &
 	H_XL_DEVD_PID=$!
 	h_register_pid "$H_XL_DEVD_PID" "xl devd"
-	# devd has its watch once it logged its first xenstore event (the
-	# watch fires once when set); nothing to wait on before that.
-	h_wait_until 10 "xl devd to start" grep -q 'backend_watch_callback\|watch w=' "$H_XL_DEVD_LOG"
+	# devd says its request is in progress once its watch is set.
+	h_wait_until 10 "xl devd to set its watch" \
+		grep -q 'libxl_device_events_handler: .*inprogress' "$H_XL_DEVD_LOG"
 	h__pid_alive "$H_XL_DEVD_PID" || h_fail "xl devd exited (log: $H_XL_DEVD_LOG)"
 }
 
