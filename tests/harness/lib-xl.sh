@@ -16,8 +16,6 @@
 #   h_xl_devd_start                 xl devd -F, in the background
 
 : "${H_XL:=/usr/lib/xen-4.17/bin/xl}"
-# libxl's own name for the default script.
-H_XL_STOCK_SCRIPT=block
 
 H_XL_DIR=
 H_XL_RUNS=0
