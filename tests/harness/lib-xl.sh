@@ -264,15 +264,7 @@ h_xl_disk_spec() {
 h_xl_blkback_start() {
 	local guest=$1
 	shift
-	if "$BLKBACK_EMU" --help 2>&1 | grep -q -- '--guest'; then
-		h_blkback_start --guest "$guest" "$@"
-	elif [ "$guest" = running ]; then
-		# An emulator without guest modes connects the frontend once the
-		# device is open: what a running guest's blkfront leads to as well.
-		h_blkback_start "$@"
-	else
-		h_fail "blkback-emu has no --guest option: a guest in mode '$guest' needs it"
-	fi
+	h_blkback_start --guest "$guest" "$@"
 }
 
 # h_xl_be DOMID VDEV [BACKEND DOMID] — the backend directory xl writes.
