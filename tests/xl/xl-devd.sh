@@ -3,7 +3,7 @@
 # blkback and xen-loopd (--home /local/domain/5); dom0's `xl block-attach`
 # and `block-detach` give guests disks with backend=5.  devd runs
 # block-loopd once it has seen InitWait and removes the backend once
-# blkback closed it.
+# blkback closed it; also when it reads the backend state late.
 #
 # (Only block-loopd: every connection to the test's xenstored is dom0's, so
 # the relative XENBUS_PATH devd passes would lead the stock script's
@@ -83,6 +83,15 @@ detach 7 xvdb 2
 h_assert_node "$(h_xl_be 8 xvdb "$DD")/state" 4
 detach 8 xvdb 3
 h_wait_until 5 "the shared loop device to go" eval '[ "$(h_loop_count_for "$base")" = 0 ]'
+
+h_log "devd reads the backend state late (a busy driver domain)"
+h_xl_devd_stop
+XL_PRELOAD_SELF_DOMID=$DD XL_PRELOAD_STATE_DELAY_MS=50 h_xl_devd_start
+for ((r = 1; r <= 5; r++)); do
+	attach 7 xvda "$img" w $((3 + r))
+	detach 7 xvda $((3 + r))
+done
+h_wait_until 5 "the loop device to go" eval '[ "$(h_loop_count_for "$img")" = 0 ]'
 
 # dom0's own backends are not this driver domain's: nothing appeared there.
 h_assert_absent /local/domain/0/backend/vbd
