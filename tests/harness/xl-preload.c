@@ -163,6 +163,10 @@ EXPORT int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsig
         return (int)k;
 }
 
+/* From the environment, read once at start (see the top of this file). */
+static long state_delay_ms;
+static const char *self_domid;
+
 static bool is_state_path(const char *path)
 {
         size_t len = path ? strlen(path) : 0;
@@ -173,11 +177,9 @@ static bool is_state_path(const char *path)
 EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
 {
         static void *(*real)(struct xs_handle *, xs_transaction_t, const char *, unsigned int *);
-        const char *delay = getenv("XL_PRELOAD_STATE_DELAY_MS");
-        const char *self = getenv("XL_PRELOAD_SELF_DOMID");
 
-        if (self && *self && path && strcmp(path, "domid") == 0) {
-                char *v = strdup(self);
+        if (self_domid && path && strcmp(path, "domid") == 0) {
+                char *v = strdup(self_domid);
 
                 if (v && len)
                         *len = (unsigned)strlen(v);
@@ -191,19 +193,45 @@ EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, 
                         return NULL;
                 }
         }
-        if (delay && *delay && is_state_path(path)) {
-                long ms = strtol(delay, NULL, 10);
-                struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        if (state_delay_ms > 0 && is_state_path(path)) {
+                struct timespec ts = { state_delay_ms / 1000, (state_delay_ms % 1000) * 1000000L };
 
-                if (ms > 0)
-                        nanosleep(&ts, NULL);
+                nanosleep(&ts, NULL);
         }
         return real(h, t, path, len);
 }
 
-/* The hotplug scripts xl runs are ordinary programs: they do not get this
- * library (XL_PRELOAD_* stay in their environment, without effect). */
-__attribute__((constructor)) static void drop_preload(void)
+/* NAME's value as a number in [0, max]; -1 (after saying why) if it is not
+ * one, 0 if unset or empty. */
+static long env_number(const char *name, long max)
 {
+        const char *v = getenv(name);
+        char *end;
+        long n;
+
+        if (!v || !*v)
+                return 0;
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || *end || n < 0 || n > max) {
+                fprintf(stderr, "xl-preload: %s=\"%s\" is not a number from 0 to %ld\n", name, v, max);
+                return -1;
+        }
+        return n;
+}
+
+/* Reads the settings, and keeps this library out of the environment of the
+ * hotplug scripts xl runs: they are ordinary programs (XL_PRELOAD_* stay
+ * in their environment, without effect). */
+__attribute__((constructor)) static void init(void)
+{
+        const char *self = getenv("XL_PRELOAD_SELF_DOMID");
+
+        state_delay_ms = env_number("XL_PRELOAD_STATE_DELAY_MS", 60000);
+        if (self && *self && env_number("XL_PRELOAD_SELF_DOMID", DOMID_FIRST_RESERVED - 1) < 0)
+                state_delay_ms = -1;
+        if (state_delay_ms < 0)
+                _exit(2);
+        self_domid = self && *self ? self : NULL;
         unsetenv("LD_PRELOAD");
 }
