@@ -189,13 +189,6 @@ h_xl_domain_gone() { rm -f "$H_XL_DIR/domains/$1"; }
 # h_xl_config DOMID — the stored configuration's path.
 h_xl_config() { printf '%s/lib/userdata-d.%s.%s.libxl-json\n' "$H_XL_DIR" "$1" "$(h_xl_uuid "$1")"; }
 
-# h__xl_env CMD... — CMD (xl itself: the library drops LD_PRELOAD for its
-# children) with xl's environment: the preload, and the test's xenstored
-# (XENSTORED_PATH is exported by h_xenstored_start).
-h__xl_env() {
-	env LD_PRELOAD="$XL_PRELOAD" "$@"
-}
-
 # h_xl ARGS — run the real xl to completion; its stdout goes to $H_XL_OUT
 # and its stderr to $H_XL_ERR (both new files for each run, also appended
 # to $H_TMP/log/xl.log).  Returns xl's status, also kept in H_XL_RC.  The
@@ -206,7 +199,8 @@ h_xl() {
 	H_XL_RUNS=$((H_XL_RUNS + 1))
 	H_XL_OUT="$H_XL_DIR/out.$H_XL_RUNS"
 	H_XL_ERR="$H_XL_DIR/err.$H_XL_RUNS"
-	# libxl gives up on its own long before this (10 s waits, 40 s scripts).
+	# libxl gives up on its own long before this (10 s waits, 40 s scripts);
+	# the preload leaves timeout alone (it drops itself from LD_PRELOAD).
 	timeout -k 5 120 env LD_PRELOAD="$XL_PRELOAD" "$H_XL" "$@" </dev/null >"$H_XL_OUT" 2>"$H_XL_ERR" &
 	pid=$!
 	h_register_pid "$pid" "xl $1"
@@ -231,7 +225,11 @@ h_xl_ok() {
 # environment makes it a driver domain's devd (see xl-preload.c).
 h_xl_devd_start() {
 	H_XL_DEVD_LOG="$H_TMP/log/xl-devd.log"
-	h__xl_env "$H_XL" -vvv devd -F "$@" </dev/null >>"$H_XL_DEVD_LOG" 2>&1 &
+	# Not through a function: a function run in the background is a
+	# subshell whose pid is not xl's (killing it would leave devd running).
+	# XENSTORED_PATH (h_xenstored_start exports it) leads xl to the test's
+	# xenstored.
+	env LD_PRELOAD="$XL_PRELOAD" "$H_XL" -vvv devd -F "$@" </dev/null >>"$H_XL_DEVD_LOG" 2>&1 &
 	H_XL_DEVD_PID=$!
 	h_register_pid "$H_XL_DEVD_PID" "xl devd"
 	# devd says its request is in progress once its watch is set.

@@ -25,18 +25,19 @@ XL_PRELOAD_SELF_DOMID=$DD h_xl_devd_start
 img=$(h_sparse_file disk.img 64M)
 base=$(h_sparse_file base.img 32M)
 
-# devd_ran ACTION BE — devd's log shows it ran block-loopd ACTION for BE
-# and the script exited 0.
-devd_ran() {
-	local n
-	n=$(grep -c "calling hotplug script: /etc/xen/scripts/block-loopd $1" "$H_XL_DEVD_LOG" || true)
-	[ "$n" -ge "$2" ]
+# devd_done ACTION N — devd's log shows its Nth block-loopd ACTION (add or
+# remove) run and the device's ACTION complete.
+devd_done() {
+	local runs done
+	runs=$(grep -c "calling hotplug script: /etc/xen/scripts/block-loopd $1" "$H_XL_DEVD_LOG" || true)
+	done=$(grep -c "device_complete: device .* $1 succeed" "$H_XL_DEVD_LOG" || true)
+	[ "$runs" -ge "$2" ] && [ "$done" -ge "$2" ]
 }
 
 # devd_ok — devd never gave up on a device.
 devd_ok() {
-	! grep -E "timed out|unable to add device|exited with error status" "$H_XL_DEVD_LOG" >&2 ||
-		h_fail "xl devd failed a device (log: $H_XL_DEVD_LOG)"
+	! grep -E "timed out|unable to (add|remove) device|exited with error status|(add|remove) failed" \
+		"$H_XL_DEVD_LOG" >&2 || h_fail "xl devd failed a device (log: $H_XL_DEVD_LOG)"
 }
 
 # attach DOMID VDEV PATH MODE N — from dom0, and devd's Nth add.
@@ -47,7 +48,7 @@ attach() {
 	h_assert_node "$be/script" /etc/xen/scripts/block-loopd
 	# dom0's xl does not run the script for a driver domain: devd does,
 	# once it has read InitWait (libxl's 10 s, then it gives up).
-	h_wait_until 15 "xl devd to run block-loopd add for $be" devd_ran add "$5"
+	h_wait_until 15 "xl devd to run block-loopd add for $be" devd_done add "$5"
 	h_wait_connected "$be"
 	h_wait_node "$be/state" 4
 	h_assert_published "$be"
@@ -60,7 +61,9 @@ detach() {
 	local be
 	be=$(h_xl_be "$1" "$2" "$DD")
 	h_xl_ok block-detach "$1" "$2"
-	h_wait_until 15 "xl devd to run block-loopd remove for $be" devd_ran remove "$3"
+	# Until devd is done with it: a device written again at the same path
+	# while devd still removes the old one is another matter (devd's).
+	h_wait_until 15 "xl devd to run block-loopd remove for $be" devd_done remove "$3"
 	h_wait_gone "$be" 15
 	h_assert_absent "/local/domain/$1/device/vbd/$(h_devid "$2")"
 	devd_ok
