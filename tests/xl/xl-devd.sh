@@ -61,8 +61,7 @@ detach() {
 	local be
 	be=$(h_xl_be "$1" "$2" "$DD")
 	h_xl_ok block-detach "$1" "$2"
-	# Until devd is done with it: a device written again at the same path
-	# while devd still removes the old one is another matter (devd's).
+	# Until devd is done with it (the next round reuses the path).
 	h_wait_until 15 "xl devd to run block-loopd remove for $be" devd_done remove "$3"
 	h_wait_gone "$be" 15
 	h_assert_absent "/local/domain/$1/device/vbd/$(h_devid "$2")"
