@@ -12,7 +12,7 @@
 #
 #   h_xl_init
 #   h_xl_domain 5 [NAME]            a fake running PV domain
-#   h_xl block-attach 5 "format=raw,vdev=xvda,access=rw,target=$img,script=block-loopd"
+#   h_xl block-attach 5 "$(h_xl_disk_spec xvda "$img" w block-loopd)"
 #   h_xl_devd_start                 xl devd -F, in the background
 
 : "${H_XL:=/usr/lib/xen-4.17/bin/xl}"
@@ -181,10 +181,6 @@ h_xl_domain() {
 	EOF
 	printf '%s\n' "$uuid" >"$H_XL_DIR/domains/$domid"
 }
-
-# h_xl_domain_gone DOMID — the domain stops existing for xl (its xenstore
-# nodes and stored configuration are left as a crashed toolstack would).
-h_xl_domain_gone() { rm -f "$H_XL_DIR/domains/$1"; }
 
 # h_xl_config DOMID — the stored configuration's path.
 h_xl_config() { printf '%s/lib/userdata-d.%s.%s.libxl-json\n' "$H_XL_DIR" "$1" "$(h_xl_uuid "$1")"; }
