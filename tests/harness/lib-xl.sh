@@ -179,6 +179,8 @@ h_xl_domain() {
 	    "on_soft_reset": "soft_reset"
 	}
 	EOF
+	# libxl stores the string with its terminating NUL.
+	printf '\0' >>"$(h_xl_config "$domid")"
 	printf '%s\n' "$uuid" >"$H_XL_DIR/domains/$domid"
 }
 

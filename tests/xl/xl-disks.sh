@@ -91,8 +91,18 @@ no_loop() { h_wait_until 5 "no loop device on $1" no_loop_now "$1"; }
 
 h_log "read-write, then read-only, attach and detach"
 h_xl_domain 1
+cp "$(h_xl_config 1)" "$H_TMP/config-1"
 attach 1 xvda "$img" w
 attached 1 xvda "$img" w
+# libxl rewrote the domain's stored configuration with the disk: but for
+# the disk, byte for byte what h_xl_domain wrote as libxl's.
+python3 - "$H_TMP/config-1" "$(h_xl_config 1)" <<'EOF' || h_fail "h_xl_domain's stored configuration is not libxl's"
+import re, sys
+ours, libxl = (open(f, "rb").read() for f in sys.argv[1:])
+without = re.sub(rb'\n    "disks": \[\n.*?\n    \],\n', b"\n", libxl, flags=re.S)
+if without == libxl or without != ours:
+    sys.exit("ours:\n%r\nlibxl's, without the disks:\n%r" % (ours, without))
+EOF
 h_assert_eq 1 "$(h_loop_count_for "$img")" "loop devices of a read-write disk"
 detach 1 xvda
 no_loop "$img"
