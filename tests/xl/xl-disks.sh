@@ -65,7 +65,7 @@ attached() {
 		h_assert_eq 0 "$(cat "/sys/block/${dev##*/}/ro")" "read-only flag of $dev"
 	fi
 	h_xl_ok block-list "$domid"
-	# (Its state column is the frontend's, which no emulated guest writes.)
+	# (Its state column is the frontend's: not checked here.)
 	awk -v d="$(h_devid "$vdev")" -v be="$be" '$1 == d && $7 == be { ok = 1 } END { exit !ok }' "$H_XL_OUT" ||
 		h_fail "xl block-list $domid does not show $vdev: $(cat "$H_XL_OUT")"
 	grep -qF "\"pdev_path\": \"$path\"" "$(h_xl_config "$domid")" ||

@@ -43,12 +43,20 @@ same() {
 	h_log "$1: $(wc -l <"$SNAPS/xl-$1") nodes agree"
 }
 
+# connected — the backend and the guest's frontend (the emulator writes
+# its state 4 after the backend's) are both Connected.
+connected() {
+	h_wait_node "$be/state" 4
+	h_wait_node "$fe/state" 4
+}
+
 for mode in w r; do
 	be=$(h_xl_be "$D" xvdb)
+	fe=/local/domain/$D/device/vbd/$(h_devid xvdb)
 
 	h_log "mode $mode: the real xl"
 	h_xl_ok block-attach "$D" "$(h_xl_disk_spec xvdb "$img" "$mode" block-loopd)"
-	h_wait_node "$be/state" 4
+	connected
 	snap "xl-attach-$mode"
 	h_xl_ok block-detach "$D" xvdb
 	h_wait_until 5 "the loop device to go" eval '[ "$(h_loop_count_for "$img")" = 0 ]'
@@ -56,7 +64,7 @@ for mode in w r; do
 
 	h_log "mode $mode: the emulation"
 	h_libxl_add_disk "$D" xvdb "$img" "$mode" block-loopd -- --pv || h_fail "the emulation's attach failed"
-	h_wait_node "$be/state" 4
+	connected
 	snap "emu-attach-$mode"
 	h_libxl_remove_disk "$D" xvdb || h_fail "the emulation's detach failed"
 	h_wait_until 5 "the loop device to go" eval '[ "$(h_loop_count_for "$img")" = 0 ]'
