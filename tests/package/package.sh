@@ -12,7 +12,7 @@
 #    (`systemd --user`, reached by the maintainer scripts' `systemctl
 #    --system` through /run/systemd/private) and the test harness's private
 #    xenstored and blkback emulator:
-#    - a domain's disk on the stock `block` script runs before the install
+#    - a domain's disk on another hotplug script runs before the install
 #      and is left alone by everything that follows;
 #    - `dpkg -i` enables and starts the socket and the service;
 #    - a disk attached through /etc/xen/scripts/block-loopd is connected, a
@@ -154,7 +154,7 @@ EOF
 outer_main() {
 	local v1 v2 t0 t status_before status_after host_had lint c missing=()
 	[ "$(id -u)" = 0 ] || skip "the package test needs root (a private mount and pid namespace, loop devices)"
-	for c in dpkg-buildpackage dh dh_installsystemd lintian fakeroot dpkg-deb unshare chroot meson tar; do
+	for c in dpkg-buildpackage dh dh_installsystemd lintian dpkg-deb unshare chroot meson tar; do
 		command -v "$c" >/dev/null || missing+=("$c")
 	done
 	[ -x /lib/systemd/systemd ] || missing+=(/lib/systemd/systemd)
@@ -277,7 +277,6 @@ start_manager() {
 		</dev/null >>"$H_TMP/log/service-manager.log" 2>&1 &
 	H_SYSTEMD_PID=$!
 	h_register_pid "$H_SYSTEMD_PID" "service manager"
-	h_log "service manager: pid $H_SYSTEMD_PID"
 	for ((i = 0; i < 200; i++)); do
 		state=$(systemctl --system is-system-running 2>/dev/null || true)
 		case $state in running | degraded) return 0 ;; esac
@@ -329,7 +328,7 @@ $left"
 }
 
 inner_main() {
-	local v1=$1 v2=$2 arch deb1 deb2 img0 a b be0 be_a be_b view0 pid dev seq n
+	local v1=$1 v2=$2 arch deb1 deb2 other img0 a b be0 be_a be_b view0 pid dev seq n
 	export H_IN_NS=1 TMPDIR=$PKGTEST_TMP
 	# shellcheck source=../harness/lib.sh
 	. "$src_root/tests/harness/lib.sh"
@@ -346,14 +345,33 @@ inner_main() {
 	hold=$H_TMP/hold-off
 	h_blkback_start --hold-off "$hold"
 	start_manager
-	# The units first (their fd store closes with them), then the manager.
-	h_on_cleanup "systemctl --system exit >/dev/null 2>&1"
+	# The units first (their fd store closes with them), then the manager:
+	# SIGRTMIN+24 ends a user manager at once; its SIGTERM would start the
+	# system's exit.target here.
+	h_on_cleanup "kill -s RTMIN+24 $H_SYSTEMD_PID 2>/dev/null"
 	h_on_cleanup "systemctl --system stop xen-loopd.service xen-loopd.socket >/dev/null 2>&1"
 	[ "$(pkg_status)" = absent ] || h_fail "xen-loopd is already known to dpkg here: $(pkg_status)"
 
-	h_log "a running domain with a disk on the stock script"
-	img0=$(h_sparse_file stock.img 16M)
-	h_libxl_add_disk 7 xvda "$img0" w block || h_fail "the stock block script failed"
+	h_log "a running domain with a disk on another hotplug script"
+	# Like the stock `block` script, but with an atomic `losetup --find`:
+	# the stock one's two steps race other users of loop devices.
+	other=$H_TMP/other-block
+	cat >"$other" <<'EOF2'
+#!/bin/bash
+set -e
+be=/local/domain/0/$XENBUS_PATH
+case $1 in
+add)
+	dev=$(losetup --find --show "$(xenstore-read "$be/params")")
+	xenstore-write "$be/physical-device" "$(stat -c '%t:%T' "$dev")" \
+		"$be/physical-device-path" "$dev" "$be/hotplug-status" connected ;;
+remove)
+	losetup -d "$(xenstore-read "$be/physical-device-path")" ;;
+esac
+EOF2
+	chmod +x "$other"
+	img0=$(h_sparse_file other.img 16M)
+	h_libxl_add_disk 7 xvda "$img0" w "$other" || h_fail "the other script failed"
 	be0=$H_BE
 	h_wait_node "$be0/state" 4
 	view0=$(backend_view "$be0")
@@ -369,10 +387,10 @@ inner_main() {
 	[ -L /etc/systemd/system/multi-user.target.wants/xen-loopd.service ] || h_fail "the service is not wanted by multi-user.target"
 	[ -L /etc/systemd/system/sockets.target.wants/xen-loopd.socket ] || h_fail "the socket is not wanted by sockets.target"
 	h_wait_until 10 "the daemon to answer" answers
-	h_assert_eq "$view0" "$(backend_view "$be0")" "the stock-script disk after the install"
+	h_assert_eq "$view0" "$(backend_view "$be0")" "the other script's disk after the install"
 	# It sees the disk, and leaves it to its script.
 	h_assert_eq 0 "$(xen-loopctl status | awk '$1 == "devices:" { print $2 }')" "devices of the daemon after the install"
-	xen-loopctl --json status | grep -q '"foreign": 1' || h_fail "the stock-script disk is not foreign to the daemon"
+	xen-loopctl --json status | grep -q '"foreign": 1' || h_fail "the other script's disk is not foreign to the daemon"
 
 	h_log "a disk through block-loopd, connected; a second one held for blkback"
 	a=$(h_sparse_file a.img 32M)
@@ -403,7 +421,7 @@ inner_main() {
 	h_assert_eq 1 "$(stored)" "fds in the store after the upgrade"
 	h_assert_eq 1 "$(h_loop_count_for "$a")" "loop devices of a.img after the upgrade"
 	h_assert_node "$be_a/state" 4
-	h_assert_eq "$view0" "$(backend_view "$be0")" "the stock-script disk after the upgrade"
+	h_assert_eq "$view0" "$(backend_view "$be0")" "the other script's disk after the upgrade"
 	rm -f "$hold"
 	h_wait_node "$be_b/state" 4
 	h_wait_until 10 "the daemon to hold nothing" bash -c '[ "$(xen-loopctl list --json | grep -c "\"held\": *true")" = 0 ]'
@@ -424,7 +442,7 @@ inner_main() {
 	h_libxl_remove_disk 2 xvda || true
 	h_wait_until 10 "a.img's loop device to go" bash -c "[ \$(losetup -j '$a' | wc -l) = 0 ]"
 	h_wait_until 10 "b.img's loop device to go" bash -c "[ \$(losetup -j '$b' | wc -l) = 0 ]"
-	h_assert_eq "$view0" "$(backend_view "$be0")" "the stock-script disk after the removal"
+	h_assert_eq "$view0" "$(backend_view "$be0")" "the other script's disk after the removal"
 	systemctl --system stop xen-loopd.service xen-loopd.socket
 
 	h_log "install again, remove with no disk in use, purge"
@@ -437,8 +455,8 @@ inner_main() {
 	[ "$(pkg_status)" = absent ] || [ "$(pkg_status)" = "pn " ] || h_fail "after dpkg -P: $(pkg_status)"
 	check_nothing_left
 
-	h_log "the stock-script domain shuts down"
-	h_libxl_remove_disk 7 xvda || h_fail "the stock block script's remove failed"
+	h_log "the other script's domain shuts down"
+	h_libxl_remove_disk 7 xvda || h_fail "the other script's remove failed"
 	h_assert_no_loops
 	h_log "ok"
 }
