@@ -168,6 +168,9 @@ outer_main() {
 	# The namespace (and everything mounted or started in it) is gone once
 	# unshare returns; only the build directories remain.
 	trap '[ -z "$T" ] || rm -rf "$T"' EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	mkdir -p "$T/debs/v1" "$T/debs/v2"
 
 	t0=$SECONDS
