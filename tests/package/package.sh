@@ -87,6 +87,12 @@ build() {
 		tail -n 200 "$dir/build.log" >&2
 		fail "dpkg-buildpackage failed in $dir (the end of its log above)"
 	fi
+	# The package is built without -Werror (debian/rules); Debian's own
+	# flags (fortify, format-security) must still raise no warning, nor
+	# may the dpkg tools.
+	if grep -i 'warning:' "$dir/build.log" >&2; then
+		fail "warnings in the package build (above)"
+	fi
 }
 
 # bump_version DIR VERSION — a new changelog entry, as for a new release.
