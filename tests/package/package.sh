@@ -126,7 +126,6 @@ lrwxrwxrwx ./usr/share/man/man8/block-loopd.8.gz -> xen-loopctl.8.gz
 -rw-r--r-- ./usr/share/doc/xen-loopd/copyright
 -rw-r--r-- ./usr/share/doc/xen-loopd/examples/loopd-disks.cfg
 -rw-r--r-- ./usr/share/doc/xen-loopd/examples/watch-mode.cfg
--rw-r--r-- ./usr/share/doc/xen-loopd/examples/xl.conf.snippet
 EOF
 )
 	# Mode, owner, size, date, time, name [-> target]; directories left out.
