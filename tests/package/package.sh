@@ -22,11 +22,13 @@
 #      the held device survives: the same loop device, the same diskseq,
 #      still held, still in the fd store; blkback then opens it;
 #    - `dpkg -r` with disks in use leaves the daemon running and says what
-#      happens to the domains; their teardown then works without the
-#      package; the daemon is stopped by hand as the message says;
-#    - installed again and removed with no disk in use, the daemon is
-#      stopped; `dpkg -P` leaves nothing behind (the overlay's upper layer
-#      holds nothing but dpkg's own bookkeeping).
+#      happens to the domains; a disk's teardown then works without the
+#      package;
+#    - installed again, the package restarts the daemon it left running,
+#      which serves the other disk on, through its teardown;
+#    - removed with no disk in use, the daemon is stopped; `dpkg -P` leaves
+#      nothing behind (the overlay's upper layer holds nothing but dpkg's
+#      own bookkeeping).
 #
 #   package.sh        (as root; meson runs it in the `package` suite)
 #
@@ -443,19 +445,24 @@ EOF2
 		h_fail "dpkg -r said nothing about the running daemon: $dpkg_out"
 	active xen-loopd.service && [ "$(main_pid)" = "$pid" ] || h_fail "the daemon was stopped with disks in use"
 	[ ! -e /usr/sbin/xen-loopd ] && [ ! -e /etc/xen/scripts/block-loopd ] || h_fail "the programs are still installed"
-	h_log "the domains shut down: libxl's remove finds no block-loopd, and goes on"
+	h_log "a domain shuts down: libxl's remove finds no block-loopd, and goes on"
 	n=0
 	h_libxl_remove_disk 1 xvda || n=$?
 	[ "$n" != 0 ] || h_fail "block-loopd remove ran although the package is removed"
-	h_libxl_remove_disk 2 xvda || true
 	h_wait_until 10 "a.img's loop device to go" bash -c "[ \$(losetup -j '$a' | wc -l) = 0 ]"
-	h_wait_until 10 "b.img's loop device to go" bash -c "[ \$(losetup -j '$b' | wc -l) = 0 ]"
 	h_assert_eq "$view0" "$(backend_view "$be0")" "the other script's disk after the removal"
-	systemctl --system stop xen-loopd.service xen-loopd.socket
 
-	h_log "install again, remove with no disk in use, purge"
+	h_log "installed again while the daemon still runs: restarted, it serves on"
 	dpkg_do -i "$deb2"
-	active xen-loopd.service || h_fail "the daemon did not start on the second install"
+	[ "$(pkg_status)" = "ii $v2" ] || h_fail "after the second install: $(pkg_status)"
+	active xen-loopd.service && [ "$(main_pid)" != "$pid" ] || h_fail "the old daemon was not restarted"
+	h_wait_until 10 "the new daemon to answer" answers
+	h_assert_eq "$b" "$(h_loop_backing "$dev")" "b.img's device after the second install"
+	h_assert_eq "$seq" "$(cat "/sys/class/block/${dev#/dev/}/diskseq")" "b.img's diskseq after the second install"
+	h_libxl_remove_disk 2 xvda || h_fail "block-loopd remove failed"
+	h_wait_until 10 "b.img's loop device to go" bash -c "[ \$(losetup -j '$b' | wc -l) = 0 ]"
+
+	h_log "remove with no disk in use, purge"
 	dpkg_do -r xen-loopd
 	! active xen-loopd.service && ! active xen-loopd.socket || h_fail "dpkg -r did not stop an idle daemon"
 	[ ! -e /run/xen-loopd/control ] || h_fail "the control socket is still there"
