@@ -226,14 +226,21 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(d->event, 0);
 }
 
-/* STATUS= for systemctl status; cheap enough to refresh every few seconds. */
+#define STATUS_INTERVAL_USEC (5 * 1000000ULL)
+
+/* STATUS= for systemctl status; cheap enough to refresh every few seconds.
+ * A time source fires once: it is armed again each time, from now. */
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct daemon *d = userdata;
+        uint64_t now;
 
         sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
                    cache_n_entries(d->cache), xs_conn_connected(d->xs) ? "connected" : "reconnecting");
-        sd_event_source_set_time(s, usec + 5 * 1000000ULL);
+        if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
+                now = usec;
+        sd_event_source_set_time(s, now + STATUS_INTERVAL_USEC);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
