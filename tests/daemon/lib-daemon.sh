@@ -100,7 +100,8 @@ h_systemd_user_start() {
 
 # h_daemon_service_start [XEN-LOOPD OPTIONS] — xen-loopd as a Type=notify
 # service of that manager, with an fd store and automatic restarts, as
-# hotplug/xen-loopd.service runs it.  Waits until it is ready.
+# hotplug/xen-loopd.service runs it.  Waits until it is ready.  The array
+# H_DAEMON_SERVICE_PROPS adds systemd-run options (-p NAME=VALUE ...).
 H_UNIT=xen-loopd-test
 h_daemon_service_start() {
 	H_DAEMON_LOG="$H_TMP/log/xen-loopd.service.log"
@@ -111,6 +112,7 @@ h_daemon_service_start() {
 		-p Type=notify -p FileDescriptorStoreMax=4096 \
 		-p Restart=always -p RestartSec=100ms -p StartLimitIntervalSec=0 \
 		-p StandardOutput="append:$H_DAEMON_LOG" -p StandardError="append:$H_DAEMON_LOG" \
+		${H_DAEMON_SERVICE_PROPS[@]+"${H_DAEMON_SERVICE_PROPS[@]}"} \
 		--setenv=XENSTORED_PATH="$XENSTORED_PATH" --setenv=XEN_LOOPD_SOCKET="$XEN_LOOPD_SOCKET" \
 		--setenv=XEN_LOOPD_CRASH_AT="$H_TMP/crash" \
 		"$XEN_LOOPD" --log-level debug "$@" ||
