@@ -41,6 +41,7 @@ struct fdset_registry {
         struct hashmap *sets;      /* id -> struct fdset */
         struct fdset_hooks hooks;
         uint32_t next_id;
+        unsigned n_fds;            /* in all sets */
 };
 
 
@@ -166,6 +167,7 @@ static void drop(struct fdset_registry *r, struct fdset_fd *f)
                         break;
                 }
         s->n--;
+        r->n_fds--;
         if (r->hooks.dropped)
                 r->hooks.dropped(f->fd, f->name, r->hooks.userdata);
         fd_free(f);
@@ -208,6 +210,18 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
                 return r2;
         }
         created = !hashmap_get(r->sets, &id);
+        /* Limits for what a client adds; fds taken back from the fd store
+         * (name given) are there already. */
+        if (!name && created && hashmap_size(r->sets) >= FDSET_MAX_SETS) {
+                errbuf_set(err, errlen, "there are %u fd sets already, the most xen-loopd keeps: "
+                           "add the fd to an existing set or remove a set first", FDSET_MAX_SETS);
+                return -ENOSPC;
+        }
+        if (!name && r->n_fds >= FDSET_MAX_TOTAL_FDS) {
+                errbuf_set(err, errlen, "the fd sets hold %u fds already, the most xen-loopd keeps in all sets: "
+                           "remove fds first", r->n_fds);
+                return -ENOSPC;
+        }
         s = set_get(r, id, true);
         if (!s)
                 return -ENOMEM;
@@ -247,6 +261,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         f->next = s->fds;
         s->fds = f;
         s->n++;
+        r->n_fds++;
         if (r->hooks.kept)
                 r->hooks.kept(f->fd, f->name, r->hooks.userdata);
         if (ret_fd)

@@ -22,6 +22,12 @@ struct fdset_use;
 
 #define FDSET_ID_MAX 0x7fffffffu
 #define FDSET_MAX_FDS 64
+/* Every fd kept in a set is also kept in the service manager's fd store,
+ * next to the held loop devices (FileDescriptorStoreMax=16384 in the unit):
+ * at most this many sets, and this many fds in all sets together, leave
+ * the store room for every device. */
+#define FDSET_MAX_SETS 4096
+#define FDSET_MAX_TOTAL_FDS 8192
 
 /* Told when an fd starts or stops being kept, for the fd store; name is
  * what it is stored under ("fdset-<set>-<fd>"). */
@@ -41,7 +47,8 @@ void fdset_registry_free(struct fdset_registry *r);
 /* Adds fd (taken, whatever the result) to set set_id, or to a new set when
  * set_id is -1, on behalf of connection conn (0: none, e.g. taken back from
  * the fd store).  Refused: a set id out of range, a set already holding
- * FDSET_MAX_FDS, an fd that is neither a regular file nor a block device,
+ * FDSET_MAX_FDS, a new set past FDSET_MAX_SETS, any fd past
+ * FDSET_MAX_TOTAL_FDS in all sets (-ENOSPC, all three), an fd that is neither a regular file nor a block device,
  * and a second fd of one open file description in a set (they would share
  * their status flags: kcmp(KCMP_FILE) tells).  *ret_fd is the fd number that
  * names it in remove-fd and query-fdsets. */
