@@ -30,7 +30,9 @@ struct fdset_use;
 #define FDSET_MAX_TOTAL_FDS 8192
 
 /* Told when an fd starts or stops being kept, for the fd store; name is
- * what it is stored under ("fdset-<set>-<fd>"). */
+ * what it is stored under: "fdset-<set>-<serial>", the serial unique among
+ * every name in the store (never the fd number, which a taken-back fd no
+ * longer has, and a new fd may get). */
 struct fdset_hooks {
         void (*kept)(int fd, const char *name, void *userdata);
         void (*dropped)(int fd, const char *name, void *userdata);
@@ -55,12 +57,18 @@ void fdset_registry_free(struct fdset_registry *r);
 int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
 
+/* Before any fdset_restore(): every name taken back from the fd store, so
+ * that new serials stay clear of them. */
+void fdset_reserve_store_name(struct fdset_registry *r, const char *name);
 /* Takes back an fd the fd store kept under name: it joins its set again,
- * owned by no connection, until fdset_settle().  -EINVAL for a name that is
- * not an fd set's (fd is closed then). */
-int fdset_restore(struct fdset_registry *r, int fd, const char *name);
-/* Parses a stored name: "fdset-<set>-<fd>". */
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, int *ret_fd);
+ * owned by no connection, until fdset_settle().  It keeps its name, unless
+ * rename (the store held another fd under that name too, and the caller
+ * removed the name): it is then stored again under a new one.  -EINVAL for
+ * a name that is not an fd set's (fd is closed then). */
+int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool rename);
+/* Parses a stored name: "fdset-<set>-<serial>", serial at most INT64_MAX.
+ * An older xen-loopd put the fd number there: such names parse the same. */
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial);
 
 /* Removes one fd (fd >= 0) or the whole set (fd -1): closed now when not in
  * use, else once its last user lets go.  -ENOENT for an unknown set or fd. */
