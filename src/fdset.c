@@ -34,6 +34,7 @@ struct fdset_fd {
 
 struct fdset {
         uint32_t id;
+        uid_t owner;
         struct fdset_fd *fds;
         unsigned n;
 };
@@ -197,7 +198,7 @@ static bool same_open_file(int a, int b)
 
 /* name: the fd is taken back from the fd store under that name; restored
  * (taken back, maybe under a new name): no limit applies. */
-static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, const char *opaque,
+static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid_t owner, const char *opaque,
                const char *name, bool restored, int *ret_fd, char *err, size_t errlen)
 {
         _cleanup_close_ int owned = fd;
@@ -222,7 +223,13 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
                         errbuf_set(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
                 return r2;
         }
-        created = !hashmap_get(r->sets, &id);
+        s = hashmap_get(r->sets, &id);
+        if (s && s->owner != owner) {
+                errbuf_set(err, errlen, "fd set %u belongs to uid %u: add the fd to a set of your own "
+                           "(leave \"fdset-id\" out for a new one)", id, (unsigned)s->owner);
+                return -EPERM;
+        }
+        created = !s;
         /* Limits for what a client adds; fds taken back from the fd store
          * are there already. */
         if (!restored && created && hashmap_size(r->sets) >= FDSET_MAX_SETS) {
@@ -238,6 +245,8 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         s = set_get(r, id, true);
         if (!s)
                 return -ENOMEM;
+        if (created)
+                s->owner = owner;
         if (s->n >= FDSET_MAX_FDS) {
                 errbuf_set(err, errlen, "fd set %u holds %u fds already", id, s->n);
                 return -ENOSPC;
@@ -282,7 +291,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         return 0;
 }
 
-int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen)
 {
         uint32_t id;
@@ -307,7 +316,7 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, c
                 }
                 id = r->next_id;
         }
-        k = add(r, id, fd, conn, opaque, NULL, false, ret_fd, err, errlen);
+        k = add(r, id, fd, conn, owner, opaque, NULL, false, ret_fd, err, errlen);
         if (k >= 0 && ret_set)
                 *ret_set = id;
         return k;
@@ -323,7 +332,17 @@ int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool renam
                 return -EINVAL;
         }
         fdset_reserve_store_name(r, name);
-        return add(r, id, fd, 0, NULL, rename ? NULL : name, true, NULL, NULL, 0);
+        return add(r, id, fd, 0, 0, NULL, rename ? NULL : name, true, NULL, NULL, 0);
+}
+
+int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
+{
+        struct fdset *s = hashmap_get(r->sets, &set_id);
+
+        if (!s)
+                return -ENOENT;
+        *ret = s->owner;
+        return 0;
 }
 
 int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
@@ -437,7 +456,7 @@ void fdset_settle(struct fdset_registry *r)
         sweep(r, 0, true);
 }
 
-int fdset_query(struct fdset_registry *r, struct json_object **ret)
+int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret)
 {
         struct hashmap_iter it = HASHMAP_ITER_INIT;
         struct json_object *o = json_object_new_object(), *sets = json_object_new_array();
@@ -450,6 +469,8 @@ int fdset_query(struct fdset_registry *r, struct json_object **ret)
         }
         json_object_object_add(o, "fdsets", sets);
         while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
+                if (owner != (uid_t)-1 && s->owner != owner)
+                        continue;
                 struct json_object *so = json_object_new_object(), *fds = json_object_new_array();
                 if (!so || !fds) {
                         json_object_put(so);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backing.h"
 
@@ -48,14 +49,19 @@ void fdset_registry_free(struct fdset_registry *r);
 
 /* Adds fd (taken, whatever the result) to set set_id, or to a new set when
  * set_id is -1, on behalf of connection conn (0: none, e.g. taken back from
- * the fd store).  Refused: a set id out of range, a set already holding
+ * the fd store) of user owner.  A set belongs to the user who created it;
+ * adding to another user's set is -EPERM, whoever asks (a disk naming the
+ * set could otherwise be served a file its owner never passed).  Refused: a set id out of range, a set already holding
  * FDSET_MAX_FDS, a new set past FDSET_MAX_SETS, any fd past
  * FDSET_MAX_TOTAL_FDS in all sets (-ENOSPC, all three), an fd that is neither a regular file nor a block device,
  * and a second fd of one open file description in a set (they would share
  * their status flags: kcmp(KCMP_FILE) tells).  *ret_fd is the fd number that
  * names it in remove-fd and query-fdsets. */
-int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
+/* Who set_id belongs to; -ENOENT when there is no such set.  Sets taken
+ * back from the fd store belong to root (uid 0). */
+int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret);
 
 /* Before any fdset_restore(): every name taken back from the fd store, so
  * that new serials stay clear of them. */
@@ -89,8 +95,9 @@ void fdset_connection_closed(struct fdset_registry *r, uint64_t conn);
 void fdset_settle(struct fdset_registry *r);
 
 /* {"fdsets": [{"fdset-id": N, "fds": [{"fd": N, "opaque": "...", "access":
- * "r"|"rw", "direct": bool, "in-use": bool}]}]} */
-int fdset_query(struct fdset_registry *r, struct json_object **ret);
+ * "r"|"rw", "direct": bool, "in-use": bool}]}]}: every set, or with owner
+ * other than (uid_t)-1 only that user's. */
+int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret);
 
 /* "/dev/fdset/N" -> N; -EINVAL when path is not of that form. */
 int fdset_parse_path(const char *path, uint32_t *ret);
