@@ -310,7 +310,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
                               "pass an open fd instead (add-fd, then /dev/fdset/N)");
         } else {
-                r = backing_open(target, acc != CACHE_RO, direct_io, &b);
+                r = backing_open_bounded(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, &b);
                 if (r < 0)
                         backing_describe_error(r, target, acc != CACHE_RO, &b, err, sizeof(err));
         }

@@ -45,6 +45,9 @@ struct vbd {
         enum vbd_state state;
         bool requested;             /* block-loopd add ran: publish it, whatever its script */
         bool prepare_failed;        /* preparing it failed: the add will try again, and report */
+        bool publish_due;           /* to be published: its add ran, or it is a watch-mode disk */
+        bool maybe_published;       /* a publication may be in xenstore: undone before letting go */
+        bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         bool dirty;
         struct vbd *dirty_next;
@@ -399,9 +402,14 @@ static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node
         return n;
 }
 
-static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
+/* 1 when the disk's directory exists, 0 when xenstored says it does not,
+ * -errno when that cannot be told (a failed read is not a removal). */
+static int dir_state(struct vbd_manager *m, const struct vbd *v)
 {
-        return xs_conn_exists(m->xs, XBT_NULL, v->path);
+        _cleanup_free_ char *val = NULL;
+        int r = xs_conn_read(m->xs, XBT_NULL, v->path, &val, NULL);
+
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 
 struct backend_state {
@@ -419,8 +427,14 @@ static int backend_state(struct vbd_manager *m, const struct vbd *v, const struc
         int r;
 
         snap_value(snap, SNAP_STATE, &r);
-        if (r < 0 && !dir_exists(m, v))
-                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
+        if (r == -ENOENT) {
+                r = dir_state(m, v);
+                if (r == 0)
+                        return -ENOENT;
+                if (r < 0)
+                        return r;
+        } else if (r < 0)
+                return r;
         ret->state = snap_int(snap, SNAP_STATE, -1);
         ret->online = 1;
         if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
@@ -441,14 +455,16 @@ static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool w
         return r < 0 ? r : backend_state(m, v, &snap, ret);
 }
 
-static bool torn_down(const struct backend_state *s, bool holding)
+static bool torn_down(const struct backend_state *s, bool published)
 {
         /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
-         * keeps the device open then.  Closing with the device still ours
-         * means blkback never opened it: nothing to wait for. */
+         * keeps the device open then.  A published device is assumed open
+         * by blkback, which opens it as soon as physical-device appears,
+         * whatever the frontend does, until it says Closed; one never
+         * published can go as soon as the toolstack closes the disk. */
         if (s->online != 0)
                 return false;
-        return s->state == XB_CLOSED || (s->state == XB_CLOSING && holding);
+        return s->state == XB_CLOSED || (s->state == XB_CLOSING && !published);
 }
 
 /* ---- failure ------------------------------------------------------------ */
@@ -533,7 +549,7 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
                 return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
                                          &v->fdset_token, err, errlen);
         }
-        r = backing_open(params, writable, m->cfg.direct_io, ret);
+        r = backing_open_bounded(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, ret);
         if (r < 0)
                 backing_describe_error(r, params, writable, ret, err, errlen);
         return r;
@@ -662,6 +678,8 @@ static bool publish_disk(struct vbd_manager *m, struct vbd *v)
         char err[ERROR_MAX] = "";
         int r;
 
+        v->publish_due = true;
+        v->maybe_published = true;
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
                 /* Removed mid-attach: nothing of ours may stay. */
@@ -669,12 +687,22 @@ static bool publish_disk(struct vbd_manager *m, struct vbd *v)
                 vbd_forget(m, v);
                 return false;
         }
+        if (r == -ENOTCONN) {
+                /* The commit may have landed with its reply lost: blkback may
+                 * be opening what physical-device names.  Keep holding the
+                 * device, or its major:minor could serve another disk; the
+                 * resync after reconnection publishes again (the same nodes)
+                 * or lets it go. */
+                log_warning("%s: xenstored went away while the disk was published; holding %s until it is back.",
+                            v->path, v->user->entry->dev.node);
+                set_state(m, v, VBD_PREPARED);
+                return true;
+        }
         if (r < 0) {
+                v->maybe_published = false; /* aborted: nothing was written */
                 drop_user(m, v);
                 if (v->state == VBD_PREPARED)
                         set_state(m, v, VBD_WAITING);
-                if (r == -ENOTCONN)
-                        return true; /* retried on resync */
                 if (!*err)
                         snprintf(err, sizeof(err), "cannot publish the device: %s", strerror(-r));
                 return fail_disk(m, v, r, err), true;
@@ -721,7 +749,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
 }
 
 /* Removes what publish() wrote, if the directory is still there. */
-static void unpublish(struct vbd_manager *m, struct vbd *v)
+static int unpublish(struct vbd_manager *m, struct vbd *v)
 {
         struct xs_op ops[] = {
                 { 0 },
@@ -731,18 +759,32 @@ static void unpublish(struct vbd_manager *m, struct vbd *v)
                 OP_RM(v, "hotplug-status"),
         };
 
-        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
+        return backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
 }
 
+/* Unpublishes, then lets go of the device: never the other way round, or
+ * its major:minor, freed, could be set up for another disk while
+ * physical-device still names it. */
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 {
+        if (!dir_gone && v->maybe_published) {
+                int r = unpublish(m, v);
+                if (r == -ENOTCONN) {
+                        log_warning("%s: xenstored went away before the disk was unpublished; "
+                                    "holding its device until it is back.", v->path);
+                        return; /* the resync after reconnection looks again */
+                }
+                if (r == -ENOENT)
+                        dir_gone = true;
+                else if (r < 0)
+                        log_warning("%s: cannot remove the published nodes: %s.", v->path, strerror(-r));
+        }
+        v->maybe_published = false;
         if (v->user)
                 log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
         drop_user(m, v);
         if (dir_gone)
                 return vbd_forget(m, v);
-        if (v->state != VBD_PREPARED)
-                unpublish(m, v);
         set_state(m, v, VBD_RELEASED);
         complete_pending(v, true, 0, NULL);
 }
@@ -828,6 +870,7 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
                 fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
                 return r;
         }
+        v->publish_due = v->maybe_published = true;
         log_info("%s: adopted %s from an earlier run.", v->path, e->dev.node);
         set_state(m, v, v->user->holding ? VBD_HELD : VBD_CONNECTED);
         complete_pending(v, false, 0, NULL);
@@ -860,6 +903,28 @@ static enum claim claim_of(const char *script)
 /* A disk not set up yet: everything it takes to decide and to attach, in
  * one round trip. */
 #define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
+
+/* Whether the directory of a failed or released disk was destroyed and
+ * written anew for another disk between two looks: online again, and back
+ * in Initialising, or in InitWait (blkback switches a new vbd within
+ * milliseconds, so a detach and re-attach in one batch of events is only
+ * seen there).  InitWait alone is no proof: a failed disk keeps its
+ * hotplug-status (a new one has none), and a released one must have been
+ * torn down. */
+static bool recreated(struct vbd_manager *m, const struct vbd *v, const struct backend_state *s)
+{
+        _cleanup_free_ char *status = NULL;
+
+        if (v->user || (s->state != XB_INITIALISING && s->state != XB_INITWAIT))
+                return false;
+        if (read_int(m, v, "online", 1) != 1)
+                return false;
+        if (s->state == XB_INITIALISING)
+                return true;
+        if (v->state == VBD_FAILED)
+                return read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) == -ENOENT;
+        return v->saw_teardown;
+}
 
 static void evaluate(struct vbd_manager *m, struct vbd *v)
 {
@@ -900,6 +965,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 }
                 if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
                         /* Torn down before we ever set it up. */
+                        v->saw_teardown = true;
                         set_state(m, v, VBD_RELEASED);
                         complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
                         return complete_pending(v, true, 0, NULL);
@@ -929,10 +995,12 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return release(m, v, true);
                 if (r < 0)
                         return;
-                if (torn_down(&s, v->state != VBD_CONNECTED))
+                if (torn_down(&s, v->maybe_published)) {
+                        v->saw_teardown = true;
                         return release(m, v, false);
+                }
                 if (v->state == VBD_PREPARED) {
-                        if (v->requested)
+                        if (v->requested || v->publish_due)
                                 publish_disk(m, v);
                         return;
                 }
@@ -951,18 +1019,18 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return vbd_forget(m, v);
                 if (r < 0)
                         return;
-                /* The directory was destroyed and written anew for another
-                 * disk between two looks: start over. */
-                if (s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
+                if (recreated(m, v, &s)) {
+                        log_debug("%s: written anew for another disk.", v->path);
                         snapshot_clear(&snap);
-                        v->requested = false;
-                        v->prepare_failed = false;
+                        v->requested = v->prepare_failed = v->publish_due = v->saw_teardown = false;
+                        free(v->error);
+                        v->error = NULL;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
                 }
                 return;
         case VBD_FOREIGN:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs))
+                if (dir_state(m, v) == 0)
                         return vbd_forget(m, v);
                 return;
         case _VBD_STATE_MAX:
@@ -1216,8 +1284,9 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         v->requested = true;
         if (v->state == VBD_FOREIGN)
                 set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits. */
-        if (v->state == VBD_NEW || v->state == VBD_WAITING || v->state == VBD_PREPARED)
+        /* Settle it now rather than on the next iteration: the script waits.
+         * A failed or released record may be a directory written anew. */
+        if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 evaluate(m, v);
         if (hashmap_get(m->by_path, abs) != v) {
                 ctl_call_error(call, -ENODEV, "%s does not exist", abs);
@@ -1255,7 +1324,7 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
                 release(m, v, false);
                 break;
         default:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs)) {
+                if (dir_state(m, v) == 0) {
                         vbd_forget(m, v);
                         break;
                 }
@@ -1289,6 +1358,8 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
                 goto fail;
         }
         m->cfg.home = m->home;
+        if (!m->cfg.open_timeout_usec)
+                m->cfg.open_timeout_usec = BACKING_OPEN_TIMEOUT_DEFAULT_USEC;
         m->base_len = strlen(m->base);
         m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);
