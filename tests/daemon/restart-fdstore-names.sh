@@ -16,6 +16,7 @@ command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing clie
 # The phy target: a block device that is not a loop device (the daemon
 # serves a loop device given as phy as a loop device of its own), a zram
 # device made for the test.
+[ -e /sys/class/zram-control ] || modprobe zram 2>/dev/null || true
 [ -w /sys/class/zram-control/hot_add ] || h_skip "no zram here (modprobe zram): the test needs a block device"
 zram=$(cat /sys/class/zram-control/hot_add)
 phy=/dev/zram$zram
