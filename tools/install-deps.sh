@@ -25,6 +25,9 @@ packages=(
 	valgrind
 	# Docs test: the manual pages render without warnings.
 	man-db groff-base
+	# The Debian package (debian/) and its test: dpkg-buildpackage, its
+	# build dependencies beyond the above, lintian; git copies the tree.
+	build-essential dpkg-dev debhelper lintian git
 	# The libxl stage (tests/libxl/build-libxl.sh): Debian's Xen source
 	# package, unpacked and patched, and what configuring it and building
 	# libxenlight needs.
