@@ -18,6 +18,12 @@
 #             dpkg-buildpackage from a clean copy of the tree, lintian, the
 #             file list; install, upgrade with a held device, remove and
 #             purge in a throwaway root (tests/package/package.sh).
+#   libxl     libxenlight from Debian's Xen source package with
+#             contrib/libxl/4.17 applied, built in BUILD_DIR-libxl (kept:
+#             a rerun rebuilds only what changed; tests/libxl/build-libxl.sh),
+#             then the libxl suite: Debian's real xl with it, against the
+#             default build (contrib/libxl/README.md).  The other stages
+#             leave that suite out.
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
@@ -29,7 +35,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package libxl}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
@@ -107,7 +113,7 @@ setup() {
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package --no-suite libxl "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -216,11 +222,25 @@ stage_package() {
 	return "$rc"
 }
 
+# The patched libxenlight, then Debian's real xl with it.  The build's own
+# time is printed too: the first run fetches and configures Xen's source.
+stage_libxl() {
+	local t=$SECONDS rc=0
+	tests/libxl/build-libxl.sh "$dir-libxl" || return 1
+	echo "libxl: libxenlight built in $((SECONDS - t)) s"
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	XEN_LIBXL_DIR="$dir-libxl/lib" meson test -C "$dir" --no-rebuild --print-errorlogs \
+		--suite libxl --logbase libxl || rc=$?
+	check_skips "$dir/meson-logs/libxl.json" || rc=1
+	return "$rc"
+}
+
 rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz | package) ;;
+	default | valgrind | asan | fuzz | package | libxl) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"

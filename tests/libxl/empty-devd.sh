@@ -35,9 +35,9 @@ grep -q "unable to add device" "$H_XL_DEVD_LOG" && h_fail "xl devd failed the di
 h_xl_domain 6
 h_xl_ok -vvv block-attach 6 "$(hl_spec xvda "$img" w "backend=$DD,")"
 be6=$(hl_be 6 xvda $DD)
-h_wait_node "$be6/hotplug-status" error
+h_wait_node "$be6/hotplug-status" busy
 err=$(h_read "$be6/hotplug-error")
-h_wait_until 10 "xl devd to log the refusal" grep -qF "hotplug-status error: $err" "$H_XL_DEVD_LOG"
+h_wait_until 10 "xl devd to log the refusal" grep -qF "hotplug-status busy: $err" "$H_XL_DEVD_LOG"
 
 h_xl_ok -vvv block-detach 6 xvda
 h_assert_absent "$be6"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Refusals with script= empty reach the user through xl, in the daemon's
-# words: a read-write conflict and a missing file fail xl block-attach at
-# once (not after libxl's 40 s), with hotplug-error in xl's message; the
+# words: a read-write conflict (hotplug-status busy, as the stock script
+# says it) and a missing file (error) fail xl block-attach at once (not
+# after libxl's 40 s), with hotplug-error in xl's message; the
 # disk that holds the image is unharmed, and detaching the failed disks
 # leaves nothing behind.
 . "$(dirname "$0")/../harness/lib.sh"
@@ -38,8 +39,8 @@ img=$(h_sparse_file rw.img 64M)
 hl_attach 5 xvda "$img" w
 
 # Another domain, read-write or read-only, while domain 5 writes.
-hl_refused 6 xvda "$img" w error
-hl_refused 6 xvdb "$img" r error
+hl_refused 6 xvda "$img" w busy
+hl_refused 6 xvdb "$img" r busy
 h_assert_eq 1 "$(h_loop_count_for "$img")" "loop devices for the image"
 h_assert_published "$(hl_be 5 xvda)"
 
