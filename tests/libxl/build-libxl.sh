@@ -31,6 +31,8 @@ series_dir=$root/contrib/libxl/4.17
 mirror=${XEN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 die() { echo "build-libxl.sh: $*" >&2; exit 1; }
+# A half-patched tree cannot be trusted: the next run unpacks it afresh.
+fresh_next() { rm -f "$out/src/.unpacked"; }
 
 for t in apt-get dpkg-source autoconf autoheader iasl patch make gcc; do
 	command -v "$t" >/dev/null || die "$t is missing (tools/install-deps.sh)"
@@ -65,14 +67,16 @@ echo "build-libxl.sh: source $(basename "$src")"
 if [ -d "$out/applied" ] && ! diff -r -q "$out/applied" "$series_dir" >/dev/null 2>&1; then
 	mapfile -t old < <(find "$out/applied" -name '*.patch' | sort -r)
 	for p in "${old[@]}"; do
-		patch -d "$src" -p1 -R -s -N <"$p" || die "cannot revert $(basename "$p")"
+		patch -d "$src" -p1 -R -s -N --no-backup-if-mismatch <"$p" ||
+			{ fresh_next; die "cannot revert $(basename "$p")"; }
 	done
 	rm -rf "$out/applied"
 fi
 if [ ! -d "$out/applied" ]; then
 	for p in "${series[@]}"; do
 		echo "build-libxl.sh: applying $(basename "$p")"
-		patch -d "$src" -p1 -s -N --no-backup-if-mismatch <"$p" || die "$(basename "$p") does not apply"
+		patch -d "$src" -p1 -s -N --no-backup-if-mismatch <"$p" ||
+			{ fresh_next; die "$(basename "$p") does not apply to $(basename "$src")"; }
 	done
 	mkdir -p "$out/applied"
 	cp "${series[@]}" "$out/applied/"
