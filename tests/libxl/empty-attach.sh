@@ -32,6 +32,7 @@ h_assert_absent /local/domain/5/device/vbd/51712
 # The same disk again: a clean second round.
 hl_attach 5 xvda "$img" r
 h_assert_published "$(hl_be 5 xvda)"
+h_wait_node "$(hl_be 5 xvda)/state" 4
 hl_detach 5 xvda
 hl_wait_no_loop "$img"
 h_daemon_alive

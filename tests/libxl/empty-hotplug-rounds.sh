@@ -37,6 +37,9 @@ for ((i = 1; i <= ROUNDS; i++)); do
 	h_assert_node "$(hl_be 5 xvdb)/hotplug-status" connected
 	# The state libxl found when it looked (a figure, not an assertion).
 	[ "$(h_read "$(hl_be 5 xvdb)/state")" = 4 ] && past_initwait=$((past_initwait + 1))
+	# The guest has the disk before it goes (and blkback is done writing
+	# Connected, which must not cross libxl's Closing).
+	h_wait_node "$(hl_be 5 xvdb)/state" 4
 	if ! h_xl -vvv block-detach 5 xvdb; then
 		failures=$((failures + 1))
 		h_log "round $i: detach failed: $(grep -v ': debug: ' "$H_XL_ERR")"

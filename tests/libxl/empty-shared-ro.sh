@@ -16,6 +16,7 @@ for d in 5 6 7; do
 	hl_attach "$d" xvda "$img" r
 	be=$(hl_be "$d" xvda)
 	h_assert_published "$be"
+	h_wait_node "$be/state" 4
 	pd=$(h_read "$be/physical-device")
 	[ -n "$first" ] || first=$pd
 	h_assert_eq "$first" "$pd" "physical-device of domain $d"

@@ -23,6 +23,7 @@ grep -q 'calling hotplug script: /etc/xen/scripts/block add' "$H_XL_ERR" ||
 be=$(hl_be 5 xvda)
 h_assert_node "$be/script" /etc/xen/scripts/block
 h_assert_node "$be/hotplug-status" connected
+h_wait_node "$be/state" 4
 h_assert_absent "$be/diskseq"   # the stock script does not write it; the daemon does
 grep -q "$be" "$H_DAEMON_LOG" && h_fail "the daemon touched the stock script's disk: $(grep "$be" "$H_DAEMON_LOG")"
 
@@ -32,6 +33,7 @@ grep -q 'calling hotplug script: /etc/xen/scripts/block-loopd add' "$H_XL_ERR" |
 	h_fail "libxl did not run block-loopd: $(grep -v ': debug: ' "$H_XL_ERR")"
 h_assert_node "$(hl_be 5 xvdb)/script" /etc/xen/scripts/block-loopd
 h_assert_published "$(hl_be 5 xvdb)"
+h_wait_node "$(hl_be 5 xvdb)/state" 4
 
 # Debian's own libxenlight with script=: it writes the scripts directory as
 # the script, fails to run it, and the daemon leaves that disk alone.
