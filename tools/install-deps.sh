@@ -25,6 +25,9 @@ packages=(
 	valgrind
 	# Docs test: the manual pages render without warnings.
 	man-db groff-base
+	# The real-Xen stage (tests/xen): Xen, dom0 and guests under QEMU;
+	# initramfs images made with cpio, with busybox as their userland.
+	qemu-system-x86 cpio busybox-static
 )
 
 if [ "$(id -u)" != 0 ]; then

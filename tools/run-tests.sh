@@ -13,6 +13,9 @@
 #             targets over their corpora and for a short run each
 #             (tests/fuzz/README.md).  Skipped when clang is missing (a
 #             failure under CI=true).
+#   xen       BUILD_DIR: the real-Xen suite (tests/xen/README.md), once:
+#             Xen 4.17, dom0 and PV guests under QEMU, a few minutes.  Its
+#             console log and timings stay in BUILD_DIR/tests/xen/stage.
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
@@ -24,7 +27,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz xen}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
@@ -97,12 +100,12 @@ setup() {
 	fi
 }
 
-# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak left out),
-# then check for skips.
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak and the
+# real-Xen suite left out), then check for skips.
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite xen "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -200,11 +203,21 @@ for t in json.load(sys.stdin):
 	return "$r"
 }
 
+# The real-Xen suite, in the default build.
+stage_xen() {
+	local rc=0
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --verbose --suite xen --logbase xen || rc=$?
+	check_skips "$dir/meson-logs/xen.json" || rc=1
+	return "$rc"
+}
+
 rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz) ;;
+	default | valgrind | asan | fuzz | xen) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"
