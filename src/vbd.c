@@ -43,7 +43,8 @@ struct vbd {
         char *path;                 /* <home>/backend/vbd/<domid>/<devid> */
         uint32_t domid, devid;
         enum vbd_state state;
-        bool requested;             /* asked for by block-loopd: claim it whatever its script */
+        bool requested;             /* block-loopd add ran: publish it, whatever its script */
+        bool prepare_failed;        /* preparing it failed: the add will try again, and report */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         bool dirty;
         struct vbd *dirty_next;
@@ -74,6 +75,7 @@ static const char *const state_names[_VBD_STATE_MAX] = {
         [VBD_NEW] = "new",
         [VBD_FOREIGN] = "foreign",
         [VBD_WAITING] = "waiting",
+        [VBD_PREPARED] = "prepared",
         [VBD_HELD] = "held",
         [VBD_CONNECTED] = "connected",
         [VBD_FAILED] = "failed",
@@ -584,16 +586,17 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         return backend_change(m, v, ops, n, check_publication, &p);
 }
 
-/* Sets the disk up from what snap (SNAP_SETUP) read.  Returns false when v
- * was forgotten (freed). */
-static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap)
+/* Opens the disk's backing and takes a device for it from the cache
+ * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
+ * nothing to do yet (params not written, or xenstored gone: the resync
+ * after reconnection retries); -errno with err set. */
+static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, char *err, size_t errlen)
 {
         const char *params, *mode;
-        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
-        char err[ERROR_MAX + PATH_MAX] = "", name[64];
         struct backing b = { .fd = -1 };
         struct cache_request req;
         enum cache_access access;
+        char name[64];
         size_t plen;
         int r;
 
@@ -601,28 +604,30 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         if (r == -ENOENT) {
                 if (v->state == VBD_NEW)
                         set_state(m, v, VBD_WAITING); /* not written yet */
-                return true;
+                return 1;
         }
         if (r < 0)
-                return true; /* disconnected: the resync after reconnection retries */
+                return 1;
         plen = snap->ops[snap->idx[SNAP_PARAMS]].len;
 
         mode = snap_value(snap, SNAP_MODE, &r);
-        if (r == -ENOENT)
-                return fail_disk(m, v, -EINVAL, "the backend has no mode node"), true;
-        if (r < 0)
-                return true;
-        if (xsv_parse_mode(mode, &access) < 0) {
-                snprintf(err, sizeof(err), "mode '%.16s' is not r, w or w!", mode);
-                return fail_disk(m, v, -EINVAL, err), true;
+        if (r == -ENOENT) {
+                snprintf(err, errlen, "the backend has no mode node");
+                return -EINVAL;
         }
-        r = xsv_check_params(params, plen, err, sizeof(err));
         if (r < 0)
-                return fail_disk(m, v, r, err), true;
+                return 1;
+        if (xsv_parse_mode(mode, &access) < 0) {
+                snprintf(err, errlen, "mode '%.16s' is not r, w or w!", mode);
+                return -EINVAL;
+        }
+        r = xsv_check_params(params, plen, err, errlen);
+        if (r < 0)
+                return r;
 
-        r = open_params(m, v, params, access != CACHE_RO, &b, err, sizeof(err));
+        r = open_params(m, v, params, access != CACHE_RO, &b, err, errlen);
         if (r < 0)
-                return fail_disk(m, v, r, err), true;
+                return r;
         crashpoint("after-open");
 
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
@@ -639,15 +644,24 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .domid = v->domid,
                 .devid = v->devid,
         };
-        r = cache_acquire(m->cache, &req, &v->user, err, sizeof(err));
+        r = cache_acquire(m->cache, &req, &v->user, err, errlen);
         backing_close(&b);
         if (r < 0) {
                 v->user = NULL;
                 drop_user(m, v);
-                return fail_disk(m, v, r, err), true;
+                return r;
         }
-
         crashpoint("after-configure");
+        return 0;
+}
+
+/* Publishes the device v->user holds and keeps holding it for blkback.
+ * Returns false when v was forgotten (freed). */
+static bool publish_disk(struct vbd_manager *m, struct vbd *v)
+{
+        char err[ERROR_MAX] = "";
+        int r;
+
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
                 /* Removed mid-attach: nothing of ours may stay. */
@@ -657,6 +671,8 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         }
         if (r < 0) {
                 drop_user(m, v);
+                if (v->state == VBD_PREPARED)
+                        set_state(m, v, VBD_WAITING);
                 if (r == -ENOTCONN)
                         return true; /* retried on resync */
                 if (!*err)
@@ -668,6 +684,40 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         set_state(m, v, VBD_HELD);
         complete_pending(v, false, 0, NULL);
         return true;
+}
+
+/* Sets the disk up from what snap (SNAP_SETUP) read.  prepare_only: a
+ * block-loopd disk whose add has not run yet gets its device, but nothing
+ * in xenstore: blkback opens whatever physical-device names at once, and a
+ * running guest's frontend then connects, so the backend could pass
+ * InitWait before libxl, which waits for exactly InitWait and only then
+ * runs the script, has seen it.  A failure then is only noted: the add
+ * tries again and reports it.  Returns false when v was forgotten. */
+static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
+{
+        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
+        char err[ERROR_MAX + PATH_MAX] = "";
+        int r;
+
+        if (prepare_only && v->prepare_failed)
+                return true;
+        r = acquire(m, v, snap, err, sizeof(err));
+        if (r > 0)
+                return true;
+        if (r < 0 && prepare_only) {
+                v->prepare_failed = true;
+                log_debug("%s: not prepared ahead of its add: %s", v->path, err);
+                return true;
+        }
+        if (r < 0)
+                return fail_disk(m, v, r, err), true;
+        if (prepare_only) {
+                log_debug("%s: prepared %s; published when block-loopd adds it.", v->path,
+                          v->user->entry->dev.node);
+                set_state(m, v, VBD_PREPARED);
+                return true;
+        }
+        return publish_disk(m, v);
 }
 
 /* Removes what publish() wrote, if the directory is still there. */
@@ -691,7 +741,8 @@ static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
         drop_user(m, v);
         if (dir_gone)
                 return vbd_forget(m, v);
-        unpublish(m, v);
+        if (v->state != VBD_PREPARED)
+                unpublish(m, v);
         set_state(m, v, VBD_RELEASED);
         complete_pending(v, true, 0, NULL);
 }
@@ -774,15 +825,25 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
 
 /* ---- the state machine -------------------------------------------------- */
 
-/* Ours: no script, or block-loopd / xen-loopctl.  libxl turns an empty
- * script= into the scripts directory itself ("/etc/xen/scripts/"), so an
- * empty last component counts as empty too. */
-static bool is_our_script(const char *script)
-{
-        const char *base = strrchr(script, '/');
+/* How a disk reaches the daemon, from its script node.  No script node, or
+ * an empty one: the toolstack runs no script and leaves the disk to the
+ * watch.  block-loopd (or xen-loopctl): libxl runs it as the hotplug script,
+ * and the disk is published when its add asks.  Anything else (the stock
+ * script, or "/etc/xen/scripts/", which stock libxl writes for an empty
+ * script= and then fails to run) belongs to someone else. */
+enum claim { CLAIM_FOREIGN, CLAIM_WATCH, CLAIM_SCRIPT };
 
+static enum claim claim_of(const char *script)
+{
+        const char *base;
+
+        if (!script || !*script)
+                return CLAIM_WATCH;
+        base = strrchr(script, '/');
         base = base ? base + 1 : script;
-        return !*base || strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
+        if (strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0)
+                return CLAIM_SCRIPT;
+        return CLAIM_FOREIGN;
 }
 
 /* A disk not set up yet: everything it takes to decide and to attach, in
@@ -799,6 +860,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
         case VBD_NEW:
         case VBD_WAITING: {
                 const char *script;
+                enum claim claim;
 
                 if (read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
                         return; /* disconnected: the resync after reconnection retries */
@@ -810,8 +872,8 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 script = snap_value(&snap, SNAP_SCRIPT, &r);
                 if (r < 0 && r != -ENOENT)
                         return;
-                /* No script: ours. */
-                if (v->state == VBD_NEW && script && !is_our_script(script) && !v->requested) {
+                claim = claim_of(script);
+                if (v->state == VBD_NEW && claim == CLAIM_FOREIGN && !v->requested) {
                         set_state(m, v, VBD_FOREIGN);
                         return;
                 }
@@ -834,9 +896,10 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 /* Whatever blkback or the toolstack write from now on comes
                  * as a watch event and brings the disk back here: no need
                  * to read the state again after publishing. */
-                attach(m, v, &snap);
+                attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
                 return;
         }
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 /* A set-up disk whose params went was removed, and what is
@@ -845,7 +908,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                  * toolstack's watchers their nodes, without checking the
                  * directory still exists: that debris is not the disk. */
                 r = read_snapshot(m, v, SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) |
-                                  (v->state == VBD_HELD ? SNAP(SNAP_OPENED) : 0), &snap);
+                                  (v->state != VBD_CONNECTED ? SNAP(SNAP_OPENED) : 0), &snap);
                 if (r < 0)
                         return;
                 snap_value(&snap, SNAP_PARAMS, &r);
@@ -855,8 +918,13 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return release(m, v, true);
                 if (r < 0)
                         return;
-                if (torn_down(&s, v->state == VBD_HELD))
+                if (torn_down(&s, v->state != VBD_CONNECTED))
                         return release(m, v, false);
+                if (v->state == VBD_PREPARED) {
+                        if (v->requested)
+                                publish_disk(m, v);
+                        return;
+                }
                 if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
                         cache_user_unhold(m->cache, v->user);
                         set_state(m, v, VBD_CONNECTED);
@@ -877,6 +945,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 if (s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
                         snapshot_clear(&snap);
                         v->requested = false;
+                        v->prepare_failed = false;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
                 }
@@ -920,6 +989,7 @@ static bool node_matters(const struct vbd *v, const char *node)
                         if (strcmp(node, setup[i]) == 0)
                                 return true;
                 return false;
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 for (size_t i = 0; i < ARRAY_SIZE(running); i++)
@@ -1136,7 +1206,7 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         if (v->state == VBD_FOREIGN)
                 set_state(m, v, VBD_NEW);
         /* Settle it now rather than on the next iteration: the script waits. */
-        if (v->state == VBD_NEW || v->state == VBD_WAITING)
+        if (v->state == VBD_NEW || v->state == VBD_WAITING || v->state == VBD_PREPARED)
                 evaluate(m, v);
         if (hashmap_get(m->by_path, abs) != v) {
                 ctl_call_error(call, -ENODEV, "%s does not exist", abs);
@@ -1168,6 +1238,7 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
         if (r < 0)
                 return r;
         switch (v->state) {
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 release(m, v, false);

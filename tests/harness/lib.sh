@@ -511,12 +511,19 @@ h_libxl_add_disk() {
 			--domid "$domid" --vdev "$vdev" --params "$params" --mode "$mode" \
 			--script "$script" "$@" >/dev/null
 	fi
-	# libxl waits for InitWait.  A real blkback stays there until the guest's
-	# frontend connects; the emulator plays a connected frontend, so with a
-	# daemon claiming the disk on its watch the backend may be past 2 already.
-	h_wait_until "$H_INIT_TIMEOUT" "backend $H_BE to reach InitWait (is blkback-emu running?)" \
-		h__state_at_least "$H_BE/state" 2
-	[ "$script" = - ] && return 0
+	# No script to run: only wait until blkback has taken the disk up.
+	if [ "$script" = - ]; then
+		h_wait_until "$H_INIT_TIMEOUT" "backend $H_BE to reach InitWait (is blkback-emu running?)" \
+			h__state_at_least "$H_BE/state" 2
+		return 0
+	fi
+	# libxl (devstate_callback) waits for state to be exactly InitWait and
+	# keeps waiting on any other value: a backend that passed 2 before it
+	# looked fails the add after 10 s, as with the real libxl.
+	"$XS_LIBXL" wait "$H_BE/state" 2 --timeout "$H_INIT_TIMEOUT" || {
+		h_log "libxl would fail the add: $H_BE/state never read as InitWait"
+		return 4
+	}
 	# libxl runs what the backend's script node names.
 	h_run_hotplug "$(h_read "$H_BE/script")" add "$domid" "$devid"
 }
