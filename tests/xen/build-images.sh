@@ -18,6 +18,9 @@
 # by ldd.
 #
 #   build-images.sh OUT_DIR XEN_LOOPD XEN_LOOPCTL BLOCK_LOOPD
+#
+# XEN_STAGE_LIBXL=DIR adds DIR/libxenlight.so.4.17 (a libxl built with the
+# empty-script change) as /opt/libxl-empty-script, for scenario 6.
 set -euo pipefail
 
 [ $# = 4 ] || { echo "usage: build-images.sh OUT_DIR XEN_LOOPD XEN_LOOPCTL BLOCK_LOOPD" >&2; exit 2; }
@@ -174,12 +177,26 @@ printf 'autoballoon="off"\n' >"$d/etc/xen/xl.conf"
 put "$d" "${progs[0]}" /usr/sbin/xen-loopd
 put "$d" "${progs[1]}" /usr/sbin/xen-loopctl
 put "$d" "${progs[2]}" /etc/xen/scripts/block-loopd
+# A user service manager, for scenario 5's restarts with an fd store.
+put "$d" /lib/systemd/systemd /usr/lib/systemd/systemd
+put "$d" /usr/bin/systemd-run
+put "$d" /usr/bin/systemctl
+mkdir -p "$d/usr/lib/systemd/user"
+dpkg -L systemd | grep -E '^/usr/lib/systemd/user/([^/]+\.(target|slice)|systemd-exit\.service)$' | while read -r f; do
+	if [ -f "$f" ]; then cp "$f" "$d/usr/lib/systemd/user/"; fi
+done
 printf 'root:x:0:0:root:/root:/bin/bash\n' >"$d/etc/passwd"
 printf 'root:x:0:\n' >"$d/etc/group"
 for m in drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn drivers/xen/xen-gntdev \
 	drivers/xen/xen-gntalloc drivers/block/loop drivers/block/xen-blkback/xen-blkback; do
 	cp "$moddir/kernel/$m.ko" "$d/modules/"
 done
+# Scenario 6's hook: a libxenlight with the empty-script change.
+if [ -n "${XEN_STAGE_LIBXL:-}" ]; then
+	[ -f "$XEN_STAGE_LIBXL/libxenlight.so.4.17" ] ||
+		{ echo "build-images.sh: no libxenlight.so.4.17 in XEN_STAGE_LIBXL=$XEN_STAGE_LIBXL" >&2; exit 1; }
+	put "$d" "$XEN_STAGE_LIBXL/libxenlight.so.4.17" /opt/libxl-empty-script/libxenlight.so.4.17
+fi
 install -m 0755 "$here/dom0-init" "$d/init"
 install -m 0644 "$here/scenarios.sh" "$d/scenarios.sh"
 mkdir -p "$d/guest"

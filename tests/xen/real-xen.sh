@@ -11,7 +11,8 @@
 # log, timings; default build/tests/xen/stage), XEN_STAGE_TIMEOUT (seconds
 # for the whole run in QEMU, default 900), XEN_STAGE_CYCLES (block-loopd
 # hot-plug cycles, default 20), XEN_STAGE_STOCK_CYCLES (stock script
-# cycles, default 5).
+# cycles, default 5), XEN_STAGE_LIBXL (a directory with a libxenlight built
+# with the empty-script change: runs scenario 6; build-images.sh).
 #
 # Output: every step on stdout, the console log in
 # $XEN_STAGE_DIR/console.log (kept), the timings in
