@@ -162,6 +162,20 @@ daemon_stop() {
 	[ "$rc" = 0 ] || fail "xen-loopd exited $rc after SIGTERM"
 }
 
+# healthy GUEST... — each guest runs (not crashed), and no kernel in dom0
+# complained (an oops, a warning, blkback's errors).
+healthy() {
+	local g st
+	for g in "$@"; do
+		st=$(xl list "$g" 2>/dev/null | awk 'NR == 2 { print $5 }')
+		[ -n "$st" ] || fail "guest $g is gone"
+		case $st in *c*) fail "guest $g crashed (state $st)" ;; esac
+	done
+	if dmesg | tail -n "+$((dmesg_base + 1))" | grep -E 'Oops|BUG:|WARNING:|Call Trace|blkback.*(error|fail)'; then
+		fail "dom0's kernel complained"
+	fi
+}
+
 # listed_users — disks the daemon lists.
 listed_users() { xen-loopctl list --json | grep -c '"domid"'; }
 users_are() { [ "$(listed_users)" = "$1" ]; }
@@ -200,7 +214,7 @@ check() {
 # detach GUEST VDEV IMAGE TIMING-PREFIX — xl block-detach; the guest lost
 # the disk and no loop device is left on IMAGE.
 detach() {
-	local g=$1 vdev=$2 img=$3 pfx=$4 t gone out
+	local g=$1 vdev=$2 img=$3 pfx=$4 t gone out letter be
 	gone=$(guest_count "$g" "AGENT GONE $vdev")
 	t=$(now_us)
 	if ! out=$(xl block-detach "$g" "$vdev" 2>&1); then
@@ -209,6 +223,10 @@ detach() {
 	fi
 	timing "$pfx.detach" "$t"
 	wait_for 60 "$g to lose $vdev" eval '[ "$(guest_count "$g" "AGENT GONE $vdev")" -gt "$gone" ]'
+	# xvdX: major 202, 16 minors a disk.
+	letter=${vdev#xvd}
+	be="/local/domain/0/backend/vbd/$(xl domid "$g")/$((202 * 256 + ($(printf '%d' "'$letter") - 97) * 16))"
+	! xenstore-exists "$be" 2>/dev/null || fail "$be left in xenstore after the detach"
 	wait_for 30 "the loop device of $img to go" loops_are "$img" 0
 }
 
@@ -217,6 +235,9 @@ step "versions: $(xl info | awk -F': ' '/^xen_version/ { print "xen " $2 }'), do
 step "xl: $(readlink -f "$(command -v xl)"), xenstored: C"
 
 # ------------------------------------------------------------ set-up
+# What dom0's kernel said while booting is not the scenarios' doing.
+dmesg_base=$(dmesg | wc -l)
+dmesg | grep -E 'Oops|BUG:|WARNING:|Call Trace' | sed 's/^/XENTEST NOTE boot: /'
 base=/images/base.img
 rw=/images/rw.img
 rw2=/images/rw2.img
@@ -249,6 +270,7 @@ t=$(now_us)
 xl destroy gs || fail "xl destroy gs"
 timing destroy.stock "$t"
 wait_for 30 "the stock script's loop device to go" loops_are "$base" 1
+healthy g1 g2
 step "scenario 1: PASS"
 
 # ------------------------------------------------------------ scenario 2
@@ -266,6 +288,7 @@ for ((i = 1; i <= stock_cycles; i++)); do
 	step "scenario 2: stock cycle $i/$stock_cycles ok"
 done
 users_are 2 || fail "xen-loopctl lists $(listed_users) users after the cycles, not 2"
+healthy g1 g2
 step "scenario 2: PASS"
 
 # ------------------------------------------------------------ scenario 3
@@ -284,6 +307,7 @@ fi
 [ "$(loops_for "$rw")" = 1 ] || fail "$(loops_for "$rw") loop devices for $rw after the refusal"
 check g1 xvdb "$rw"
 step "scenario 3: refused with the daemon's message; g1 still reads and writes its disk"
+healthy g1 g2
 step "scenario 3: PASS"
 
 # ------------------------------------------------------------ scenario 5
@@ -307,6 +331,7 @@ detach g2 xvdc "$rw2" block-loopd
 detach g1 xvdb "$rw" block-loopd
 users_are 2 || fail "xen-loopctl lists $(listed_users) users after the detaches, not 2"
 step "scenario 5: disks kept and adopted, nothing leaked, attach and detach work after the restart"
+healthy g1 g2
 step "scenario 5: PASS"
 
 # ------------------------------------------------------------ scenario 5b
@@ -370,6 +395,7 @@ wait "$sd_pid" 2>/dev/null
 rm -rf /run/systemd/system
 daemon_start
 wait_for 30 "the plain daemon to adopt the 2 disks" users_are 2
+healthy g1 g2
 step "scenario 5b: PASS"
 
 # ------------------------------------------------------------ scenario 4
@@ -388,6 +414,7 @@ wait_for 30 "the shared read-only loop device to go" loops_are "$base" 0
 wait_for 30 "the daemon to drop every disk" users_are 0
 [ -z "$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null)" ] || fail "backends left in xenstore"
 step "scenario 4: every loop device released"
+healthy
 step "scenario 4: PASS"
 
 # The daemon stops cleanly on SIGTERM.
