@@ -45,6 +45,9 @@ struct vbd {
         enum vbd_state state;
         bool requested;             /* block-loopd add ran: publish it, whatever its script */
         bool prepare_failed;        /* preparing it failed: the add will try again, and report */
+        bool publish_due;           /* to be published: its add ran, or it is a watch-mode disk */
+        bool maybe_published;       /* a publication may be in xenstore: undone before letting go */
+        bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         bool dirty;
         struct vbd *dirty_next;
@@ -399,9 +402,14 @@ static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node
         return n;
 }
 
-static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
+/* 1 when the disk's directory exists, 0 when xenstored says it does not,
+ * -errno when that cannot be told (a failed read is not a removal). */
+static int dir_state(struct vbd_manager *m, const struct vbd *v)
 {
-        return xs_conn_exists(m->xs, XBT_NULL, v->path);
+        _cleanup_free_ char *val = NULL;
+        int r = xs_conn_read(m->xs, XBT_NULL, v->path, &val, NULL);
+
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 
 struct backend_state {
@@ -419,8 +427,14 @@ static int backend_state(struct vbd_manager *m, const struct vbd *v, const struc
         int r;
 
         snap_value(snap, SNAP_STATE, &r);
-        if (r < 0 && !dir_exists(m, v))
-                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
+        if (r == -ENOENT) {
+                r = dir_state(m, v);
+                if (r == 0)
+                        return -ENOENT;
+                if (r < 0)
+                        return r;
+        } else if (r < 0)
+                return r;
         ret->state = snap_int(snap, SNAP_STATE, -1);
         ret->online = 1;
         if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
@@ -441,14 +455,16 @@ static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool w
         return r < 0 ? r : backend_state(m, v, &snap, ret);
 }
 
-static bool torn_down(const struct backend_state *s, bool holding)
+static bool torn_down(const struct backend_state *s, bool published)
 {
         /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
-         * keeps the device open then.  Closing with the device still ours
-         * means blkback never opened it: nothing to wait for. */
+         * keeps the device open then.  A published device is assumed open
+         * by blkback, which opens it as soon as physical-device appears,
+         * whatever the frontend does, until it says Closed; one never
+         * published can go as soon as the toolstack closes the disk. */
         if (s->online != 0)
                 return false;
-        return s->state == XB_CLOSED || (s->state == XB_CLOSING && holding);
+        return s->state == XB_CLOSED || (s->state == XB_CLOSING && !published);
 }
 
 /* ---- failure ------------------------------------------------------------ */
@@ -480,8 +496,10 @@ static void describe(struct vbd_manager *m, const struct vbd *v, const char *par
                  dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
 }
 
-/* Writes hotplug-error and hotplug-status = error in one transaction, and
- * nothing else; a directory that is gone is left gone. */
+/* Writes hotplug-error and hotplug-status in one transaction, and nothing
+ * else; a directory that is gone is left gone.  The status is "busy" for a
+ * refusal by the sharing rule, as the stock script writes it, else
+ * "error". */
 static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
 {
         _cleanup_free_ char *params = NULL;
@@ -504,7 +522,8 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
         v->error = strdup(msg);
 
         struct xs_op ops[] = {
-                { 0 }, OP_WRITE(v, "hotplug-error", msg), OP_WRITE(v, "hotplug-status", "error"),
+                { 0 }, OP_WRITE(v, "hotplug-error", msg),
+                OP_WRITE(v, "hotplug-status", error == -EBUSY ? "busy" : "error"),
         };
         backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         set_state(m, v, VBD_FAILED);
@@ -533,7 +552,7 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
                 return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
                                          &v->fdset_token, err, errlen);
         }
-        r = backing_open(params, writable, m->cfg.direct_io, ret);
+        r = backing_open_bounded(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, ret);
         if (r < 0)
                 backing_describe_error(r, params, writable, ret, err, errlen);
         return r;
@@ -586,6 +605,72 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         return backend_change(m, v, ops, n, check_publication, &p);
 }
 
+/* A domain's node, e.g. /local/domain/<domid>/vm; NULL when absent. */
+static char *domain_node(struct vbd_manager *m, uint32_t domid, const char *node)
+{
+        char path[96];
+        char *v = NULL;
+
+        snprintf(path, sizeof(path), "/local/domain/%" PRIu32 "/%s", domid, node);
+        return xs_conn_read(m->xs, XBT_NULL, path, &v, NULL) == 0 ? v : NULL;
+}
+
+/* A domain's target (the domain a stub domain serves), or UINT32_MAX. */
+static uint32_t domain_target(struct vbd_manager *m, uint32_t domid)
+{
+        _cleanup_free_ char *t = domain_node(m, domid, "target");
+        uint32_t id;
+
+        return t && xsv_parse_u32(t, strlen(t), &id) ? id : UINT32_MAX;
+}
+
+/* The stock script's same_vm: may domains a and b share a file read-write?
+ * When they are one VM (the same /local/domain/N/vm: a domain and its copy
+ * in a local migration or restore, or one domain's two disks), or one is
+ * the other's stub domain, or the stub domain of one VM's domain.  Unlike
+ * the stock script, a domain whose vm node is gone (being destroyed) is
+ * not taken for the same VM. */
+static bool related_domains(struct vbd_manager *m, uint32_t a, uint32_t b)
+{
+        _cleanup_free_ char *vm_a = NULL, *vm_b = NULL;
+        uint32_t ta, tb;
+
+        if (a == UINT32_MAX || b == UINT32_MAX)
+                return false;
+        vm_a = domain_node(m, a, "vm");
+        vm_b = domain_node(m, b, "vm");
+        if (vm_a && vm_b && strcmp(vm_a, vm_b) == 0)
+                return true;
+        ta = domain_target(m, a);
+        tb = domain_target(m, b);
+        if (ta == b || tb == a)
+                return true;
+        for (int i = 0; i < 2; i++) {
+                uint32_t t = i ? ta : tb;
+                const char *vm = i ? vm_b : vm_a;
+                _cleanup_free_ char *tvm = NULL;
+
+                if (t == UINT32_MAX || !vm)
+                        continue;
+                tvm = domain_node(m, t, "vm");
+                if (tvm && strcmp(tvm, vm) == 0)
+                        return true;
+        }
+        return false;
+}
+
+struct relation {
+        struct vbd_manager *m;
+        uint32_t domid;
+};
+
+static bool may_share(const struct cache_user *holder, void *data)
+{
+        const struct relation *rel = data;
+
+        return related_domains(rel->m, rel->domid, holder->domid);
+}
+
 /* Opens the disk's backing and takes a device for it from the cache
  * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
  * nothing to do yet (params not written, or xenstored gone: the resync
@@ -595,6 +680,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         const char *params, *mode;
         struct backing b = { .fd = -1 };
         struct cache_request req;
+        struct relation rel = { .m = m, .domid = v->domid };
         enum cache_access access;
         char name[64];
         size_t plen;
@@ -643,6 +729,8 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .name = name,
                 .domid = v->domid,
                 .devid = v->devid,
+                .related = may_share,
+                .related_data = &rel,
         };
         r = cache_acquire(m->cache, &req, &v->user, err, errlen);
         backing_close(&b);
@@ -662,6 +750,8 @@ static bool publish_disk(struct vbd_manager *m, struct vbd *v)
         char err[ERROR_MAX] = "";
         int r;
 
+        v->publish_due = true;
+        v->maybe_published = true;
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
                 /* Removed mid-attach: nothing of ours may stay. */
@@ -669,12 +759,22 @@ static bool publish_disk(struct vbd_manager *m, struct vbd *v)
                 vbd_forget(m, v);
                 return false;
         }
+        if (r == -ENOTCONN) {
+                /* The commit may have landed with its reply lost: blkback may
+                 * be opening what physical-device names.  Keep holding the
+                 * device, or its major:minor could serve another disk; the
+                 * resync after reconnection publishes again (the same nodes)
+                 * or lets it go. */
+                log_warning("%s: xenstored went away while the disk was published; holding %s until it is back.",
+                            v->path, v->user->entry->dev.node);
+                set_state(m, v, VBD_PREPARED);
+                return true;
+        }
         if (r < 0) {
+                v->maybe_published = false; /* aborted: nothing was written */
                 drop_user(m, v);
                 if (v->state == VBD_PREPARED)
                         set_state(m, v, VBD_WAITING);
-                if (r == -ENOTCONN)
-                        return true; /* retried on resync */
                 if (!*err)
                         snprintf(err, sizeof(err), "cannot publish the device: %s", strerror(-r));
                 return fail_disk(m, v, r, err), true;
@@ -721,7 +821,7 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
 }
 
 /* Removes what publish() wrote, if the directory is still there. */
-static void unpublish(struct vbd_manager *m, struct vbd *v)
+static int unpublish(struct vbd_manager *m, struct vbd *v)
 {
         struct xs_op ops[] = {
                 { 0 },
@@ -731,18 +831,32 @@ static void unpublish(struct vbd_manager *m, struct vbd *v)
                 OP_RM(v, "hotplug-status"),
         };
 
-        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
+        return backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
 }
 
+/* Unpublishes, then lets go of the device: never the other way round, or
+ * its major:minor, freed, could be set up for another disk while
+ * physical-device still names it. */
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 {
+        if (!dir_gone && v->maybe_published) {
+                int r = unpublish(m, v);
+                if (r == -ENOTCONN) {
+                        log_warning("%s: xenstored went away before the disk was unpublished; "
+                                    "holding its device until it is back.", v->path);
+                        return; /* the resync after reconnection looks again */
+                }
+                if (r == -ENOENT)
+                        dir_gone = true;
+                else if (r < 0)
+                        log_warning("%s: cannot remove the published nodes: %s.", v->path, strerror(-r));
+        }
+        v->maybe_published = false;
         if (v->user)
                 log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
         drop_user(m, v);
         if (dir_gone)
                 return vbd_forget(m, v);
-        if (v->state != VBD_PREPARED)
-                unpublish(m, v);
         set_state(m, v, VBD_RELEASED);
         complete_pending(v, true, 0, NULL);
 }
@@ -817,6 +931,7 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
                 fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
                 return r;
         }
+        v->publish_due = v->maybe_published = true;
         log_info("%s: adopted %s from an earlier run.", v->path, e->dev.node);
         set_state(m, v, v->user->holding ? VBD_HELD : VBD_CONNECTED);
         complete_pending(v, false, 0, NULL);
@@ -849,6 +964,28 @@ static enum claim claim_of(const char *script)
 /* A disk not set up yet: everything it takes to decide and to attach, in
  * one round trip. */
 #define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
+
+/* Whether the directory of a failed or released disk was destroyed and
+ * written anew for another disk between two looks: online again, and back
+ * in Initialising, or in InitWait (blkback switches a new vbd within
+ * milliseconds, so a detach and re-attach in one batch of events is only
+ * seen there).  InitWait alone is no proof: a failed disk keeps its
+ * hotplug-status (a new one has none), and a released one must have been
+ * torn down. */
+static bool recreated(struct vbd_manager *m, const struct vbd *v, const struct backend_state *s)
+{
+        _cleanup_free_ char *status = NULL;
+
+        if (v->user || (s->state != XB_INITIALISING && s->state != XB_INITWAIT))
+                return false;
+        if (read_int(m, v, "online", 1) != 1)
+                return false;
+        if (s->state == XB_INITIALISING)
+                return true;
+        if (v->state == VBD_FAILED)
+                return read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) == -ENOENT;
+        return v->saw_teardown;
+}
 
 static void evaluate(struct vbd_manager *m, struct vbd *v)
 {
@@ -889,6 +1026,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 }
                 if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
                         /* Torn down before we ever set it up. */
+                        v->saw_teardown = true;
                         set_state(m, v, VBD_RELEASED);
                         complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
                         return complete_pending(v, true, 0, NULL);
@@ -918,10 +1056,12 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return release(m, v, true);
                 if (r < 0)
                         return;
-                if (torn_down(&s, v->state != VBD_CONNECTED))
+                if (torn_down(&s, v->maybe_published)) {
+                        v->saw_teardown = true;
                         return release(m, v, false);
+                }
                 if (v->state == VBD_PREPARED) {
-                        if (v->requested)
+                        if (v->requested || v->publish_due)
                                 publish_disk(m, v);
                         return;
                 }
@@ -940,18 +1080,18 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return vbd_forget(m, v);
                 if (r < 0)
                         return;
-                /* The directory was destroyed and written anew for another
-                 * disk between two looks: start over. */
-                if (s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
+                if (recreated(m, v, &s)) {
+                        log_debug("%s: written anew for another disk.", v->path);
                         snapshot_clear(&snap);
-                        v->requested = false;
-                        v->prepare_failed = false;
+                        v->requested = v->prepare_failed = v->publish_due = v->saw_teardown = false;
+                        free(v->error);
+                        v->error = NULL;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
                 }
                 return;
         case VBD_FOREIGN:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs))
+                if (dir_state(m, v) == 0)
                         return vbd_forget(m, v);
                 return;
         case _VBD_STATE_MAX:
@@ -1098,6 +1238,32 @@ void vbd_manager_resync(struct vbd_manager *m)
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
+/* Adopts every disk a scan found published by an earlier run before any
+ * disk is set up anew: a device handed back at start-up has no users until
+ * its disk is adopted, and a new read-write disk decided first would not
+ * see them. */
+static void adopt_published(struct vbd_manager *m)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct vbd *v;
+
+        while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL)) {
+                _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
+                const char *script;
+                int r;
+
+                if (!v->found_by_scan || v->state != VBD_NEW)
+                        continue;
+                if (read_snapshot(m, v, SNAP(SNAP_SCRIPT), &snap) < 0)
+                        return;
+                script = snap_value(&snap, SNAP_SCRIPT, &r);
+                if ((r < 0 && r != -ENOENT) || claim_of(script) == CLAIM_FOREIGN)
+                        continue;
+                if (adopt(m, v) != 0)
+                        v->found_by_scan = false;
+        }
+}
+
 static int on_defer(sd_event_source *s, void *userdata)
 {
         struct vbd_manager *m = userdata;
@@ -1108,6 +1274,7 @@ static int on_defer(sd_event_source *s, void *userdata)
                 m->rescan = false;
                 scanning = true;
                 rescan(m);
+                adopt_published(m);
         }
         while (m->dirty) {
                 struct vbd *v = m->dirty;
@@ -1205,9 +1372,16 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         v->requested = true;
         if (v->state == VBD_FOREIGN)
                 set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits. */
-        if (v->state == VBD_NEW || v->state == VBD_WAITING || v->state == VBD_PREPARED)
+        /* Settle it now rather than on the next iteration: the script waits.
+         * A failed or released record may be a directory written anew. */
+        if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 evaluate(m, v);
+        if (!xs_conn_connected(m->xs)) {
+                /* Lost while looking (no answer in time): say so now rather
+                 * than keep the script waiting for a resync. */
+                ctl_call_error(call, -ENOTCONN, "xenstored did not answer while %s was set up", abs);
+                return 0;
+        }
         if (hashmap_get(m->by_path, abs) != v) {
                 ctl_call_error(call, -ENODEV, "%s does not exist", abs);
                 return 0;
@@ -1244,7 +1418,7 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
                 release(m, v, false);
                 break;
         default:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs)) {
+                if (dir_state(m, v) == 0) {
                         vbd_forget(m, v);
                         break;
                 }
@@ -1278,6 +1452,8 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
                 goto fail;
         }
         m->cfg.home = m->home;
+        if (!m->cfg.open_timeout_usec)
+                m->cfg.open_timeout_usec = BACKING_OPEN_TIMEOUT_DEFAULT_USEC;
         m->base_len = strlen(m->base);
         m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);

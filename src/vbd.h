@@ -52,6 +52,7 @@ struct vbd_config {
         const char *home;          /* "/local/domain/0" */
         bool direct_io;            /* for every disk (default off) */
         uint32_t block_size;       /* 0: 512 */
+        uint64_t open_timeout_usec; /* how long a backing file's open may take */
         vbd_fdset_fn open_fdset;   /* NULL: fd sets unavailable */
         vbd_fdset_release_fn release_fdset;
         void *fdset_userdata;

@@ -25,6 +25,9 @@ packages=(
 	valgrind
 	# Docs test: the manual pages render without warnings.
 	man-db groff-base
+	# The Debian package (debian/) and its test: dpkg-buildpackage, its
+	# build dependencies beyond the above, lintian; git copies the tree.
+	build-essential dpkg-dev debhelper lintian git
 	# The real-Xen stage (tests/xen): Xen, dom0 and guests under QEMU;
 	# initramfs images made with cpio, with busybox as their userland.
 	qemu-system-x86 cpio busybox-static

@@ -3,7 +3,8 @@
 # integration tests need root), in stages, each in a build directory of its
 # own:
 #
-#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md).
+#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md),
+#             the package and the real-Xen suite.
 #   valgrind  the same build under valgrind memcheck: every test program
 #             of ours (unit, loop engine and cache), and the daemon itself
 #             in a few integration tests; no error, no definite leak.
@@ -13,6 +14,10 @@
 #             targets over their corpora and for a short run each
 #             (tests/fuzz/README.md).  Skipped when clang is missing (a
 #             failure under CI=true).
+#   package   the Debian package (debian/), with BUILD_DIR's test harness:
+#             dpkg-buildpackage from a clean copy of the tree, lintian, the
+#             file list; install, upgrade with a held device, remove and
+#             purge in a throwaway root (tests/package/package.sh).
 #   xen       BUILD_DIR: the real-Xen suite (tests/xen/README.md), once:
 #             Xen 4.17, dom0 and PV guests under QEMU, a few minutes.  Its
 #             console log and timings stay in BUILD_DIR/tests/xen/stage.
@@ -27,7 +32,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz xen}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package xen}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
@@ -100,12 +105,12 @@ setup() {
 	fi
 }
 
-# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak and the
-# real-Xen suite left out), then check for skips.
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak, the package
+# and the real-Xen suite left out), then check for skips.
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite xen "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package --no-suite xen "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -203,6 +208,17 @@ for t in json.load(sys.stdin):
 	return "$r"
 }
 
+# The package once, with the default build's harness (it builds the
+# package itself, from a clean copy of the tree).
+stage_package() {
+	local rc=0
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --suite package --logbase package || rc=$?
+	check_skips "$dir/meson-logs/package.json" || rc=1
+	return "$rc"
+}
+
 # The real-Xen suite, in the default build.
 stage_xen() {
 	local rc=0
@@ -217,7 +233,7 @@ rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz | xen) ;;
+	default | valgrind | asan | fuzz | package | xen) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"

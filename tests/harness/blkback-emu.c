@@ -93,6 +93,7 @@ static struct {
         size_t base_len;
         enum guest_mode guest;
         const char *hold_off;
+        const char *hold_close;
         const char *ready_file;
         char *node_dir;
         struct hashmap *vbds;   /* path -> struct vbd */
@@ -179,6 +180,11 @@ static bool node_exists(const char *path)
 static bool hold_off_active(void)
 {
         return E.hold_off && access(E.hold_off, F_OK) == 0;
+}
+
+static bool hold_close_active(void)
+{
+        return E.hold_close && access(E.hold_close, F_OK) == 0;
 }
 
 static void mark_dirty(struct vbd *v)
@@ -533,6 +539,16 @@ static void vbd_update(struct vbd *v)
 
         /* Teardown, as the toolstack asks for it. */
         online = xs_get(v->path, "online");
+        if (strcmp(state, "5") == 0 && v->fd >= 0 && hold_close_active()) {
+                /* Still flushing the guest's writes: the device stays open. */
+                if (!v->pending) {
+                        v->pending = true;
+                        v->pending_next = E.pending;
+                        E.pending = v;
+                        log_info("%s: holding off the close of %x:%x", v->rel, v->major, v->minor);
+                }
+                return;
+        }
         if (strcmp(state, "5") == 0 ||
             (online && strcmp(online, "0") == 0 && strcmp(state, "6") == 0)) {
                 close_bdev(v);
@@ -700,7 +716,7 @@ static void retry_pending(void)
 {
         struct vbd *list;
 
-        if (!E.pending || hold_off_active())
+        if (!E.pending || hold_off_active() || hold_close_active())
                 return;
         list = E.pending;
         E.pending = NULL;
@@ -750,6 +766,7 @@ static void usage(FILE *f)
                 "                      the guest's frontend: connects at InitWait (default),\n"
                 "                      once its state is written 3 or 4, or never\n"
                 "  --hold-off FILE     open no device while FILE exists\n"
+                "  --hold-close FILE   on Closing, keep an open device open while FILE exists\n"
                 "  --ready-file FILE   create FILE once the watch is in place\n"
                 "  --log FILE          append the log to FILE instead of stderr\n");
 }
@@ -760,6 +777,7 @@ static int parse_args(int argc, char **argv)
                 { "home", required_argument, NULL, 'H' },
                 { "guest", required_argument, NULL, 'g' },
                 { "hold-off", required_argument, NULL, 'o' },
+                { "hold-close", required_argument, NULL, 'c' },
                 { "ready-file", required_argument, NULL, 'R' },
                 { "log", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -788,6 +806,9 @@ static int parse_args(int argc, char **argv)
                         break;
                 case 'o':
                         E.hold_off = optarg;
+                        break;
+                case 'c':
+                        E.hold_close = optarg;
                         break;
                 case 'R':
                         E.ready_file = optarg;

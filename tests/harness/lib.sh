@@ -95,6 +95,7 @@ h__find_binaries() {
 	h__find XSD_PRELOAD tests/harness/xsd-preload.so || true
 	h__find BLKBACK_EMU tests/harness/blkback-emu || true
 	h__find XS_LIBXL tests/harness/xs-libxl || true
+	h__find XS_PROXY tests/harness/xs-proxy || true
 	h__find XEN_LOOPD src/xen-loopd || true
 	h__find XEN_LOOPCTL src/xen-loopctl || true
 	h__find BLOCK_LOOPD src/block-loopd || true
@@ -145,8 +146,8 @@ h_assert_no_loops() {
 # h_sparse_file NAME SIZE — a sparse image in $H_TMP/images; prints its path.
 h_sparse_file() {
 	local f="$H_TMP/images/$1"
-	mkdir -p "$H_TMP/images"
-	truncate -s "$2" "$f"
+	mkdir -p "$(dirname "$f")"
+	truncate -s "$2" "$f" || h_fail "cannot create $f"
 	printf '%s\n' "$f"
 }
 
@@ -348,6 +349,23 @@ h_xenstored_stop() {
 h_xenstored_restart() {
 	h_xenstored_stop
 	h_xenstored_start
+}
+
+# h_xs_proxy_start — tests/harness/xs-proxy between the test's xenstored and
+# the clients given $H_PROXY_SOCKET as XENSTORED_PATH, to break the
+# protocol on request: files in $H_PROXY_CTL (stall, drop-after-commit,
+# fail-read) say how.
+h_xs_proxy_start() {
+	local dir="$H_TMP/xs-proxy"
+	mkdir -p "$dir/ctl"
+	rm -f "$dir/ready"
+	"$XS_PROXY" --listen "$dir/socket" --upstream "$XENSTORED_PATH" --control "$dir/ctl" \
+		--ready-file "$dir/ready" --log "$H_TMP/log/xs-proxy.log" </dev/null &
+	H_PROXY_PID=$!
+	h_register_pid "$H_PROXY_PID" xs-proxy
+	h_wait_file "$dir/ready" "$H_PROXY_PID" xs-proxy
+	H_PROXY_SOCKET="$dir/socket"
+	H_PROXY_CTL="$dir/ctl"
 }
 
 # ---------------------------------------------------------------- blkback
