@@ -75,6 +75,16 @@ wait_for() {
 	done
 }
 
+# wait_for_quiet SECONDS COMMAND... — poll COMMAND; 1 if it never succeeded.
+wait_for_quiet() {
+	local end=$(($(now_us) + $1 * 1000000))
+	shift
+	until "$@"; do
+		[ "$(now_us)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
 # ------------------------------------------------------------ helpers
 # loops_for FILE — how many loop devices are bound to FILE.
 loops_for() {
@@ -202,10 +212,18 @@ attach() {
 
 # check GUEST VDEV IMAGE — the guest reads and writes a disk it already has.
 check() {
-	local g=$1 vdev=$2 img=$3 tok
+	local g=$1 vdev=$2 img=$3 tok end tries=0
 	tok="c$RANDOM$RANDOM"
 	header "$img" "$tok" rw
-	guest_cmd "$g" "CHECK $vdev"
+	# A line written to the console tty can be lost (xenconsoled reopens
+	# the pty when its last reader closes it): ask again every 5 s.
+	end=$(($(now_us) + 60000000))
+	until guest_says "$g" "AGENT FOUND $vdev $tok"; do
+		[ "$(now_us)" -lt "$end" ] || fail "timed out after 60s waiting for $g to read $vdev again"
+		[ "$((tries += 1))" = 1 ] || note "CHECK $vdev sent to $g again (try $tries)"
+		guest_cmd "$g" "CHECK $vdev"
+		wait_for_quiet 5 guest_says "$g" "AGENT FOUND $vdev $tok"
+	done
 	wait_for 60 "$g to read $vdev again" guest_says "$g" "AGENT SEEN $vdev $tok"
 	wait_for 60 "$g to write $vdev again" guest_says "$g" "AGENT WROTE $vdev $tok"
 	acked "$img" "$tok" || fail "$g's answer is not in $img"
