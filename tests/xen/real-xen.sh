@@ -12,7 +12,8 @@
 # for the whole run in QEMU, default 900), XEN_STAGE_CYCLES (block-loopd
 # hot-plug cycles, default 20), XEN_STAGE_STOCK_CYCLES (stock script
 # cycles, default 5), XEN_STAGE_LIBXL (a directory with a libxenlight built
-# with the empty-script change: runs scenario 6; build-images.sh).
+# with the empty-script change: runs scenario 6; build-images.sh; default
+# XEN_STAGE_LIBXL_DEFAULT when it holds one).
 #
 # Output: every step on stdout, the console log in
 # $XEN_STAGE_DIR/console.log (kept), the timings in
@@ -36,6 +37,11 @@ skip() {
 	exit 77
 }
 die() { echo "FAIL: $*"; exit 1; }
+
+# Scenario 6's libxl: the one named, or the one the libxl stage builds.
+if [ -z "${XEN_STAGE_LIBXL:-}" ] && [ -f "${XEN_STAGE_LIBXL_DEFAULT:-/nonexistent}/libxenlight.so.4.17" ]; then
+	export XEN_STAGE_LIBXL=$XEN_STAGE_LIBXL_DEFAULT
+fi
 
 for v in cycles stock_cycles limit; do
 	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "$v must be a positive integer, not '${!v}'"

@@ -451,6 +451,9 @@ if [ -e "$libxl_dir/libxenlight.so.4.17" ]; then
 	export LD_LIBRARY_PATH=$libxl_dir
 	mkguest g6 "format=raw,vdev=xvda,access=ro,script=,target=$base"
 	create g6 create.empty-script
+	sc=$(xenstore-read "/local/domain/0/backend/vbd/$(xl domid g6)/51712/script") ||
+		fail "no script node in g6's backend"
+	[ -z "$sc" ] || fail "g6's backend names the script '$sc': this libxl does not keep script= empty"
 	wait_for 60 "g6 to read xvda" guest_says g6 "AGENT SEEN xvda base $base_sum"
 	[ "$(loops_for "$base")" = 1 ] || fail "$(loops_for "$base") loop devices for $base, not 1"
 	for ((i = 1; i <= stock_cycles; i++)); do
