@@ -101,6 +101,7 @@ qpid=$!
 
 # Follow the console: print the steps as they come, stop at the result.
 result=
+boot_s=
 seen=0
 while :; do
 	if [ -f "$console" ]; then
@@ -114,6 +115,7 @@ while :; do
 			l=${lines[i]}
 			case $l in
 			*"XENTEST "*)
+				[ -n "$boot_s" ] || boot_s=$((SECONDS - start))
 				l=${l#*XENTEST }
 				printf '[%4d s] %s\n' $((SECONDS - start)) "$l"
 				case $l in "RESULT "*) result=${l#RESULT } ;; esac
@@ -143,9 +145,9 @@ for _ in $(seq 100); do
 done
 stop_qemu
 
-python3 - "$console" "$timings" "$qemu_version" "$work/versions" "$run_s" "${result:-none}" <<'PY'
+python3 - "$console" "$timings" "$qemu_version" "$work/versions" "$run_s" "${result:-none}" "${boot_s:-0}" <<'PY'
 import json, statistics, sys, time
-console, out, qemu, versions, run_s, result = sys.argv[1:]
+console, out, qemu, versions, run_s, result, boot_s = sys.argv[1:]
 steps = {}
 for line in open(console, errors="replace"):
     if "XENTEST TIME " in line:
@@ -161,6 +163,7 @@ doc = {
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "result": result,
     "run_seconds": int(run_s),
+    "boot_to_dom0_scenarios_seconds": int(boot_s),
     "qemu": qemu,
     "packages": dict(l.split(None, 1) for l in open(versions).read().splitlines() if l),
     "steps_ms": steps,
