@@ -36,7 +36,7 @@ stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package xen}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
-valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races
+valgrind_daemon_tests=(watch-one-disk watch-rw control-socket control-group fdset fdset-limits bad-params bad-access bad-races
 	xenstored-restart xenstored-late)
 valgrind_opts=(--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1)
 
