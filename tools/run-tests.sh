@@ -3,8 +3,8 @@
 # integration tests need root), in stages, each in a build directory of its
 # own:
 #
-#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md)
-#             and the package.
+#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md),
+#             the package and the real-Xen suite.
 #   valgrind  the same build under valgrind memcheck: every test program
 #             of ours (unit, loop engine and cache), and the daemon itself
 #             in a few integration tests; no error, no definite leak.
@@ -24,6 +24,9 @@
 #             then the libxl suite: Debian's real xl with it, against the
 #             default build (contrib/libxl/README.md).  The other stages
 #             leave that suite out.
+#   xen       BUILD_DIR: the real-Xen suite (tests/xen/README.md), once:
+#             Xen 4.17, dom0 and PV guests under QEMU, a few minutes.  Its
+#             console log and timings stay in BUILD_DIR/tests/xen/stage.
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
@@ -35,7 +38,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package libxl}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package libxl xen}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
@@ -108,12 +111,12 @@ setup() {
 	fi
 }
 
-# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak and the
-# package left out), then check for skips.
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak, the package
+# and the real-Xen suite left out), then check for skips.
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package --no-suite libxl "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package --no-suite libxl --no-suite xen "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -236,11 +239,21 @@ stage_libxl() {
 	return "$rc"
 }
 
+# The real-Xen suite, in the default build.
+stage_xen() {
+	local rc=0
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --verbose --suite xen --logbase xen || rc=$?
+	check_skips "$dir/meson-logs/xen.json" || rc=1
+	return "$rc"
+}
+
 rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz | package | libxl) ;;
+	default | valgrind | asan | fuzz | package | libxl | xen) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"
