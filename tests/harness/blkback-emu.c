@@ -348,6 +348,36 @@ static int open_bdev(unsigned ma, unsigned mi, bool rw)
         return r;
 }
 
+/* Connected, unless the toolstack has begun closing the disk meanwhile:
+ * the kernel's own write would not check, but a real frontend has seen
+ * Closing by then and closes, which takes the backend to Closed anyway;
+ * here nothing would, and the teardown would be lost. */
+static void switch_connected(struct vbd *v)
+{
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/state", v->path) < 0)
+                return;
+        for (int i = 0; i < 16; i++) {
+                xs_transaction_t t = xs_transaction_start(E.xs);
+                unsigned len;
+                char *cur;
+                bool closing;
+
+                if (t == XBT_NULL)
+                        return;
+                cur = xs_read(E.xs, t, p, &len);
+                closing = !cur || strcmp(cur, "5") == 0 || strcmp(cur, "6") == 0;
+                free(cur);
+                if (closing || !xs_write(E.xs, t, p, "4", 1)) {
+                        xs_transaction_end(E.xs, t, true);
+                        return;
+                }
+                if (xs_transaction_end(E.xs, t, false) || errno != EAGAIN)
+                        return;
+        }
+}
+
 static void write_connected(struct vbd *v, int fd, bool rw)
 {
         uint64_t bytes = 0;
@@ -386,7 +416,7 @@ static void write_connected(struct vbd *v, int fd, bool rw)
                 if (xs_transaction_end(E.xs, t, false) || errno != EAGAIN)
                         break;
         }
-        xs_put_dev(v->path, "state", "4");
+        switch_connected(v);
 }
 
 static void vbd_open(struct vbd *v)
