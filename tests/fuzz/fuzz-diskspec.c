@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define main loopctl_main
-#include "../../src/loopctl.c"
+#include "../../src/ctl/loopctl.c"
 #undef main
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
