@@ -457,7 +457,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         if (r == EINVAL)
                 goto out;        /* xlu_disk_parse printed what is wrong */
         if (r) {
-                log_error("Cannot parse the disk specification: %s", strerror(r));
+                log_error_errno(-r, "Cannot parse the disk specification: %m");
                 status = EXIT_FAILED;
                 goto out;
         }
@@ -589,7 +589,7 @@ static int cmd_add_fd(int argc, char **argv)
                 return usage_error("add-fd takes one PATH to open.");
         fd = open(argv[1], (arg_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return log_error("Cannot open %s: %s", argv[1], strerror(errno)), EXIT_FAILED;
+                return log_error("Cannot open %s: %m", argv[1]), EXIT_FAILED;
         args = json_object_new_object();
         if (!args || (arg_fdset >= 0 && add_json(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
             (arg_opaque && add_json(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
@@ -712,7 +712,7 @@ static int cmd_reconfigure(int argc, char **argv)
         if (arg_backing) {
                 fd = open(arg_backing, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
-                        return log_error("Cannot open %s: %s", arg_backing, strerror(errno)), EXIT_FAILED;
+                        return log_error("Cannot open %s: %m", arg_backing), EXIT_FAILED;
         }
         args = json_object_new_object();
         if (!args || add_json(args, key, json_object_new_string(value)) < 0 ||
@@ -752,7 +752,7 @@ static void hotplug_write_error(const char *be, const char *message)
         }
         h = xs_open(0);
         if (!h) {
-                log_error("Cannot open xenstore to report the error: %s", strerror(errno));
+                log_error("Cannot open xenstore to report the error: %m");
                 return;
         }
         for (int attempt = 0; attempt < 16; attempt++) {
@@ -761,7 +761,7 @@ static void hotplug_write_error(const char *be, const char *message)
                 unsigned len;
 
                 if (t == XBT_NULL) {
-                        log_error("Cannot start a xenstore transaction: %s", strerror(errno));
+                        log_error("Cannot start a xenstore transaction: %m");
                         return;
                 }
                 dir = xs_read(h, t, be, &len);
@@ -777,19 +777,19 @@ static void hotplug_write_error(const char *be, const char *message)
                         return;
                 }
                 if ((!old_err || !*old_err) && !xs_write(h, t, err_path, message, strlen(message))) {
-                        log_error("Cannot write %s: %s", err_path, strerror(errno));
+                        log_error("Cannot write %s: %m", err_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (!xs_write(h, t, status_path, "error", 5)) {
-                        log_error("Cannot write %s: %s", status_path, strerror(errno));
+                        log_error("Cannot write %s: %m", status_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (xs_transaction_end(h, t, false))
                         return;
                 if (errno != EAGAIN) {
-                        log_error("Cannot commit the hotplug error to xenstore: %s", strerror(errno));
+                        log_error("Cannot commit the hotplug error to xenstore: %m");
                         return;
                 }
         }

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
+#include "time-util.h"
 #include "xsvalue.h"
 
 struct options {
@@ -166,14 +167,6 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 1;
 }
 
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, void *userdata)
 {
         struct daemon *d = userdata;
@@ -202,8 +195,8 @@ static int start_disks(struct daemon *d)
                 d->home_waiting = true;
                 return -EAGAIN;
         } else if (r < 0)
-                return log_error_errno(r, "Cannot read this domain's domid from xenstore: %s; "
-                                       "give --home /local/domain/<domid>.", strerror(-r));
+                return log_error_errno(r, "Cannot read this domain's domid from xenstore: %m; "
+                                       "give --home /local/domain/<domid>.");
         if (!d->home)
                 return -ENOMEM;
         cfg = (struct vbd_config){
@@ -219,7 +212,7 @@ static int start_disks(struct daemon *d)
         };
         r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch %s/backend/vbd: %s", d->home, strerror(-r));
+                return log_error_errno(r, "Cannot watch %s/backend/vbd: %m", d->home);
         log_info("Watching %s/backend/vbd.", d->home);
         return 0;
 }
@@ -412,7 +405,7 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name, rename);
                         fds[i].fd = -1;
                         if (r < 0) {
-                                log_warning("Dropping %.64s from the fd store: %s", fds[i].name, strerror(-r));
+                                log_warning_errno(r, "Dropping %.64s from the fd store: %m", fds[i].name);
                                 fdstore_remove(fds[i].name);
                         }
                         continue;
@@ -500,7 +493,7 @@ static int on_spare(sd_event_source *s, void *userdata)
         int r = loop_prepare_spare();
 
         if (r < 0)
-                log_debug("Cannot prepare a spare loop device: %s", strerror(-r));
+                log_debug_errno(r, "Cannot prepare a spare loop device: %m");
         return 0;
 }
 
@@ -575,7 +568,7 @@ static int run(const struct options *o)
 
         r = sd_event_new(&d.event);
         if (r < 0) {
-                log_error_errno(r, "Cannot create the event loop: %s", strerror(-r));
+                log_error_errno(r, "Cannot create the event loop: %m");
                 goto out;
         }
         sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d);
@@ -584,7 +577,7 @@ static int run(const struct options *o)
 
         r = fdstore_collect(&stored, &n_stored);
         if (r < 0)
-                log_warning_errno(r, "Cannot take back stored fds: %s", strerror(-r));
+                log_warning_errno(r, "Cannot take back stored fds: %m");
         if (!d.notify)
                 log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
 
@@ -604,12 +597,12 @@ static int run(const struct options *o)
         }
         r = uevent_monitor_new(d.event, d.cache, &d.uevent);
         if (r < 0) {
-                log_error_errno(r, "Cannot listen to kernel uevents: %s", strerror(-r));
+                log_error_errno(r, "Cannot listen to kernel uevents: %m");
                 goto out;
         }
         r = setup_spare(&d);
         if (r < 0) {
-                log_error_errno(r, "Cannot set up the event loop: %s", strerror(-r));
+                log_error_errno(r, "Cannot set up the event loop: %m");
                 goto out;
         }
         d.opts = o;
@@ -621,7 +614,7 @@ static int run(const struct options *o)
         sd_event_source_set_enabled(d.home_retry, SD_EVENT_OFF);
         r = xs_conn_new(d.event, &xs_ops, &d, &d.xs);
         if (r < 0) {
-                log_error_errno(r, "Cannot set up the xenstore connection: %s", strerror(-r));
+                log_error_errno(r, "Cannot set up the xenstore connection: %m");
                 goto out;
         }
         if (o->xenstore_timeout_usec)
@@ -645,7 +638,7 @@ static int run(const struct options *o)
         };
         r = ctl_server_new(d.event, &ctl_cfg, &d.ctl);
         if (r < 0) {
-                log_error_errno(r, "Cannot listen on %s: %s", o->socket, strerror(-r));
+                log_error_errno(r, "Cannot listen on %s: %m", o->socket);
                 goto out;
         }
         if (d.notify) {

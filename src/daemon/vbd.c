@@ -849,7 +849,7 @@ static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
                 if (r == -ENOENT)
                         dir_gone = true;
                 else if (r < 0)
-                        log_warning("%s: cannot remove the published nodes: %s.", v->path, strerror(-r));
+                        log_warning_errno(r, "%s: cannot remove the published nodes: %m.", v->path);
         }
         v->maybe_published = false;
         if (v->user)

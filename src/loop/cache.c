@@ -982,8 +982,8 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                         hint_free(c, e);
                         dropped = 1;
                 } else if (r < 0) {
-                        log_debug_errno(r, "Cannot check %s after a change event: %s",
-                                        e->pub.dev.node, strerror(-r));
+                        log_debug_errno(r, "Cannot check %s after a change event: %m",
+                                        e->pub.dev.node);
                 }
         }
         return dropped;
@@ -1236,7 +1236,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
         /* In place: the entry follows the device. */
         r = c->ops->inspect(fd, &now);
         if (r < 0)
-                log_warning("Cannot inspect %s after reconfiguring it: %s", pe->dev.node, strerror(-r));
+                log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m", pe->dev.node);
         if (pe->dev.fd >= 0)
                 entry_close_hook_only(c, e);
         map_remove_if(c->by_key, &pe->key, e);

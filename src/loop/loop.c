@@ -380,7 +380,7 @@ static int configure_legacy(int fd, int backing_fd, const struct loop_config *cf
             !(bs == 512 && (errno == ENOTTY || errno == EINVAL)))  /* pre-4.14: always 512 */
                 goto fail;
         if (cfg->direct_io && ioctl(fd, LOOP_SET_DIRECT_IO, 1UL) < 0)
-                log_warning("Direct I/O refused for loop device (%s); using buffered I/O", strerror(errno));
+                log_warning("Direct I/O refused for loop device (%m); using buffered I/O");
         return 0;
 
 fail:
@@ -670,7 +670,7 @@ static int attach_hinted(int backing_fd, const struct stat *st, const struct loo
                 r = attach_ops->take(nr, false, backing_fd, st, cfg, ret);
                 if (r >= 0)
                         return 1;
-                log_debug_errno(r, "Hinted loop%d is not free (%s); dropped", nr, strerror(-r));
+                log_debug_errno(r, "Hinted loop%d is not free (%m); dropped", nr);
                 if (!lost_race(r))
                         return 0;
         }

@@ -16,6 +16,7 @@
 
 #include "macro.h"
 #include "proto.h"
+#include "time-util.h"
 
 struct ctl_client {
         int fd;
@@ -42,14 +43,6 @@ static int fail(struct ctl_error *err, int error, bool remote, const char *fmt, 
                 va_end(ap);
         }
         return error;
-}
-
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Waits for events on fd until deadline (UINT64_MAX: for ever).

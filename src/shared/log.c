@@ -19,6 +19,9 @@ int log_full(int level, int r, const char *fmt, ...)
 
         if (level > max_level)
                 return r;
+        /* %m then prints r: log_error_errno(r, "Cannot open %s: %m", path). */
+        if (r < 0)
+                errno = -r;
         va_start(ap, fmt);
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);

@@ -11,7 +11,8 @@ int log_get_max_level(void);
  * journald). */
 void log_set_prefix(const char *prefix);
 
-/* Logs and returns r (a -errno), so errors can be logged and passed on. */
+/* Logs and returns r (a -errno), so errors can be logged and passed on.
+ * In fmt, %m is strerror(-r) when r < 0, strerror(errno) otherwise. */
 int log_full(int level, int r, const char *fmt, ...) _printf_(3, 4);
 
 #define log_debug(...) log_full(LOG_DEBUG, 0, __VA_ARGS__)
