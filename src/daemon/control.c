@@ -27,6 +27,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-daemon.h>
 
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
@@ -39,22 +40,22 @@
 #define CTL_ACCEPT_PAUSE_USEC 100000     /* after EMFILE and friends */
 
 struct out_msg {
-        struct out_msg *next;
+        struct list link;                /* in conn->out */
         char *text;
         size_t len;
 };
 
 struct ctl_conn {
         struct ctl_server *server;
-        struct ctl_conn *prev, *next;
+        struct list link;                /* in server->conns */
         uint64_t id;
         int fd;
         sd_event_source *io;
         sd_event_source *defer_close;
         struct ucred cred;
-        struct ctl_call *calls;          /* pending */
+        struct list calls;               /* pending */
         size_t n_calls;
-        struct out_msg *out_head, *out_tail;
+        struct list out;                 /* unsent replies, oldest first */
         size_t n_out, out_bytes;
         int sndbuf;                      /* as the kernel reports it; 0 = unknown */
         bool closing;                    /* reads no more; closes once the queue is sent */
@@ -64,7 +65,7 @@ struct ctl_conn {
 struct ctl_call {
         struct ctl_server *server;
         struct ctl_conn *conn;           /* NULL once the client has gone */
-        struct ctl_call *prev, *next;    /* in conn->calls, or server->orphans */
+        struct list link;                /* in conn->calls, or server->orphans */
         uint32_t id;
         uint64_t conn_id;
         pid_t pid;
@@ -91,32 +92,12 @@ struct ctl_server {
         size_t n_commands;
         void *userdata;
         void (*on_disconnect)(uint64_t conn_id, void *userdata);
-        struct ctl_conn *conns;
+        struct list conns;
         size_t n_conns;
-        struct ctl_call *orphans;
+        struct list orphans;
         uint64_t next_conn_id;
         char *buf;                       /* receive buffer, PROTO_MAX_MESSAGE */
 };
-
-/* Doubly linked list helpers; head is a pointer to the list's first item. */
-#define LIST_PREPEND(head, item)                        \
-        do {                                            \
-                (item)->prev = NULL;                    \
-                (item)->next = (head);                  \
-                if (head)                               \
-                        (head)->prev = (item);          \
-                (head) = (item);                        \
-        } while (0)
-#define LIST_REMOVE(head, item)                                 \
-        do {                                                    \
-                if ((item)->next)                               \
-                        (item)->next->prev = (item)->prev;      \
-                if ((item)->prev)                               \
-                        (item)->prev->next = (item)->next;      \
-                else                                            \
-                        (head) = (item)->next;                  \
-                (item)->prev = (item)->next = NULL;             \
-        } while (0)
 
 static void conn_schedule_close(struct ctl_conn *c);
 static void conn_update_events(struct ctl_conn *c);
@@ -177,13 +158,12 @@ static void conn_send(struct ctl_conn *c, char *text)
         if (len > 60 * 1024)
                 conn_fit_sndbuf(c, len);
 
-        if (!c->out_head) {
+        if (list_is_empty(&c->out)) {
                 r = send_message(c->fd, t, len);
                 if (r == 0)
                         return;
                 if (r != -EAGAIN) {
-                        log_debug_errno(r, "Control connection %" PRIu64 ": cannot send: %s", c->id,
-                                        strerror(-r));
+                        log_debug_errno(r, "Control connection %" PRIu64 ": cannot send: %m", c->id);
                         conn_schedule_close(c);
                         return;
                 }
@@ -202,11 +182,7 @@ static void conn_send(struct ctl_conn *c, char *text)
                 return;
         }
         *m = (struct out_msg){ .text = TAKE_PTR(t), .len = len };
-        if (c->out_tail)
-                c->out_tail->next = m;
-        else
-                c->out_head = m;
-        c->out_tail = m;
+        list_append(&c->out, &m->link);
         c->n_out++;
         c->out_bytes += len;
         conn_update_events(c);
@@ -214,11 +190,9 @@ static void conn_send(struct ctl_conn *c, char *text)
 
 static void out_msg_pop(struct ctl_conn *c)
 {
-        struct out_msg *m = c->out_head;
+        struct out_msg *m = list_first_entry(&c->out, struct out_msg, link);
 
-        c->out_head = m->next;
-        if (!c->out_head)
-                c->out_tail = NULL;
+        list_unlink(&m->link);
         c->n_out--;
         c->out_bytes -= m->len;
         free(m->text);
@@ -227,8 +201,10 @@ static void out_msg_pop(struct ctl_conn *c)
 
 static int conn_flush(struct ctl_conn *c)
 {
-        while (c->out_head) {
-                int r = send_message(c->fd, c->out_head->text, c->out_head->len);
+        struct out_msg *m;
+
+        while ((m = list_first_entry(&c->out, struct out_msg, link))) {
+                int r = send_message(c->fd, m->text, m->len);
                 if (r == -EAGAIN)
                         return 0;
                 if (r < 0)
@@ -261,11 +237,11 @@ static void conn_send_error(struct ctl_conn *c, uint32_t id, int error, const ch
 static void call_unlink(struct ctl_call *call)
 {
         if (call->conn) {
-                LIST_REMOVE(call->conn->calls, call);
+                list_unlink(&call->link);
                 call->conn->n_calls--;
                 call->conn = NULL;
         } else if (call->orphan) {
-                LIST_REMOVE(call->server->orphans, call);
+                list_unlink(&call->link);
                 call->orphan = false;
         }
 }
@@ -424,7 +400,7 @@ static void conn_free(struct ctl_conn *c)
         c->defer_close = sd_event_source_disable_unref(c->defer_close);
 
         /* Pop one at a time: a cancel callback may complete other calls. */
-        while ((call = c->calls)) {
+        while ((call = list_first_entry(&c->calls, struct ctl_call, link))) {
                 call_unlink(call);
                 if (call->cancel) {
                         call->cancelling = true;
@@ -432,14 +408,14 @@ static void conn_free(struct ctl_conn *c)
                         call_free(call);
                 } else {
                         call->orphan = true;
-                        LIST_PREPEND(s->orphans, call);
+                        list_prepend(&s->orphans, &call->link);
                         close_fds(call->fds, call->n_fds);
                 }
         }
-        while (c->out_head)
+        while (!list_is_empty(&c->out))
                 out_msg_pop(c);
         c->fd = close_drained(c->fd);
-        LIST_REMOVE(s->conns, c);
+        list_unlink(&c->link);
         s->n_conns--;
         free(c);
 
@@ -479,9 +455,9 @@ static void conn_update_events(struct ctl_conn *c)
                 return;
         /* While replies wait, read no new requests: a client that does not
          * read slows itself down instead of growing our queue. */
-        if (!c->closing && !c->out_head)
+        if (!c->closing && list_is_empty(&c->out))
                 events |= EPOLLIN;
-        if (c->out_head)
+        if (!list_is_empty(&c->out))
                 events |= EPOLLOUT;
         if (events == 0) {
                 conn_schedule_close(c);
@@ -553,7 +529,7 @@ static void conn_dispatch(struct ctl_conn *c, const char *buf, size_t len, int *
                 .in_handler = true,
         };
         memcpy(call->fds, fds, n_fds * sizeof(int));
-        LIST_PREPEND(c->calls, call);
+        list_prepend(&c->calls, &call->link);
         c->n_calls++;
 
         r = cmd->handler(call, req.args, s->userdata);
@@ -661,20 +637,20 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                 }
         }
 
-        if ((revents & EPOLLIN) && !c->closing && !c->out_head) {
+        if ((revents & EPOLLIN) && !c->closing && list_is_empty(&c->out)) {
                 for (int i = 0; i < CTL_MESSAGES_PER_WAKEUP; i++) {
                         r = conn_read_one(c);
                         if (r < 0) {
                                 conn_free(c);
                                 return 0;
                         }
-                        if (r == 0 || c->dead || c->closing || c->out_head)
+                        if (r == 0 || c->dead || c->closing || !list_is_empty(&c->out))
                                 break;
                 }
         }
 
         if (!c->dead) {
-                if (c->closing && !c->out_head) {
+                if (c->closing && list_is_empty(&c->out)) {
                         conn_free(c);
                         return 0;
                 }
@@ -817,6 +793,8 @@ static void server_accept_one(struct ctl_server *s, int fd)
                 return;
         }
         *c = (struct ctl_conn){ .server = s, .id = s->next_conn_id++, .fd = fd, .cred = cred };
+        list_init(&c->calls);
+        list_init(&c->out);
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
                 log_error_errno(r, "Cannot watch a control connection: %m");
@@ -825,7 +803,7 @@ static void server_accept_one(struct ctl_server *s, int fd)
                 return;
         }
         (void)sd_event_source_set_description(c->io, "control-connection");
-        LIST_PREPEND(s->conns, c);
+        list_prepend(&s->conns, &c->link);
         s->n_conns++;
         log_debug("Control connection %" PRIu64 " from pid %d uid %u.", c->id, (int)cred.pid, (unsigned)cred.uid);
 }
@@ -1032,6 +1010,8 @@ int ctl_server_new(sd_event *ev, const struct ctl_server_config *cfg, struct ctl
                 .on_disconnect = cfg->on_disconnect,
                 .next_conn_id = 1,
         };
+        list_init(&s->conns);
+        list_init(&s->orphans);
         s->buf = malloc(PROTO_MAX_MESSAGE);
         if (!s->buf || (cfg->path && !(s->path = strdup(cfg->path)))) {
                 r = -ENOMEM;
@@ -1072,11 +1052,11 @@ void ctl_server_free(struct ctl_server *s, bool unlink_socket)
                 return;
         s->listen_source = sd_event_source_disable_unref(s->listen_source);
         s->accept_timer = sd_event_source_disable_unref(s->accept_timer);
-        while (s->conns)
-                conn_free(s->conns);
+        while (!list_is_empty(&s->conns))
+                conn_free(list_first_entry(&s->conns, struct ctl_conn, link));
         /* Handlers that kept orphaned calls must not use them after this. */
-        while (s->orphans)
-                call_free(s->orphans);
+        while (!list_is_empty(&s->orphans))
+                call_free(list_first_entry(&s->orphans, struct ctl_call, link));
         /* An inherited socket's path belongs to whoever made it (systemd). */
         if (unlink_socket && s->bound && s->path)
                 (void)unlink(s->path);
