@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hashmap.h"
+#include "list.h"
 #include "log.h"
 #include "errbuf.h"
 #include "macro.h"
@@ -20,7 +21,7 @@
 struct fdset;
 
 struct fdset_fd {
-        struct fdset_fd *next;
+        struct list link;          /* in set->fds, newest first */
         struct fdset *set;
         int fd;
         int flags;                 /* F_GETFL at add time */
@@ -35,8 +36,8 @@ struct fdset_fd {
 struct fdset {
         uint32_t id;
         uid_t owner;
-        struct fdset_fd *fds;
-        unsigned n;
+        struct list fds;
+        unsigned n;                /* fds in the list */
 };
 
 struct fdset_registry {
@@ -89,11 +90,9 @@ void fdset_registry_free(struct fdset_registry *r)
         if (!r)
                 return;
         while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
-                while (s->fds) {
-                        struct fdset_fd *f = s->fds;
-                        s->fds = f->next;
+                struct fdset_fd *f, *tmp;
+                list_foreach_entry_safe(f, tmp, &s->fds, link)
                         fd_free(f);
-                }
                 free(s);
         }
         hashmap_free(r->sets);
@@ -160,6 +159,7 @@ static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
         if (!s)
                 return NULL;
         s->id = id;
+        list_init(&s->fds);
         if (hashmap_put(r->sets, &s->id, s) < 0) {
                 free(s);
                 return NULL;
@@ -171,19 +171,14 @@ static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
 static void drop(struct fdset_registry *r, struct fdset_fd *f)
 {
         struct fdset *s = f->set;
-        struct fdset_fd **p;
 
-        for (p = &s->fds; *p; p = &(*p)->next)
-                if (*p == f) {
-                        *p = f->next;
-                        break;
-                }
+        list_unlink(&f->link);
         s->n--;
         r->n_fds--;
         if (r->hooks.dropped)
                 r->hooks.dropped(f->fd, f->name, r->hooks.userdata);
         fd_free(f);
-        if (!s->fds) {
+        if (list_is_empty(&s->fds)) {
                 hashmap_remove(r->sets, &s->id);
                 free(s);
         }
@@ -251,7 +246,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
                 errbuf_set(err, errlen, "fd set %u holds %u fds already", id, s->n);
                 return -ENOSPC;
         }
-        for (f = s->fds; f; f = f->next)
+        list_foreach_entry(f, &s->fds, link)
                 if (same_open_file(f->fd, fd)) {
                         errbuf_set(err, errlen,
                                   "fd set %u holds that open file already (as fd %d): a dup() shares its flags, "
@@ -280,8 +275,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
                 snprintf(f->name, sizeof(f->name), "%s", name);
         else
                 snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64, id, r->next_serial++);
-        f->next = s->fds;
-        s->fds = f;
+        list_prepend(&s->fds, &f->link);
         s->n++;
         r->n_fds++;
         if (r->hooks.kept)
@@ -348,21 +342,20 @@ int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
 int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
 {
         struct fdset *s = hashmap_get(r->sets, &set_id);
-        struct fdset_fd *f, *next;
+        struct fdset_fd *f, *tmp;
         bool found = false;
 
         if (!s) {
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
         }
-        for (f = s->fds; f; f = next) {
-                next = f->next;
+        list_foreach_entry_safe(f, tmp, &s->fds, link) {
                 if (fd >= 0 && f->fd != fd)
                         continue;
                 found = true;
                 f->removed = true;
                 if (f->users == 0) {
-                        bool last = !s->fds->next;
+                        bool last = s->n == 1;
                         drop(r, f);
                         if (last)
                                 break; /* the set is gone */
@@ -380,7 +373,7 @@ int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool dir
 {
         struct fdset *s = hashmap_get(r->sets, &set_id);
         int want = writable ? O_RDWR : O_RDONLY;
-        struct fdset_fd *f;
+        struct fdset_fd *f, *found = NULL;
         int fd, k;
 
         ret->fd = -1;
@@ -388,9 +381,12 @@ int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool dir
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
         }
-        for (f = s->fds; f; f = f->next)
-                if (!f->removed && (f->flags & O_ACCMODE) == want && !!(f->flags & O_DIRECT) == direct)
+        list_foreach_entry(f, &s->fds, link)
+                if (!f->removed && (f->flags & O_ACCMODE) == want && !!(f->flags & O_DIRECT) == direct) {
+                        found = f;
                         break;
+                }
+        f = found;
         if (!f) {
                 errbuf_set(err, errlen, "fd set %u has no fd opened %s%s", set_id,
                           writable ? "read-write" : "read-only", direct ? " with O_DIRECT" : " without O_DIRECT");
@@ -427,10 +423,9 @@ static void sweep(struct fdset_registry *r, uint64_t conn, bool restored)
         struct fdset *s;
 
         while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
-                struct fdset_fd *f = s->fds, *next;
-                while (f) {
-                        bool last = !s->fds->next;
-                        next = f->next;
+                struct fdset_fd *f, *tmp;
+                list_foreach_entry_safe(f, tmp, &s->fds, link) {
+                        bool last = s->n == 1;
                         if (restored ? f->restored : (f->conn == conn)) {
                                 f->restored = false;
                                 f->conn = 0;
@@ -440,7 +435,6 @@ static void sweep(struct fdset_registry *r, uint64_t conn, bool restored)
                                                 break; /* s is freed */
                                 }
                         }
-                        f = next;
                 }
         }
 }
@@ -479,7 +473,8 @@ int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret)
                         return -ENOMEM;
                 }
                 json_object_object_add(so, "fdset-id", json_object_new_int64(s->id));
-                for (struct fdset_fd *f = s->fds; f; f = f->next) {
+                struct fdset_fd *f;
+                list_foreach_entry(f, &s->fds, link) {
                         struct json_object *fo = json_object_new_object();
                         if (!fo)
                                 break;

@@ -16,6 +16,7 @@
 #include "crashpoint.h"
 #include "fdset.h"
 #include "hashmap.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "xsvalue.h"
@@ -33,7 +34,7 @@ enum {
 #define ERROR_MAX 512
 
 struct pending {
-        struct pending *next;
+        struct list link;           /* in vbd->pending, newest first */
         struct vbd *vbd;
         struct ctl_call *call;
         bool remove;
@@ -49,11 +50,10 @@ struct vbd {
         bool maybe_published;       /* a publication may be in xenstore: undone before letting go */
         bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
-        bool dirty;
-        struct vbd *dirty_next;
+        struct list dirty_link;     /* in manager->dirty when linked */
         struct cache_user *user;
         void *fdset_token;          /* the fd set fd the disk was set up from */
-        struct pending *pending;
+        struct list pending;
         char *error;                /* the hotplug-error we wrote */
 };
 
@@ -66,8 +66,7 @@ struct vbd_manager {
         char *base;                 /* <home>/backend/vbd */
         size_t base_len;
         struct hashmap *by_path;    /* path -> struct vbd */
-        struct vbd *dirty;          /* evaluated from the defer source, */
-        struct vbd **dirty_tail;    /* in the order events came */
+        struct list dirty;          /* evaluated from the defer source, in the order events came */
         sd_event_source *defer;
         bool rescan;
         bool scanned;               /* the first full scan is done */
@@ -145,6 +144,8 @@ static struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, 
         v = calloc(1, sizeof(*v));
         if (!v)
                 return NULL;
+        list_init(&v->pending);
+        list_init(&v->dirty_link);
         v->path = strdup(key);
         if (!v->path || hashmap_put(m->by_path, v->path, v) < 0) {
                 free(v->path);
@@ -177,16 +178,7 @@ static void vbd_forget(struct vbd_manager *m, struct vbd *v)
         complete_pending(v, false, -ENODEV, "the backend directory was removed before the disk was set up");
         complete_pending(v, true, 0, NULL);
         /* A record is forgotten only outside the dirty list walk. */
-        if (v->dirty) {
-                struct vbd **p;
-                for (p = &m->dirty; *p; p = &(*p)->dirty_next)
-                        if (*p == v) {
-                                *p = v->dirty_next;
-                                if (m->dirty_tail == &v->dirty_next)
-                                        m->dirty_tail = p;
-                                break;
-                        }
-        }
+        list_unlink(&v->dirty_link);
         hashmap_remove(m->by_path, v->path);
         m->counts[v->state]--;
         free(v->error);
@@ -198,13 +190,9 @@ static void vbd_forget(struct vbd_manager *m, struct vbd *v)
 
 static void pending_cancel(struct ctl_call *call, void *data)
 {
-        struct pending *p = data, **pp;
+        struct pending *p = data;
 
-        for (pp = &p->vbd->pending; *pp; pp = &(*pp)->next)
-                if (*pp == p) {
-                        *pp = p->next;
-                        break;
-                }
+        list_unlink(&p->link);
         free(p);
 }
 
@@ -217,8 +205,7 @@ static int add_pending(struct vbd *v, struct ctl_call *call, bool remove)
         p->vbd = v;
         p->call = call;
         p->remove = remove;
-        p->next = v->pending;
-        v->pending = p;
+        list_prepend(&v->pending, &p->link);
         ctl_call_set_cancel(call, pending_cancel, p);
         return 0;
 }
@@ -252,15 +239,18 @@ static void reply_call(struct ctl_call *call, const struct vbd *v, int error, co
 /* Completes the add (or remove) calls waiting on v. */
 static void complete_pending(struct vbd *v, bool remove, int error, const char *msg)
 {
-        struct pending **pp = &v->pending;
-
-        while (*pp) {
-                struct pending *p = *pp;
-                if (p->remove != remove) {
-                        pp = &p->next;
-                        continue;
-                }
-                *pp = p->next;
+        for (;;) {
+                struct pending *p, *found = NULL;
+                /* From the head each time: a reply may end other calls. */
+                list_foreach_entry(p, &v->pending, link)
+                        if (p->remove == remove) {
+                                found = p;
+                                break;
+                        }
+                if (!found)
+                        return;
+                p = found;
+                list_unlink(&p->link);
                 ctl_call_set_cancel(p->call, NULL, NULL);
                 reply_call(p->call, v, error, msg);
                 free(p);
@@ -1114,14 +1104,11 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
 
 static void mark_dirty(struct vbd_manager *m, struct vbd *v)
 {
-        if (v->dirty)
+        if (list_is_linked(&v->dirty_link))
                 return;
         /* Queued behind the others: a disk released and its file taken by
          * another in one batch is released first. */
-        v->dirty = true;
-        v->dirty_next = NULL;
-        *m->dirty_tail = v;
-        m->dirty_tail = &v->dirty_next;
+        list_append(&m->dirty, &v->dirty_link);
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
@@ -1287,12 +1274,9 @@ static int on_defer(sd_event_source *s, void *userdata)
                 rescan(m);
                 adopt_published(m);
         }
-        while (m->dirty) {
-                struct vbd *v = m->dirty;
-                m->dirty = v->dirty_next;
-                if (!m->dirty)
-                        m->dirty_tail = &m->dirty;
-                v->dirty = false;
+        while (!list_is_empty(&m->dirty)) {
+                struct vbd *v = list_first_entry(&m->dirty, struct vbd, dirty_link);
+                list_unlink(&v->dirty_link);
                 evaluate(m, v);
         }
         /* Devices handed back at start-up that no disk claimed in the first
@@ -1453,6 +1437,7 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
 
         if (!m)
                 return -ENOMEM;
+        list_init(&m->dirty);
         m->event = sd_event_ref(ev);
         m->xs = xs;
         m->cache = cache;
@@ -1466,7 +1451,6 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
         if (!m->cfg.open_timeout_usec)
                 m->cfg.open_timeout_usec = BACKING_OPEN_TIMEOUT_DEFAULT_USEC;
         m->base_len = strlen(m->base);
-        m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);
         if (!m->by_path)
                 goto fail;
@@ -1493,9 +1477,8 @@ void vbd_manager_free(struct vbd_manager *m)
                 return;
         if (m->by_path) {
                 while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL)) {
-                        struct pending *p;
-                        while ((p = v->pending)) {
-                                v->pending = p->next;
+                        struct pending *p, *tmp;
+                        list_foreach_entry_safe(p, tmp, &v->pending, link) {
                                 ctl_call_set_cancel(p->call, NULL, NULL);
                                 free(p);
                         }
