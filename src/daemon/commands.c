@@ -11,6 +11,7 @@
  * remove and query its own fd sets.  Backends (hotplug-add, hotplug-remove,
  * reconfigure by path), paths and w! are root's.  status and list show
  * everything to everyone allowed on the socket. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -63,7 +64,9 @@ static struct json_object *device_json(const struct cache_entry *e)
         json_object_object_add(o, "block-size", json_object_new_int64(e->key.block_size));
         json_object_object_add(o, "offset", json_object_new_uint64(e->key.offset));
         json_object_object_add(o, "size-limit", json_object_new_uint64(e->key.size_limit));
-        for (const struct cache_user *u = e->users; u; u = u->next) {
+        const struct cache_user *u;
+
+        list_foreach_entry(u, &e->users, link) {
                 struct json_object *uo = json_object_new_object();
                 if (!uo)
                         break;
@@ -455,6 +458,15 @@ static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, voi
         return 0;
 }
 
+/* A user of u's device other than u (there must be one). */
+static const struct cache_user *other_user(const struct cache_user *u)
+{
+        const struct cache_user *first = list_first_entry(&u->entry->users, struct cache_user, link);
+
+        assert(u->entry->n_users > 1);
+        return first != u ? first : list_entry(u->link.next, struct cache_user, link);
+}
+
 static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
@@ -500,7 +512,7 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
         if (!peer_is_root(call) && u->entry->n_users > 1)
                 return REFUSE(call, "%s is shared with %u other user(s) (%s among them); only root may "
                               "reconfigure it", u->entry->dev.node, u->entry->n_users - 1,
-                              (u->entry->users == u ? u->next : u->entry->users)->name);
+                              other_user(u)->name);
         rc.backing_fd = fd;
         rc.backing_path = backing;
         r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));

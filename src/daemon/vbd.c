@@ -1336,11 +1336,12 @@ struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
 void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
 {
         char path[PATH_MAX], seq[32];
+        const struct cache_user *u;
 
         if (!m)
                 return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
-        for (const struct cache_user *u = e->users; u; u = u->next) {
+        list_foreach_entry(u, &e->users, link) {
                 struct vbd *v;
                 if (u->domid == UINT32_MAX)
                         continue;

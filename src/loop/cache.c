@@ -38,28 +38,28 @@ struct user;
 
 struct ident {
         struct ident_key key;
-        struct user *ro_users, *rw_users;   /* rw: modes w and w! */
+        struct list ro_users, rw_users;     /* rw: modes w and w! */
         unsigned n_ro, n_rw;
 };
 
 struct user {
         struct cache_user pub;
-        struct user *iprev, *inext;         /* the ident's list for its access */
+        struct list ident_link;             /* in the ident's list for its access */
 };
 
 struct devslot;
 
 struct entry {
         struct cache_entry pub;
-        struct entry *prev, *next;          /* every entry of the cache */
+        struct list link;                   /* in cache->entries */
         struct ident *ident;
         struct devslot *slot;               /* NULL once dead */
-        struct entry *dprev, *dnext;        /* the slot's live entries */
+        struct list slot_link;              /* in slot->entries while live */
 };
 
 struct devslot {
         dev_t devnum;
-        struct entry *entries;              /* loop devices first */
+        struct list entries;                /* loop devices first */
 };
 
 struct cache {
@@ -67,7 +67,7 @@ struct cache {
         struct hashmap *by_key;             /* live entries by struct cache_key */
         struct hashmap *by_devnum;          /* struct devslot by devnum */
         struct hashmap *by_ident;           /* struct ident by struct ident_key */
-        struct entry *entries;
+        struct list entries;
         size_t n_entries;
         struct cache_hooks hooks;
         size_t n_adopting;                  /* entries waiting for cache_settle() */
@@ -198,6 +198,7 @@ int cache_new_with_ops(const struct cache_ops *ops, struct cache **ret)
         if (!c)
                 return -ENOMEM;
         c->ops = ops;
+        list_init(&c->entries);
         c->by_key = hashmap_new(cache_key_hash, cache_key_equal);
         c->by_devnum = hashmap_new(devnum_hash, devnum_equal);
         c->by_ident = hashmap_new(ident_hash, ident_equal);
@@ -260,14 +261,11 @@ void cache_free(struct cache *c)
         /* Exiting is not letting go: what the fd store holds stays there
          * for the next start. */
         c->hooks = (struct cache_hooks){};
-        while (c->entries) {
-                struct entry *e = c->entries;
-                c->entries = e->next;
-                while (e->pub.users) {
-                        struct cache_user *u = e->pub.users;
-                        e->pub.users = u->next;
+        struct entry *e, *etmp;
+        list_foreach_entry_safe(e, etmp, &c->entries, link) {
+                struct cache_user *u, *utmp;
+                list_foreach_entry_safe(u, utmp, &e->pub.users, link)
                         user_free(container_of(u, struct user, pub));
-                }
                 entry_close(c, e);
                 free(e->pub.path);
                 free(e);
@@ -294,7 +292,8 @@ int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userda
 {
         if (!c || !cb)
                 return -EINVAL;
-        for (struct entry *e = c->entries; e; e = e->next) {
+        struct entry *e;
+        list_foreach_entry(e, &c->entries, link) {
                 int r = cb(&e->pub, userdata);
                 if (r != 0)
                         return r;
@@ -306,7 +305,9 @@ struct cache_entry *cache_find_device(struct cache *c, dev_t devnum)
 {
         struct devslot *slot = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
 
-        return slot && slot->entries ? &slot->entries->pub : NULL;
+        struct entry *e = slot ? list_first_entry(&slot->entries, struct entry, slot_link) : NULL;
+
+        return e ? &e->pub : NULL;
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -331,6 +332,7 @@ static int devslot_link(struct cache *c, struct entry *e)
                 if (!slot)
                         return -ENOMEM;
                 slot->devnum = e->pub.dev.devnum;
+                list_init(&slot->entries);
                 r = hashmap_put(c->by_devnum, &slot->devnum, slot);
                 if (r < 0) {
                         free(slot);
@@ -338,19 +340,10 @@ static int devslot_link(struct cache *c, struct entry *e)
                 }
         }
         e->slot = slot;
-        if (e->pub.dev.nr >= 0 || !slot->entries) {
-                e->dprev = NULL;
-                e->dnext = slot->entries;
-                if (slot->entries)
-                        slot->entries->dprev = e;
-                slot->entries = e;
-        } else {
-                e->dprev = slot->entries;
-                e->dnext = slot->entries->dnext;
-                if (e->dnext)
-                        e->dnext->dprev = e;
-                slot->entries->dnext = e;
-        }
+        if (e->pub.dev.nr >= 0 || list_is_empty(&slot->entries))
+                list_prepend(&slot->entries, &e->slot_link);
+        else    /* behind the first */
+                list_prepend(slot->entries.next, &e->slot_link);
         return 0;
 }
 
@@ -360,15 +353,9 @@ static void devslot_unlink(struct cache *c, struct entry *e)
 
         if (!slot)
                 return;
-        if (e->dprev)
-                e->dprev->dnext = e->dnext;
-        else
-                slot->entries = e->dnext;
-        if (e->dnext)
-                e->dnext->dprev = e->dprev;
+        list_unlink(&e->slot_link);
         e->slot = NULL;
-        e->dprev = e->dnext = NULL;
-        if (!slot->entries) {
+        if (list_is_empty(&slot->entries)) {
                 hashmap_remove(c->by_devnum, &slot->devnum);
                 free(slot);
         }
@@ -409,12 +396,7 @@ static void entry_free(struct cache *c, struct entry *e)
                 map_remove_if(c->by_key, &e->pub.key, e);
                 devslot_unlink(c, e);
         }
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                c->entries = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
+        list_unlink(&e->link);
         c->n_entries--;
         entry_close(c, e);
         /* A dead entry's number was hinted when it died, and may serve a
@@ -504,14 +486,16 @@ static int entry_setup_device(struct cache *c, const struct cache_request *req,
 static void retire_previous_users_of(struct cache *c, struct entry *e)
 {
         struct devslot *slot = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
-        struct entry *old, *next;
+        struct entry *old, *tmp;
 
         if (!slot || e->pub.dev.nr < 0)
                 return;
-        for (old = slot->entries; old; old = next) {
-                next = old->dnext;   /* the slot may go with the last one */
+        list_foreach_entry_safe(old, tmp, &slot->entries, slot_link) {
+                bool last = &tmp->slot_link == &slot->entries;
                 if (old->pub.dev.nr >= 0)
                         entry_mark_dead(c, old);
+                if (last)
+                        break;       /* the slot may have gone with it */
         }
 }
 
@@ -520,13 +504,27 @@ static void retire_previous_users_of(struct cache *c, struct entry *e)
 static void entry_link(struct cache *c, struct entry *e, struct ident *id)
 {
         e->ident = id;
-        e->pub.priv = id;
-        e->next = c->entries;
-        if (c->entries)
-                c->entries->prev = e;
-        c->entries = e;
+        list_prepend(&c->entries, &e->link);
         c->n_entries++;
         entry_held(c, e);
+}
+
+/* An entry for key, not in any index yet, with no device (fd -1). */
+static struct entry *entry_alloc(const struct cache_key *key, const char *path)
+{
+        struct entry *e = calloc(1, sizeof(*e));
+
+        if (!e)
+                return NULL;
+        e->pub.path = strdup(path ? path : "");
+        if (!e->pub.path)
+                return mfree(e);
+        e->pub.key = *key;
+        e->pub.dev.fd = -1;
+        list_init(&e->pub.users);
+        list_init(&e->link);
+        list_init(&e->slot_link);
+        return e;
 }
 
 static int entry_new(struct cache *c, const struct cache_request *req, const struct cache_key *key,
@@ -535,16 +533,9 @@ static int entry_new(struct cache *c, const struct cache_request *req, const str
         struct entry *e;
         int r;
 
-        e = calloc(1, sizeof(*e));
+        e = entry_alloc(key, req->path);
         if (!e)
                 return -ENOMEM;
-        e->pub.dev.fd = -1;
-        e->pub.key = *key;
-        e->pub.path = strdup(req->path ? req->path : "");
-        if (!e->pub.path) {
-                free(e);
-                return -ENOMEM;
-        }
 
         r = entry_setup_device(c, req, key, &e->pub.dev);
         if (r < 0) {
@@ -578,10 +569,12 @@ fail:
 
 /* The first user on list that req may not share with; *others counts the
  * rest of those. */
-static const struct user *first_conflict(const struct user *list, const struct cache_request *req,
+static const struct user *first_conflict(const struct list *list, const struct cache_request *req,
                                          const struct user *found, unsigned *others)
 {
-        for (const struct user *u = list; u; u = u->inext) {
+        const struct user *u;
+
+        list_foreach_entry(u, list, ident_link) {
                 if (req->related && req->related(&u->pub, req->related_data))
                         continue;
                 if (found)
@@ -601,9 +594,9 @@ static int check_sharing(const struct ident *id, const struct cache_request *req
         if (!id || req->access == CACHE_RW_FORCE)
                 return 0;
         /* Read-only is refused by writers; read-write by anyone. */
-        holder = first_conflict(id->rw_users, req, NULL, &others);
+        holder = first_conflict(&id->rw_users, req, NULL, &others);
         if (req->access != CACHE_RO)
-                holder = first_conflict(id->ro_users, req, holder, &others);
+                holder = first_conflict(&id->ro_users, req, holder, &others);
         if (!holder)
                 return 0;
 
@@ -649,6 +642,8 @@ static struct ident *ident_get(struct cache *c, const struct ident_key *pk, bool
         if (!id)
                 return NULL;
         id->key = k;
+        list_init(&id->ro_users);
+        list_init(&id->rw_users);
         if (hashmap_put(c->by_ident, &id->key, id) < 0) {
                 free(id);
                 return NULL;
@@ -663,7 +658,7 @@ static void ident_drop(struct cache *c, struct ident *id)
         free(id);
 }
 
-static struct user **ident_list(struct ident *id, enum cache_access a)
+static struct list *ident_list(struct ident *id, enum cache_access a)
 {
         return a == CACHE_RO ? &id->ro_users : &id->rw_users;
 }
@@ -671,13 +666,7 @@ static struct user **ident_list(struct ident *id, enum cache_access a)
 /* The ident's side of a user: its list for the user's access and counts. */
 static void ident_link_user(struct ident *id, struct user *u)
 {
-        struct user **head = ident_list(id, u->pub.access);
-
-        u->iprev = NULL;
-        u->inext = *head;
-        if (*head)
-                (*head)->iprev = u;
-        *head = u;
+        list_prepend(ident_list(id, u->pub.access), &u->ident_link);
         if (u->pub.access == CACHE_RO)
                 id->n_ro++;
         else
@@ -686,15 +675,7 @@ static void ident_link_user(struct ident *id, struct user *u)
 
 static void ident_unlink_user(struct ident *id, struct user *u)
 {
-        struct user **head = ident_list(id, u->pub.access);
-
-        if (u->iprev)
-                u->iprev->inext = u->inext;
-        else
-                *head = u->inext;
-        if (u->inext)
-                u->inext->iprev = u->iprev;
-        u->iprev = u->inext = NULL;
+        list_unlink(&u->ident_link);
         if (u->pub.access == CACHE_RO)
                 id->n_ro--;
         else
@@ -705,11 +686,7 @@ static void user_link(struct entry *e, struct user *u)
 {
         u->pub.entry = &e->pub;
         u->pub.holding = true;
-        u->pub.prev = NULL;
-        u->pub.next = e->pub.users;
-        if (e->pub.users)
-                e->pub.users->prev = &u->pub;
-        e->pub.users = &u->pub;
+        list_prepend(&e->pub.users, &u->pub.link);
         e->pub.n_users++;
         e->pub.n_holding++;
         ident_link_user(e->ident, u);
@@ -717,12 +694,7 @@ static void user_link(struct entry *e, struct user *u)
 
 static void user_unlink(struct entry *e, struct user *u)
 {
-        if (u->pub.prev)
-                u->pub.prev->next = u->pub.next;
-        else
-                e->pub.users = u->pub.next;
-        if (u->pub.next)
-                u->pub.next->prev = u->pub.prev;
+        list_unlink(&u->pub.link);
         e->pub.n_users--;
         ident_unlink_user(e->ident, u);
 }
@@ -965,7 +937,7 @@ static int entry_check(struct cache *c, struct entry *e)
 int cache_device_changed(struct cache *c, dev_t devnum)
 {
         struct devslot *slot;
-        struct entry *e, *next;
+        struct entry *e, *tmp;
         int dropped = 0;
 
         if (!c)
@@ -973,10 +945,10 @@ int cache_device_changed(struct cache *c, dev_t devnum)
         slot = hashmap_get(c->by_devnum, &devnum);
         if (!slot)
                 return 0;
-        for (e = slot->entries; e; e = next) {
+        list_foreach_entry_safe(e, tmp, &slot->entries, slot_link) {
+                bool last = &tmp->slot_link == &slot->entries;
                 int r = entry_check(c, e);
 
-                next = e->dnext;     /* the slot may go with the last one */
                 if (r == -ESTALE) {
                         entry_mark_dead(c, e);
                         hint_free(c, e);
@@ -985,6 +957,8 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                         log_debug_errno(r, "Cannot check %s after a change event: %m",
                                         e->pub.dev.node);
                 }
+                if (last)
+                        break;       /* the slot may have gone with e */
         }
         return dropped;
 }
@@ -1058,14 +1032,12 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
         }
         if (!id)
                 return -ENOMEM;
-        e = calloc(1, sizeof(*e));
-        if (!e || !(e->pub.path = strdup(path ? path : ""))) {
-                free(e);
+        e = entry_alloc(&key, path);
+        if (!e) {
                 if (created)
                         ident_drop(c, id);
                 return -ENOMEM;
         }
-        e->pub.key = key;
         e->pub.dev = dev;
         e->pub.dev.fd = TAKE_FD(owned);
         e->pub.adopting = true;
@@ -1118,10 +1090,11 @@ int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, 
 
 void cache_settle(struct cache *c)
 {
-        struct entry *e, *next;
+        struct entry *e, *tmp;
 
-        for (e = c->entries; e && c->n_adopting > 0; e = next) {
-                next = e->next;
+        list_foreach_entry_safe(e, tmp, &c->entries, link) {
+                if (c->n_adopting == 0)
+                        break;
                 if (!e->pub.adopting)
                         continue;
                 e->pub.adopting = false;
@@ -1191,7 +1164,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 nid = ident_get(c, &ik, false, &created);
                 if (nid && nid->n_rw > 0) {
                         errbuf_set(err, errlen, "the new backing file is in use read-write by %s",
-                                  nid->rw_users->pub.name);
+                                  list_first_entry(&nid->rw_users, struct user, ident_link)->pub.name);
                         return -EBUSY;
                 }
         }
@@ -1256,12 +1229,12 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 struct ident_key ik = ident_key_plain(&key);
                 nid = ident_get(c, &ik, true, &created);
                 if (nid) {
-                        for (struct cache_user *u = pe->users; u; u = u->next) {
+                        struct cache_user *u;
+                        list_foreach_entry(u, &pe->users, link) {
                                 ident_unlink_user(id, container_of(u, struct user, pub));
                                 ident_link_user(nid, container_of(u, struct user, pub));
                         }
                         e->ident = nid;
-                        pe->priv = nid;
                         if (id->n_ro + id->n_rw == 0)
                                 ident_drop(c, id);
                 }

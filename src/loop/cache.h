@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "backing.h"
+#include "list.h"
 #include "loop.h"
 
 enum cache_access {
@@ -56,7 +57,7 @@ struct cache_entry;
 /* One disk's use of an entry. */
 struct cache_user {
         struct cache_entry *entry;
-        struct cache_user *prev, *next;  /* the entry's users */
+        struct list link;                /* in entry->users */
         char *name;                      /* e.g. "domain 3 disk 51712" */
         uint32_t domid, devid;           /* for listings; UINT32_MAX if none */
         enum cache_access access;
@@ -67,12 +68,11 @@ struct cache_entry {
         struct cache_key key;
         struct loop_device dev;          /* dev.fd >= 0 while held */
         char *path;                      /* backing path as given (for listings) */
-        struct cache_user *users;        /* list head */
+        struct list users;               /* of struct cache_user, by link */
         unsigned n_users;
         unsigned n_holding;
         bool dead;                       /* the kernel dropped it; kept until the last user goes */
         bool adopting;                   /* from an earlier run: held until cache_settle() */
-        void *priv;                      /* the cache's own bookkeeping */
 };
 
 struct cache_request {

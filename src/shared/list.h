@@ -71,9 +71,12 @@ static inline void list_unlink(struct list *link)
              &pos->member != (head);                                             \
              pos = list_entry(pos->member.next, __typeof__(*pos), member))
 
-/* The same, letting the body unlink or free pos. */
+/* The same, letting the body unlink or free pos.  The next item is read
+ * before the body runs, and the head is never read after the last one: a
+ * body may free the head's owner along with the last item, and then must
+ * break out. */
 #define list_foreach_entry_safe(pos, tmp, head, member)                           \
-        for (pos = list_entry((head)->next, __typeof__(*pos), member),           \
-             tmp = list_entry(pos->member.next, __typeof__(*pos), member);       \
-             &pos->member != (head);                                             \
-             pos = tmp, tmp = list_entry(tmp->member.next, __typeof__(*pos), member))
+        for (pos = list_entry((head)->next, __typeof__(*pos), member);           \
+             &pos->member != (head) &&                                           \
+             ((tmp = list_entry(pos->member.next, __typeof__(*pos), member)), 1); \
+             pos = tmp)
