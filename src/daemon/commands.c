@@ -29,19 +29,6 @@
 #include "macro.h"
 #include "proto.h"
 
-static const char *access_name(enum cache_access a)
-{
-        switch (a) {
-        case CACHE_RO:
-                return "r";
-        case CACHE_RW:
-                return "w";
-        case CACHE_RW_FORCE:
-                return "w!";
-        }
-        return "?";
-}
-
 static struct json_object *device_json(const struct cache_entry *e)
 {
         struct json_object *o = json_object_new_object(), *users = json_object_new_array();
@@ -56,7 +43,7 @@ static struct json_object *device_json(const struct cache_entry *e)
         json_object_object_add(o, "minor", json_object_new_int((int)minor(e->dev.devnum)));
         json_object_object_add(o, "diskseq", json_object_new_uint64(e->dev.diskseq));
         json_object_object_add(o, "backing", json_object_new_string(e->path ? e->path : ""));
-        json_object_object_add(o, "access", json_object_new_string(e->key.rw ? "w" : "r"));
+        json_object_object_add(o, "access", json_object_new_string(cache_access_mode(e->key.rw ? CACHE_RW : CACHE_RO)));
         json_object_object_add(o, "loop", json_object_new_boolean(!e->key.is_block));
         json_object_object_add(o, "held", json_object_new_boolean(e->dev.fd >= 0));
         json_object_object_add(o, "dead", json_object_new_boolean(e->dead));
@@ -75,7 +62,7 @@ static struct json_object *device_json(const struct cache_entry *e)
                         json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
                         json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
                 }
-                json_object_object_add(uo, "access", json_object_new_string(access_name(u->access)));
+                json_object_object_add(uo, "access", json_object_new_string(cache_access_mode(u->access)));
                 json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
                 json_object_array_add(users, uo);
         }
@@ -279,13 +266,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 return BAD_ARGS(call, "\"target\" must name a file, block device or /dev/fdset/N");
         if (arg_string(args, "access", false, &access) < 0)
                 return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
-        if (strcmp(access, "r") == 0 || strcmp(access, "ro") == 0)
-                acc = CACHE_RO;
-        else if (strcmp(access, "w") == 0 || strcmp(access, "rw") == 0)
-                acc = CACHE_RW;
-        else if (strcmp(access, "w!") == 0)
-                acc = CACHE_RW_FORCE;
-        else
+        if (cache_access_parse(access, true, &acc) < 0)
                 return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
         if (arg_bool(args, "direct-io", &direct_io) < 0 ||
             arg_u64(args, "block-size", 65536, &block_size) < 0 ||

@@ -100,15 +100,7 @@ bool xsv_parse_int(const char *s, int *ret)
 
 int xsv_parse_mode(const char *mode, enum cache_access *ret)
 {
-        if (strcmp(mode, "r") == 0)
-                *ret = CACHE_RO;
-        else if (strcmp(mode, "w") == 0)
-                *ret = CACHE_RW;
-        else if (strcmp(mode, "w!") == 0)
-                *ret = CACHE_RW_FORCE;
-        else
-                return -EINVAL;
-        return 0;
+        return cache_access_parse(mode, false, ret);
 }
 
 bool xsv_parse_physdev(const char *s, dev_t *ret)

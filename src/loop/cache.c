@@ -172,6 +172,32 @@ int cache_key_from_request(const struct cache_request *req, struct cache_key *re
         return 0;
 }
 
+int cache_access_parse(const char *mode, bool aliases, enum cache_access *ret)
+{
+        if (strcmp(mode, "r") == 0 || (aliases && strcmp(mode, "ro") == 0))
+                *ret = CACHE_RO;
+        else if (strcmp(mode, "w") == 0 || (aliases && strcmp(mode, "rw") == 0))
+                *ret = CACHE_RW;
+        else if (strcmp(mode, "w!") == 0)
+                *ret = CACHE_RW_FORCE;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+const char *cache_access_mode(enum cache_access a)
+{
+        switch (a) {
+        case CACHE_RO:
+                return "r";
+        case CACHE_RW:
+                return "w";
+        case CACHE_RW_FORCE:
+                return "w!";
+        }
+        return "?";
+}
+
 const char *cache_access_name(enum cache_access a)
 {
         switch (a) {

@@ -247,3 +247,9 @@ bool cache_key_equal(const void *a, const void *b);
 
 /* "read-only", "read-write", "read-write (w!)": how a user holds its file. */
 const char *cache_access_name(enum cache_access a);
+
+/* The mode letters xenstore's `mode` and the control protocol's "access"
+ * use: "r", "w", "w!"; with aliases, "ro" and "rw" too.  0 or -EINVAL. */
+int cache_access_parse(const char *mode, bool aliases, enum cache_access *ret);
+/* "r", "w" or "w!". */
+const char *cache_access_mode(enum cache_access a);
