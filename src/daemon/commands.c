@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "errbuf.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
@@ -246,6 +247,26 @@ void attachment_free(struct daemon *d, struct attachment *a)
         free(a);
 }
 
+/* An attach's fd set: the caller's own (or root's pick), as fdset_use() gives it. */
+struct attach_open {
+        struct daemon *d;
+        struct ctl_call *call;
+        bool writable, direct_io;
+        struct fdset_use *use;
+};
+
+static int attach_open_set(uint32_t id, void *data, struct backing *ret, char *err, size_t errlen)
+{
+        struct attach_open *o = data;
+
+        if (!may_use_fdset(o->d, o->call, id)) {
+                errbuf_set(err, errlen, "Permission denied: fd set %u is not one of yours (peer uid %u)", id,
+                           (unsigned)ctl_call_peer_uid(o->call));
+                return -EPERM;
+        }
+        return fdset_use(o->d->fdsets, id, o->writable, o->direct_io, ret, &o->use, err, errlen);
+}
+
 static int cmd_attach(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
@@ -282,22 +303,13 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
         if (!peer_is_root(call) && acc == CACHE_RW_FORCE)
                 return REFUSE(call, "only root may skip the sharing check (w!)");
 
-        if (strncmp(target, "/dev/fdset/", 11) == 0) {
-                uint32_t id;
-                if (fdset_parse_path(target, &id) < 0)
-                        return BAD_ARGS(call, "'%s' is not a valid fd set name", target);
-                if (!may_use_fdset(d, call, id))
-                        return REFUSE(call, "fd set %u is not one of yours (peer uid %u)", id,
-                                      (unsigned)ctl_call_peer_uid(call));
-                r = fdset_use(d->fdsets, id, acc != CACHE_RO, direct_io, &b, &use, err, sizeof(err));
-        } else if (!peer_is_root(call)) {
+        if (!fdset_is_path(target) && !peer_is_root(call))
                 return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
                               "pass an open fd instead (add-fd, then /dev/fdset/N)");
-        } else {
-                r = backing_open_bounded(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, &b);
-                if (r < 0)
-                        backing_describe_error(r, target, acc != CACHE_RO, &b, err, sizeof(err));
-        }
+        struct attach_open o = { .d = d, .call = call, .writable = acc != CACHE_RO, .direct_io = direct_io };
+        r = fdset_open_target(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, attach_open_set, &o, &b,
+                              err, sizeof(err));
+        use = o.use;
         if (r < 0) {
                 ctl_call_error(call, r, "%s", err);
                 return 0;

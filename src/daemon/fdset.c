@@ -101,13 +101,12 @@ void fdset_registry_free(struct fdset_registry *r)
 
 int fdset_parse_path(const char *path, uint32_t *ret)
 {
-        static const char prefix[] = "/dev/fdset/";
         const char *p;
         uint64_t v = 0;
 
-        if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+        if (!fdset_is_path(path))
                 return -EINVAL;
-        p = path + sizeof(prefix) - 1;
+        p = path + strlen(FDSET_PATH_PREFIX);
         if (!*p || (p[0] == '0' && p[1]))
                 return -EINVAL;
         for (; *p; p++) {
@@ -119,6 +118,30 @@ int fdset_parse_path(const char *path, uint32_t *ret)
         }
         *ret = (uint32_t)v;
         return 0;
+}
+
+bool fdset_is_path(const char *target)
+{
+        return strncmp(target, FDSET_PATH_PREFIX, strlen(FDSET_PATH_PREFIX)) == 0;
+}
+
+int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_t timeout_usec,
+                      fdset_open_fn open_set, void *data, struct backing *ret, char *err, size_t errlen)
+{
+        uint32_t id;
+        int r;
+
+        if (fdset_is_path(target)) {
+                if (fdset_parse_path(target, &id) < 0) {
+                        errbuf_set(err, errlen, "'%.64s' is not a valid fd set name", target);
+                        return -EINVAL;
+                }
+                return open_set(id, data, ret, err, errlen);
+        }
+        r = backing_open_bounded(target, writable, direct_io, timeout_usec, ret);
+        if (r < 0)
+                backing_describe_error(r, target, writable, ret, err, errlen);
+        return r;
 }
 
 int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial)

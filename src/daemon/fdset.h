@@ -22,6 +22,7 @@ struct fdset_registry;
 struct fdset_use;
 
 #define FDSET_ID_MAX 0x7fffffffu
+#define FDSET_PATH_PREFIX "/dev/fdset/"
 #define FDSET_MAX_FDS 64
 /* Every fd kept in a set is also kept in the service manager's fd store,
  * next to the held loop devices (FileDescriptorStoreMax=16384 in the unit):
@@ -99,5 +100,16 @@ void fdset_settle(struct fdset_registry *r);
  * other than (uid_t)-1 only that user's. */
 int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret);
 
+/* Whether target names an fd set (starts with FDSET_PATH_PREFIX). */
+bool fdset_is_path(const char *target);
 /* "/dev/fdset/N" -> N; -EINVAL when path is not of that form. */
 int fdset_parse_path(const char *path, uint32_t *ret);
+
+/* Gives the fd of set id that a disk is set up from (see fdset_use()). */
+typedef int (*fdset_open_fn)(uint32_t id, void *data, struct backing *ret, char *err, size_t errlen);
+
+/* Opens a disk's target: "/dev/fdset/N" through open_set(N), anything else
+ * as a path with backing_open_bounded().  0 or -errno, with err saying why
+ * (-EINVAL for a malformed fd set name). */
+int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_t timeout_usec,
+                      fdset_open_fn open_set, void *data, struct backing *ret, char *err, size_t errlen);

@@ -522,30 +522,32 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
 
 /* ---- attach ------------------------------------------------------------- */
 
-#define FDSET_PREFIX "/dev/fdset/"
+struct params_open {
+        struct vbd_manager *m;
+        struct vbd *v;
+        bool writable;
+};
+
+static int open_params_set(uint32_t id, void *data, struct backing *ret, char *err, size_t errlen)
+{
+        struct params_open *o = data;
+        struct vbd_manager *m = o->m;
+
+        if (!m->cfg.open_fdset) {
+                snprintf(err, errlen, "fd sets are not available");
+                return -EOPNOTSUPP;
+        }
+        return m->cfg.open_fdset(m->cfg.fdset_userdata, id, o->writable, m->cfg.direct_io, ret,
+                                 &o->v->fdset_token, err, errlen);
+}
 
 static int open_params(struct vbd_manager *m, struct vbd *v, const char *params, bool writable,
                        struct backing *ret, char *err, size_t errlen)
 {
-        uint32_t id;
-        int r;
+        struct params_open o = { .m = m, .v = v, .writable = writable };
 
-        if (strncmp(params, FDSET_PREFIX, strlen(FDSET_PREFIX)) == 0) {
-                if (fdset_parse_path(params, &id) < 0) {
-                        snprintf(err, errlen, "'%.64s' is not a valid fd set name", params);
-                        return -EINVAL;
-                }
-                if (!m->cfg.open_fdset) {
-                        snprintf(err, errlen, "fd sets are not available");
-                        return -EOPNOTSUPP;
-                }
-                return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
-                                         &v->fdset_token, err, errlen);
-        }
-        r = backing_open_bounded(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, ret);
-        if (r < 0)
-                backing_describe_error(r, params, writable, ret, err, errlen);
-        return r;
+        return fdset_open_target(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, open_params_set,
+                                 &o, ret, err, errlen);
 }
 
 /* Publishes the device in one transaction.  -ENOENT: the directory went;
