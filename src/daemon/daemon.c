@@ -73,6 +73,45 @@ static int parse_level(const char *s)
         return -EINVAL;
 }
 
+static int parse_group(const char *name, gid_t *ret)
+{
+        struct group *g = getgrnam(name);
+
+        if (!g) {
+                fprintf(stderr, "xen-loopd: no group named '%s'\n", name);
+                return -EINVAL;
+        }
+        *ret = g->gr_gid;
+        return 0;
+}
+
+static int parse_block_size(const char *arg, uint32_t *ret)
+{
+        char *end;
+        unsigned long n = strtoul(arg, &end, 10);
+
+        if (*end || n < 512 || n > 65536 || (n & (n - 1))) {
+                fprintf(stderr, "xen-loopd: --block-size must be a power of two from 512 to 65536\n");
+                return -EINVAL;
+        }
+        *ret = (uint32_t)n;
+        return 0;
+}
+
+/* A timeout option: 1 to 3600 seconds. */
+static int parse_seconds(const char *option, const char *arg, uint64_t *ret_usec)
+{
+        char *end;
+        unsigned long n = strtoul(arg, &end, 10);
+
+        if (*end || end == arg || n < 1 || n > 3600) {
+                fprintf(stderr, "xen-loopd: --%s takes 1 to 3600 seconds\n", option);
+                return -EINVAL;
+        }
+        *ret_usec = (uint64_t)n * USEC_PER_SEC;
+        return 0;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
         enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE, OPT_XS_TIMEOUT, OPT_OPEN_TIMEOUT };
@@ -107,41 +146,25 @@ static int parse_args(int argc, char **argv, struct options *o)
                         }
                         o->home = optarg;
                         break;
-                case 'g': {
-                        struct group *g = getgrnam(optarg);
-                        if (!g) {
-                                fprintf(stderr, "xen-loopd: no group named '%s'\n", optarg);
+                case 'g':
+                        if (parse_group(optarg, &o->group) < 0)
                                 return -EINVAL;
-                        }
-                        o->group = g->gr_gid;
                         break;
-                }
                 case OPT_DIRECT_IO:
                         o->direct_io = true;
                         break;
-                case OPT_BLOCK_SIZE: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (*end || n < 512 || n > 65536 || (n & (n - 1))) {
-                                fprintf(stderr, "xen-loopd: --block-size must be a power of two from 512 to 65536\n");
+                case OPT_BLOCK_SIZE:
+                        if (parse_block_size(optarg, &o->block_size) < 0)
                                 return -EINVAL;
-                        }
-                        o->block_size = (uint32_t)n;
                         break;
-                }
                 case OPT_XS_TIMEOUT:
-                case OPT_OPEN_TIMEOUT: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (*end || end == optarg || n < 1 || n > 3600) {
-                                fprintf(stderr, "xen-loopd: --%s takes 1 to 3600 seconds\n",
-                                        c == OPT_XS_TIMEOUT ? "xenstore-timeout" : "open-timeout");
+                        if (parse_seconds("xenstore-timeout", optarg, &o->xenstore_timeout_usec) < 0)
                                 return -EINVAL;
-                        }
-                        *(c == OPT_XS_TIMEOUT ? &o->xenstore_timeout_usec : &o->open_timeout_usec) =
-                                (uint64_t)n * 1000000ULL;
                         break;
-                }
+                case OPT_OPEN_TIMEOUT:
+                        if (parse_seconds("open-timeout", optarg, &o->open_timeout_usec) < 0)
+                                return -EINVAL;
+                        break;
                 case 'l':
                         level = parse_level(optarg);
                         if (level < 0) {
@@ -543,22 +566,12 @@ static void raise_fd_limit(void)
                             (unsigned long long)rl.rlim_cur, FD_LIMIT_WANTED);
 }
 
-static int run(const struct options *o)
+/* The event loop, and the signals that end or reload the daemon. */
+static int setup_event_loop(struct daemon *d)
 {
-        struct daemon d = {
-                .direct_io = o->direct_io,
-                .block_size = o->block_size,
-                .open_timeout_usec = o->open_timeout_usec ? o->open_timeout_usec : BACKING_OPEN_TIMEOUT_DEFAULT_USEC,
-        };
-        struct ctl_server_config ctl_cfg;
-        struct fdstore_fd *stored = NULL;
-        size_t n_stored = 0;
         sigset_t mask;
         int r;
 
-        d.started_usec = now_usec();
-        d.notify = !!getenv("NOTIFY_SOCKET");
-        raise_fd_limit();
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -566,81 +579,120 @@ static int run(const struct options *o)
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
-        r = sd_event_new(&d.event);
-        if (r < 0) {
-                log_error_errno(r, "Cannot create the event loop: %m");
-                goto out;
-        }
-        sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d);
-        sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d);
-        sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the event loop: %m");
+        sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
+        sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+        sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
+        return 0;
+}
 
-        r = fdstore_collect(&stored, &n_stored);
-        if (r < 0)
-                log_warning_errno(r, "Cannot take back stored fds: %m");
-        if (!d.notify)
-                log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
+/* The cache, the fd sets and the attachments, with what the fd store handed
+ * back adopted into them; the uevent monitor and the spare device. */
+static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_stored)
+{
+        int r;
 
-        r = cache_new(&d.cache);
+        r = cache_new(&d->cache);
         if (r < 0)
-                goto out;
-        if (d.notify)
-                cache_set_hooks(d.cache, &fdstore_hooks);
-        r = fdset_registry_new(d.notify ? &fdset_store_hooks : NULL, &d.fdsets);
+                return r;
+        if (d->notify)
+                cache_set_hooks(d->cache, &fdstore_hooks);
+        r = fdset_registry_new(d->notify ? &fdset_store_hooks : NULL, &d->fdsets);
         if (r < 0)
-                goto out;
-        adopt_stored(&d, stored, n_stored);
-        d.attachments = hashmap_new(hash_string, equal_string);
-        if (!d.attachments) {
-                r = -ENOMEM;
-                goto out;
-        }
-        r = uevent_monitor_new(d.event, d.cache, &d.uevent);
-        if (r < 0) {
-                log_error_errno(r, "Cannot listen to kernel uevents: %m");
-                goto out;
-        }
-        r = setup_spare(&d);
-        if (r < 0) {
-                log_error_errno(r, "Cannot set up the event loop: %m");
-                goto out;
-        }
-        d.opts = o;
-        /* Without xenstored yet (the daemon may start first), the connection
-         * keeps trying; the disks are served from the moment it answers. */
-        r = sd_event_add_time(d.event, &d.home_retry, CLOCK_MONOTONIC, 0, 0, on_home_retry, &d);
+                return r;
+        adopt_stored(d, stored, n_stored);
+        d->attachments = hashmap_new(hash_string, equal_string);
+        if (!d->attachments)
+                return -ENOMEM;
+        r = uevent_monitor_new(d->event, d->cache, &d->uevent);
         if (r < 0)
-                goto out;
-        sd_event_source_set_enabled(d.home_retry, SD_EVENT_OFF);
-        r = xs_conn_new(d.event, &xs_ops, &d, &d.xs);
-        if (r < 0) {
-                log_error_errno(r, "Cannot set up the xenstore connection: %m");
-                goto out;
-        }
+                return log_error_errno(r, "Cannot listen to kernel uevents: %m");
+        r = setup_spare(d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the event loop: %m");
+        return 0;
+}
+
+/* Without xenstored yet (the daemon may start first), the connection keeps
+ * trying; the disks are served from the moment it answers. */
+static int setup_xenstore(struct daemon *d, const struct options *o)
+{
+        int r;
+
+        r = sd_event_add_time(d->event, &d->home_retry, CLOCK_MONOTONIC, 0, 0, on_home_retry, d);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(d->home_retry, SD_EVENT_OFF);
+        r = xs_conn_new(d->event, &xs_ops, d, &d->xs);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the xenstore connection: %m");
         if (o->xenstore_timeout_usec)
-                xs_conn_set_timeout(d.xs, o->xenstore_timeout_usec);
-        if (xs_conn_connected(d.xs)) {
-                r = start_disks(&d);
-                if (r == -EAGAIN)
-                        try_start_disks(&d);
-                else if (r < 0)
-                        goto out;
-        } else
+                xs_conn_set_timeout(d->xs, o->xenstore_timeout_usec);
+        if (!xs_conn_connected(d->xs)) {
                 log_notice("xenstored does not answer yet; waiting for it.");
-        ctl_cfg = (struct ctl_server_config){
+                return 0;
+        }
+        r = start_disks(d);
+        if (r == -EAGAIN) {
+                try_start_disks(d);
+                return 0;
+        }
+        return r < 0 ? r : 0;
+}
+
+static int setup_control(struct daemon *d, const struct options *o)
+{
+        struct ctl_server_config cfg = {
                 .path = o->socket,
                 .listen_fd = fdstore_control_socket(),
                 .allowed_gid = o->group,
                 .commands = daemon_commands,
                 .n_commands = daemon_n_commands,
-                .userdata = &d,
+                .userdata = d,
                 .on_disconnect = on_disconnect,
         };
-        r = ctl_server_new(d.event, &ctl_cfg, &d.ctl);
-        if (r < 0) {
-                log_error_errno(r, "Cannot listen on %s: %m", o->socket);
+        int r;
+
+        r = ctl_server_new(d->event, &cfg, &d->ctl);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on %s: %m", o->socket);
+        return 0;
+}
+
+static int run(const struct options *o)
+{
+        struct daemon d = {
+                .direct_io = o->direct_io,
+                .block_size = o->block_size,
+                .open_timeout_usec = o->open_timeout_usec ? o->open_timeout_usec : BACKING_OPEN_TIMEOUT_DEFAULT_USEC,
+                .opts = o,
+        };
+        struct fdstore_fd *stored = NULL;
+        size_t n_stored = 0;
+        int r;
+
+        d.started_usec = now_usec();
+        d.notify = !!getenv("NOTIFY_SOCKET");
+        raise_fd_limit();
+        r = setup_event_loop(&d);
+        if (r < 0)
                 goto out;
-        }
+        r = fdstore_collect(&stored, &n_stored);
+        if (r < 0)
+                log_warning_errno(r, "Cannot take back stored fds: %m");
+        if (!d.notify)
+                log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
+        r = setup_devices(&d, stored, n_stored);
+        if (r < 0)
+                goto out;
+        r = setup_xenstore(&d, o);
+        if (r < 0)
+                goto out;
+        r = setup_control(&d, o);
+        if (r < 0)
+                goto out;
         if (d.notify) {
                 sd_event_add_time(d.event, NULL, CLOCK_MONOTONIC, 0, 0, on_status_timer, &d);
                 sd_notify(0, "READY=1");
