@@ -1144,20 +1144,14 @@ static int set_direct_io(struct cache *c, int fd, bool on)
         return c->ops->set_direct_io ? c->ops->set_direct_io(fd, on) : -EOPNOTSUPP;
 }
 
-int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cache_reconfig *rc,
-                      char *err, size_t errlen)
+/* What rc would make of e's key, if the change is allowed. */
+static int reconfig_key(struct cache *c, const struct entry *e, const struct cache_reconfig *rc,
+                        struct cache_key *ret, char *err, size_t errlen)
 {
-        struct entry *e = container_of(pe, struct entry, pub);
-        _cleanup_close_ int tmp = -1;
+        const struct cache_entry *pe = &e->pub;
         struct cache_key key = pe->key;
-        struct ident *id = e->ident, *nid = NULL;
-        struct loop_device now;
-        bool created = false, dio_changed = false;
         struct stat st;
-        char *path = NULL;
-        int fd, r;
 
-        errbuf_set(err, errlen, "%s", "");
         if (pe->dead || pe->key.is_block) {
                 errbuf_set(err, errlen, "%s cannot be reconfigured: %s", pe->dev.node,
                           pe->dead ? "the kernel dropped it" : "it is a block device used as it is");
@@ -1187,59 +1181,88 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
         }
         if (key.dev != pe->key.dev || key.ino != pe->key.ino) {
                 struct ident_key ik = ident_key_plain(&key);
-                nid = ident_get(c, &ik, false, &created);
+                bool created;
+                struct ident *nid = ident_get(c, &ik, false, &created);
                 if (nid && nid->n_rw > 0) {
                         errbuf_set(err, errlen, "the new backing file is in use read-write by %s",
                                   list_first_entry(&nid->rw_users, struct user, ident_link)->pub.name);
                         return -EBUSY;
                 }
         }
-        if (rc->backing_path && !(path = strdup(rc->backing_path)))
-                return -ENOMEM;
+        *ret = key;
+        return 0;
+}
 
-        /* The device's own fd, or a checked one for the time of the change. */
-        fd = pe->dev.fd;
-        if (fd < 0) {
-                r = c->ops->reopen(&pe->dev, false, &tmp);
-                if (r >= 0)
-                        r = entry_check_fd(c, e, tmp);
-                if (r < 0) {
-                        free(path);
-                        errbuf_set(err, errlen, "cannot reopen %s: %s", pe->dev.node, strerror(-r));
-                        return r;
-                }
-                fd = tmp;
-        }
+/* Asks the kernel for rc's changes on fd, e's device; a refusal leaves the
+ * device as it was. */
+static int reconfig_device(struct cache *c, const struct entry *e, int fd, const struct cache_reconfig *rc,
+                           char *err, size_t errlen)
+{
+        const struct cache_entry *pe = &e->pub;
+        bool dio_changed = false;
+        int r;
 
         if (rc->direct_io >= 0 && (bool)rc->direct_io != pe->key.direct_io) {
                 r = set_direct_io(c, fd, rc->direct_io);
                 if (r < 0) {
-                        free(path);
                         errbuf_set(err, errlen, "the kernel refused direct I/O %s for %s: %s",
                                   rc->direct_io ? "on" : "off", pe->dev.node, strerror(-r));
                         return r;
                 }
                 dio_changed = true;
         }
-        if (rc->backing_fd >= 0 &&
-            (r = c->ops->change_fd ? c->ops->change_fd(fd, rc->backing_fd) : -EOPNOTSUPP) < 0) {
+        if (rc->backing_fd < 0)
+                return 0;
+        r = c->ops->change_fd ? c->ops->change_fd(fd, rc->backing_fd) : -EOPNOTSUPP;
+        if (r < 0) {
                 if (dio_changed && set_direct_io(c, fd, pe->key.direct_io) < 0)
                         log_warning("Could not set direct I/O of %s back.", pe->dev.node);
-                free(path);
                 errbuf_set(err, errlen, "the kernel refused the new backing for %s (%s); it keeps serving %s",
                           pe->dev.node, r == -EINVAL ? "not the same size, or not read-only" : strerror(-r),
                           pe->path);
                 return r;
         }
+        return 0;
+}
 
-        /* In place: the entry follows the device. */
+/* e's users move to the sharing account of the file key names. */
+static void entry_move_ident(struct cache *c, struct entry *e, const struct cache_key *key)
+{
+        struct ident *id = e->ident, *nid;
+        struct ident_key ik;
+        struct cache_user *u;
+        bool created;
+
+        if (key->dev == id->key.dev && key->ino == id->key.ino)
+                return;
+        ik = ident_key_plain(key);
+        nid = ident_get(c, &ik, true, &created);
+        if (!nid)
+                return;
+        list_foreach_entry(u, &e->pub.users, link) {
+                ident_unlink_user(id, container_of(u, struct user, pub));
+                ident_link_user(nid, container_of(u, struct user, pub));
+        }
+        e->ident = nid;
+        if (id->n_ro + id->n_rw == 0)
+                ident_drop(c, id);
+}
+
+/* After the kernel took the change, e follows its device (open as fd):
+ * key, backing identity, diskseq, path (taken), sharing account. */
+static void entry_follow_device(struct cache *c, struct entry *e, int fd, const struct cache_key *key, char *path)
+{
+        struct cache_entry *pe = &e->pub;
+        struct loop_device now;
+        int r;
+
         r = c->ops->inspect(fd, &now);
         if (r < 0)
                 log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m", pe->dev.node);
         if (pe->dev.fd >= 0)
                 entry_close_hook_only(c, e);
         map_remove_if(c->by_key, &pe->key, e);
-        pe->key = key;
+        pe->key = *key;
         if (r >= 0) {
                 pe->dev.diskseq = now.diskseq;
                 pe->dev.backing_dev = now.backing_dev;
@@ -1251,21 +1274,42 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 free(pe->path);
                 pe->path = path;
         }
-        if (key.dev != id->key.dev || key.ino != id->key.ino) {
-                struct ident_key ik = ident_key_plain(&key);
-                nid = ident_get(c, &ik, true, &created);
-                if (nid) {
-                        struct cache_user *u;
-                        list_foreach_entry(u, &pe->users, link) {
-                                ident_unlink_user(id, container_of(u, struct user, pub));
-                                ident_link_user(nid, container_of(u, struct user, pub));
-                        }
-                        e->ident = nid;
-                        if (id->n_ro + id->n_rw == 0)
-                                ident_drop(c, id);
-                }
-        }
+        entry_move_ident(c, e, key);
         if (pe->dev.fd >= 0)
                 entry_held(c, e);
+}
+
+int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cache_reconfig *rc,
+                      char *err, size_t errlen)
+{
+        struct entry *e = container_of(pe, struct entry, pub);
+        _cleanup_close_ int tmp = -1;
+        _cleanup_free_ char *path = NULL;
+        struct cache_key key;
+        int fd, r;
+
+        errbuf_set(err, errlen, "%s", "");
+        r = reconfig_key(c, e, rc, &key, err, errlen);
+        if (r < 0)
+                return r;
+        if (rc->backing_path && !(path = strdup(rc->backing_path)))
+                return -ENOMEM;
+
+        /* The device's own fd, or a checked one for the time of the change. */
+        fd = pe->dev.fd;
+        if (fd < 0) {
+                r = c->ops->reopen(&pe->dev, false, &tmp);
+                if (r >= 0)
+                        r = entry_check_fd(c, e, tmp);
+                if (r < 0) {
+                        errbuf_set(err, errlen, "cannot reopen %s: %s", pe->dev.node, strerror(-r));
+                        return r;
+                }
+                fd = tmp;
+        }
+        r = reconfig_device(c, e, fd, rc, err, errlen);
+        if (r < 0)
+                return r;
+        entry_follow_device(c, e, fd, &key, TAKE_PTR(path));
         return 0;
 }
