@@ -267,90 +267,119 @@ static int attach_open_set(uint32_t id, void *data, struct backing *ret, char *e
         return fdset_use(o->d->fdsets, id, o->writable, o->direct_io, ret, &o->use, err, errlen);
 }
 
-static int cmd_attach(struct ctl_call *call, struct json_object *args, void *userdata)
+/* What an attach asks for. */
+struct attach_args {
+        const char *name, *target;
+        enum cache_access access;
+        struct loop_config cfg;
+};
+
+/* NULL, or what is wrong with the arguments. */
+static const char *attach_parse(const struct daemon *d, struct json_object *args, struct attach_args *ret)
 {
-        struct daemon *d = userdata;
-        const char *name = NULL, *target = NULL, *access = "w";
+        const char *access = "w";
         bool direct_io = d->direct_io;
         uint64_t block_size = d->block_size, offset = 0, size_limit = 0;
-        struct backing b = { .fd = -1 };
-        struct fdset_use *use = NULL;
-        struct cache_request req;
-        char err[512] = "", uname[300];
-        struct attachment *a;
-        enum cache_access acc;
-        int r;
 
-        if (arg_string(args, "name", true, &name) < 0 || !*name || strlen(name) > 255)
-                return BAD_ARGS(call, "\"name\" must be a non-empty string of at most 255 bytes");
-        if (arg_string(args, "target", true, &target) < 0 || !*target)
-                return BAD_ARGS(call, "\"target\" must name a file, block device or /dev/fdset/N");
-        if (arg_string(args, "access", false, &access) < 0)
-                return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
-        if (cache_access_parse(access, true, &acc) < 0)
-                return BAD_ARGS(call, "\"access\" must be \"r\", \"w\" or \"w!\"");
+        if (arg_string(args, "name", true, &ret->name) < 0 || !*ret->name || strlen(ret->name) > 255)
+                return "\"name\" must be a non-empty string of at most 255 bytes";
+        if (arg_string(args, "target", true, &ret->target) < 0 || !*ret->target)
+                return "\"target\" must name a file, block device or /dev/fdset/N";
+        if (arg_string(args, "access", false, &access) < 0 || cache_access_parse(access, true, &ret->access) < 0)
+                return "\"access\" must be \"r\", \"w\" or \"w!\"";
         if (arg_bool(args, "direct-io", &direct_io) < 0 ||
             arg_u64(args, "block-size", 65536, &block_size) < 0 ||
             arg_u64(args, "offset", INT64_MAX, &offset) < 0 ||
             arg_u64(args, "size-limit", INT64_MAX, &size_limit) < 0)
-                return BAD_ARGS(call, "\"direct-io\" must be a boolean; \"block-size\", \"offset\" and \"size-limit\" non-negative integers");
+                return "\"direct-io\" must be a boolean; \"block-size\", \"offset\" and \"size-limit\" non-negative integers";
         if (block_size && (block_size < 512 || (block_size & (block_size - 1))))
-                return BAD_ARGS(call, "\"block-size\" must be a power of two from 512 to 65536");
-        if (hashmap_get(d->attachments, name)) {
-                ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", name);
-                return 0;
-        }
-        if (!peer_is_root(call) && acc == CACHE_RW_FORCE)
-                return REFUSE(call, "only root may skip the sharing check (w!)");
+                return "\"block-size\" must be a power of two from 512 to 65536";
+        ret->cfg = (struct loop_config){
+                .read_only = ret->access == CACHE_RO,
+                .direct_io = direct_io,
+                .block_size = (uint32_t)block_size,
+                .offset = offset,
+                .size_limit = size_limit,
+        };
+        return NULL;
+}
 
-        if (!fdset_is_path(target) && !peer_is_root(call))
-                return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
-                              "pass an open fd instead (add-fd, then /dev/fdset/N)");
-        struct attach_open o = { .d = d, .call = call, .writable = acc != CACHE_RO, .direct_io = direct_io };
-        r = fdset_open_target(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, attach_open_set, &o, &b,
-                              err, sizeof(err));
-        use = o.use;
-        if (r < 0) {
-                ctl_call_error(call, r, "%s", err);
-                return 0;
-        }
+/* Sets a up from the opened backing b (closed here) and registers it; on
+ * failure a is freed. */
+static int attach_acquire(struct daemon *d, struct attachment *a, const struct attach_args *aa, struct backing *b,
+                          char *err, size_t errlen)
+{
+        struct cache_request req;
+        char uname[300];
+        int r;
 
-        a = calloc(1, sizeof(*a));
-        if (!a || !(a->name = strdup(name))) {
-                free(a);
-                backing_close(&b);
-                if (use)
-                        fdset_unuse(d->fdsets, use);
-                return -ENOMEM;
-        }
-        a->fdset_use = use;
-        a->owner = ctl_call_peer_uid(call);
-        snprintf(uname, sizeof(uname), "attachment %s", name);
+        snprintf(uname, sizeof(uname), "attachment %s", aa->name);
         req = (struct cache_request){
-                .backing = &b,
-                .path = target,
-                .cfg = {
-                        .read_only = acc == CACHE_RO,
-                        .direct_io = direct_io,
-                        .block_size = (uint32_t)block_size,
-                        .offset = offset,
-                        .size_limit = size_limit,
-                },
-                .access = acc,
+                .backing = b,
+                .path = aa->target,
+                .cfg = aa->cfg,
+                .access = aa->access,
                 .name = uname,
                 .domid = UINT32_MAX,
                 .devid = UINT32_MAX,
         };
-        r = cache_acquire(d->cache, &req, &a->user, err, sizeof(err));
-        backing_close(&b);
+        r = cache_acquire(d->cache, &req, &a->user, err, errlen);
+        backing_close(b);
         if (r >= 0)
                 r = hashmap_put(d->attachments, a->name, a);
-        if (r < 0) {
+        if (r < 0)
                 attachment_free(d, a);
+        return r;
+}
+
+static int cmd_attach(struct ctl_call *call, struct json_object *args, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct attach_args aa;
+        struct backing b = { .fd = -1 };
+        struct attach_open o = { .d = d, .call = call };
+        struct attachment *a;
+        const char *bad;
+        char err[512] = "";
+        int r;
+
+        bad = attach_parse(d, args, &aa);
+        if (bad)
+                return BAD_ARGS(call, "%s", bad);
+        if (hashmap_get(d->attachments, aa.name)) {
+                ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", aa.name);
+                return 0;
+        }
+        if (!peer_is_root(call) && aa.access == CACHE_RW_FORCE)
+                return REFUSE(call, "only root may skip the sharing check (w!)");
+        if (!fdset_is_path(aa.target) && !peer_is_root(call))
+                return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
+                              "pass an open fd instead (add-fd, then /dev/fdset/N)");
+
+        o.writable = aa.access != CACHE_RO;
+        o.direct_io = aa.cfg.direct_io;
+        r = fdset_open_target(aa.target, o.writable, o.direct_io, d->open_timeout_usec, attach_open_set, &o, &b,
+                              err, sizeof(err));
+        if (r < 0) {
+                ctl_call_error(call, r, "%s", err);
+                return 0;
+        }
+        a = calloc(1, sizeof(*a));
+        if (!a || !(a->name = strdup(aa.name))) {
+                free(a);
+                backing_close(&b);
+                if (o.use)
+                        fdset_unuse(d->fdsets, o.use);
+                return -ENOMEM;
+        }
+        a->fdset_use = o.use;
+        a->owner = ctl_call_peer_uid(call);
+        r = attach_acquire(d, a, &aa, &b, err, sizeof(err));
+        if (r < 0) {
                 ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
                 return 0;
         }
-        log_info("Attached %s as %s (%s).", target, a->user->entry->dev.node, name);
+        log_info("Attached %s as %s (%s).", aa.target, a->user->entry->dev.node, aa.name);
         ctl_call_reply(call, device_json(a->user->entry));
         return 0;
 }
