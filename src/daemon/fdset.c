@@ -190,6 +190,13 @@ static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
         return s;
 }
 
+/* Forgets the set s, which holds no fd. */
+static void set_free(struct fdset_registry *r, struct fdset *s)
+{
+        hashmap_remove(r->sets, &s->id);
+        free(s);
+}
+
 /* Closes f, telling the fd store; its set goes with its last fd. */
 static void drop(struct fdset_registry *r, struct fdset_fd *f)
 {
@@ -201,10 +208,8 @@ static void drop(struct fdset_registry *r, struct fdset_fd *f)
         if (r->hooks.dropped)
                 r->hooks.dropped(f->fd, f->name, r->hooks.userdata);
         fd_free(f);
-        if (list_is_empty(&s->fds)) {
-                hashmap_remove(r->sets, &s->id);
-                free(s);
-        }
+        if (list_is_empty(&s->fds))
+                set_free(r, s);
 }
 
 static bool same_open_file(int a, int b)
@@ -216,41 +221,38 @@ static bool same_open_file(int a, int b)
 
 /* name: the fd is taken back from the fd store under that name; restored
  * (taken back, maybe under a new name): no limit applies. */
-static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid_t owner, const char *opaque,
-               const char *name, bool restored, int *ret_fd, char *err, size_t errlen)
+/* The fd's flags, if it can back a disk: a regular file or a block device. */
+static int check_fd(int fd, int *ret_flags, char *err, size_t errlen)
 {
-        _cleanup_close_ int owned = fd;
         struct backing b;
-        struct fdset_fd *f;
-        struct fdset *s;
-        bool created;
-        int flags, r2;
+        int r;
 
-        flags = fcntl(fd, F_GETFL);
-        if (flags < 0) {
+        *ret_flags = fcntl(fd, F_GETFL);
+        if (*ret_flags < 0) {
                 errbuf_set(err, errlen, "the fd passed is not open");
                 return -EBADF;
         }
-        /* Only what can back a disk: a regular file or a block device. */
-        r2 = backing_from_fd(fd, false, &b);
-        if (r2 < 0) {
-                if (r2 == -ENOTBLK)
-                        errbuf_set(err, errlen, "the fd passed is %s, not a regular file or block device",
-                                  backing_type_name(b.st.st_mode));
-                else
-                        errbuf_set(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
-                return r2;
-        }
-        s = hashmap_get(r->sets, &id);
+        r = backing_from_fd(fd, false, &b);
+        if (r == -ENOTBLK)
+                errbuf_set(err, errlen, "the fd passed is %s, not a regular file or block device",
+                          backing_type_name(b.st.st_mode));
+        else if (r < 0)
+                errbuf_set(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r));
+        return r < 0 ? r : 0;
+}
+
+/* Whether owner may add an fd to set id (s, NULL when there is none yet).
+ * The limits are for what a client adds; fds taken back from the fd store
+ * are there already. */
+static int check_room(const struct fdset_registry *r, const struct fdset *s, uint32_t id, uid_t owner,
+                      bool restored, char *err, size_t errlen)
+{
         if (s && s->owner != owner) {
                 errbuf_set(err, errlen, "fd set %u belongs to uid %u: add the fd to a set of your own "
                            "(leave \"fdset-id\" out for a new one)", id, (unsigned)s->owner);
                 return -EPERM;
         }
-        created = !s;
-        /* Limits for what a client adds; fds taken back from the fd store
-         * are there already. */
-        if (!restored && created && hashmap_size(r->sets) >= FDSET_MAX_SETS) {
+        if (!restored && !s && hashmap_size(r->sets) >= FDSET_MAX_SETS) {
                 errbuf_set(err, errlen, "there are %u fd sets already, the most xen-loopd keeps: "
                            "add the fd to an existing set or remove a set first", FDSET_MAX_SETS);
                 return -ENOSPC;
@@ -260,6 +262,26 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
                            "remove fds first", r->n_fds);
                 return -ENOSPC;
         }
+        return 0;
+}
+
+static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid_t owner, const char *opaque,
+               const char *name, bool restored, int *ret_fd, char *err, size_t errlen)
+{
+        _cleanup_close_ int owned = fd;
+        struct fdset_fd *f;
+        struct fdset *s;
+        bool created;
+        int flags, k;
+
+        k = check_fd(fd, &flags, err, errlen);
+        if (k < 0)
+                return k;
+        s = hashmap_get(r->sets, &id);
+        created = !s;
+        k = check_room(r, s, id, owner, restored, err, errlen);
+        if (k < 0)
+                return k;
         s = set_get(r, id, true);
         if (!s)
                 return -ENOMEM;
@@ -274,19 +296,15 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
                         errbuf_set(err, errlen,
                                   "fd set %u holds that open file already (as fd %d): a dup() shares its flags, "
                                   "pass a separately opened file", id, f->fd);
-                        if (created) {
-                                hashmap_remove(r->sets, &s->id);
-                                free(s);
-                        }
+                        if (created)
+                                set_free(r, s);
                         return -EEXIST;
                 }
         f = calloc(1, sizeof(*f));
         if (!f || (opaque && !(f->opaque = strdup(opaque)))) {
                 free(f);
-                if (created) {
-                        hashmap_remove(r->sets, &s->id);
-                        free(s);
-                }
+                if (created)
+                        set_free(r, s);
                 return -ENOMEM;
         }
         f->fd = TAKE_FD(owned);
