@@ -239,12 +239,82 @@ static bool valid_command_name(const char *s, size_t len)
         return true;
 }
 
+static int request_version(struct json_object *obj, char *err, size_t errlen)
+{
+        uint64_t version;
+        int r;
+
+        r = proto_get_uint(obj, "xen-loopd", UINT32_MAX, &version);
+        if (r == -ENOENT) {
+                errbuf_set(err, errlen, "request has no \"xen-loopd\" protocol version");
+                return -EBADMSG;
+        }
+        if (r < 0) {
+                errbuf_set(err, errlen, "\"xen-loopd\" must be the protocol version, an integer");
+                return -EBADMSG;
+        }
+        if (version != PROTO_VERSION) {
+                errbuf_set(err, errlen, "protocol version %" PRIu64 " is not supported (this is version %d)",
+                        version, PROTO_VERSION);
+                return -EPROTONOSUPPORT;
+        }
+        return 0;
+}
+
+static int request_command(struct json_object *obj, const char **ret, char *err, size_t errlen)
+{
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(obj, "command", &v)) {
+                errbuf_set(err, errlen, "request has no \"command\"");
+                return -EBADMSG;
+        }
+        if (!json_object_is_type(v, json_type_string)) {
+                errbuf_set(err, errlen, "\"command\" must be a string");
+                return -EBADMSG;
+        }
+        *ret = json_object_get_string(v);
+        if (!valid_command_name(*ret, (size_t)json_object_get_string_len(v))) {
+                errbuf_set(err, errlen, "\"command\" must be a command name (lower-case letters, digits, '-')");
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* The request's "args" (NULL when left out), and no field but the four. */
+static int request_args(struct json_object *obj, struct json_object **ret, char *err, size_t errlen)
+{
+        struct json_object *args = NULL;
+
+        if (json_object_object_get_ex(obj, "args", &args) && !json_object_is_type(args, json_type_object)) {
+                errbuf_set(err, errlen, "\"args\" must be a JSON object");
+                return -EBADMSG;
+        }
+        json_object_object_foreach(obj, key, val) {
+                (void)val;
+                if (strcmp(key, "xen-loopd") != 0 && strcmp(key, "id") != 0 && strcmp(key, "command") != 0 &&
+                    strcmp(key, "args") != 0) {
+                        errbuf_set(err, errlen, "unknown field \"%.64s\" in request", key);
+                        return -EBADMSG;
+                }
+        }
+        if (args) {
+                const char *why = bad_value(args);
+                if (why) {
+                        errbuf_set(err, errlen, "in \"args\", %s", why);
+                        return -EBADMSG;
+                }
+        }
+        *ret = args;
+        return 0;
+}
+
 int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, uint32_t *ret_id,
                         char *err, size_t errlen)
 {
         _cleanup_json_ struct json_object *obj = NULL;
-        struct json_object *v, *args = NULL;
-        uint64_t id, version;
+        struct json_object *args = NULL;
+        uint64_t id;
         const char *command;
         int r;
 
@@ -270,56 +340,15 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         if (ret_id)
                 *ret_id = (uint32_t)id;
 
-        r = proto_get_uint(obj, "xen-loopd", UINT32_MAX, &version);
-        if (r == -ENOENT) {
-                errbuf_set(err, errlen, "request has no \"xen-loopd\" protocol version");
-                return -EBADMSG;
-        }
-        if (r < 0) {
-                errbuf_set(err, errlen, "\"xen-loopd\" must be the protocol version, an integer");
-                return -EBADMSG;
-        }
-        if (version != PROTO_VERSION) {
-                errbuf_set(err, errlen, "protocol version %" PRIu64 " is not supported (this is version %d)",
-                        version, PROTO_VERSION);
-                return -EPROTONOSUPPORT;
-        }
-
-        if (!json_object_object_get_ex(obj, "command", &v)) {
-                errbuf_set(err, errlen, "request has no \"command\"");
-                return -EBADMSG;
-        }
-        if (!json_object_is_type(v, json_type_string)) {
-                errbuf_set(err, errlen, "\"command\" must be a string");
-                return -EBADMSG;
-        }
-        command = json_object_get_string(v);
-        if (!valid_command_name(command, (size_t)json_object_get_string_len(v))) {
-                errbuf_set(err, errlen, "\"command\" must be a command name (lower-case letters, digits, '-')");
-                return -EBADMSG;
-        }
-
-        if (json_object_object_get_ex(obj, "args", &args) && !json_object_is_type(args, json_type_object)) {
-                errbuf_set(err, errlen, "\"args\" must be a JSON object");
-                return -EBADMSG;
-        }
-
-        json_object_object_foreach(obj, key, val) {
-                (void)val;
-                if (strcmp(key, "xen-loopd") != 0 && strcmp(key, "id") != 0 && strcmp(key, "command") != 0 &&
-                    strcmp(key, "args") != 0) {
-                        errbuf_set(err, errlen, "unknown field \"%.64s\" in request", key);
-                        return -EBADMSG;
-                }
-        }
-
-        if (args) {
-                const char *why = bad_value(args);
-                if (why) {
-                        errbuf_set(err, errlen, "in \"args\", %s", why);
-                        return -EBADMSG;
-                }
-        }
+        r = request_version(obj, err, errlen);
+        if (r < 0)
+                return r;
+        r = request_command(obj, &command, err, errlen);
+        if (r < 0)
+                return r;
+        r = request_args(obj, &args, err, errlen);
+        if (r < 0)
+                return r;
 
         if (!args) {
                 args = json_object_new_object();
