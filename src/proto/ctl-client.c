@@ -247,6 +247,70 @@ static int recv_reply(struct ctl_client *c, uint64_t deadline, struct proto_repl
         }
 }
 
+/* Whether a call may be made at all. */
+static int call_check(const struct ctl_client *c, const char *command, const int *fds, size_t n_fds,
+                      struct ctl_error *err)
+{
+        if (!c || !command || (n_fds > 0 && !fds))
+                return fail(err, -EINVAL, false, "Invalid call.");
+        if (n_fds > PROTO_MAX_FDS)
+                return fail(err, -EINVAL, false, "A request carries at most %d file descriptors.", PROTO_MAX_FDS);
+        if (c->broken)
+                return fail(err, -ENOTCONN, false, "The connection to xen-loopd was lost.");
+        return 0;
+}
+
+/* A failure to receive the reply to command; the connection is broken. */
+static int recv_failed(struct ctl_client *c, const char *command, int r, int send_error, struct ctl_error *err)
+{
+        c->broken = true;
+        switch (r) {
+        case -ETIMEDOUT:
+                return fail(err, r, false, "xen-loopd did not answer \"%s\" in time.", command);
+        case -ECONNRESET:
+        case -EPIPE:
+                if (send_error < 0 && send_error != -EPIPE && send_error != -ECONNRESET)
+                        return fail(err, send_error, false, "Cannot send the \"%s\" request: %s.", command,
+                                    strerror(-send_error));
+                return fail(err, -ECONNRESET, false, "xen-loopd closed the connection before answering \"%s\".",
+                            command);
+        case -EMSGSIZE:
+                return fail(err, r, false, "The reply to \"%s\" is too large.", command);
+        case -EPROTONOSUPPORT:
+                return fail(err, r, false, "xen-loopd speaks another version of the control protocol.");
+        default:
+                return fail(err, r, false, "Malformed reply from xen-loopd: %s.", strerror(-r));
+        }
+}
+
+/* Receives until the reply to call id comes (into rep), skipping late
+ * replies to earlier calls.  After a failed send (send_error), only what
+ * the daemon left already is read. */
+static int wait_reply(struct ctl_client *c, const char *command, uint32_t id, uint64_t deadline, int send_error,
+                      struct proto_reply *rep, struct ctl_error *err)
+{
+        int r;
+
+        for (;;) {
+                r = recv_reply(c, send_error < 0 ? now_usec() : deadline, rep);
+                if (r == -ETIMEDOUT && send_error < 0)
+                        r = -ECONNRESET;
+                if (r < 0)
+                        return recv_failed(c, command, r, send_error, err);
+                /* id 0 answers no request: the connection itself failed
+                 * (refused peer, too many clients, a message we mangled). */
+                if (rep->id == 0 && id != 0 && !rep->ok) {
+                        c->broken = true;
+                        r = fail(err, rep->error, false, "%s", rep->message);
+                        proto_reply_done(rep);
+                        return r;
+                }
+                if (rep->id == id)
+                        return 0;
+                proto_reply_done(rep);    /* a late reply to an earlier call */
+        }
+}
+
 int ctl_client_call(struct ctl_client *c, const char *command, struct json_object *args, const int *fds,
                     size_t n_fds, uint64_t timeout_usec, struct json_object **ret_result, struct ctl_error *err)
 {
@@ -258,20 +322,10 @@ int ctl_client_call(struct ctl_client *c, const char *command, struct json_objec
 
         if (ret_result)
                 *ret_result = NULL;
-        if (!c || !command || (n_fds > 0 && !fds)) {
-                if (args)
-                        json_object_put(args);
-                return fail(err, -EINVAL, false, "Invalid call.");
-        }
-        if (n_fds > PROTO_MAX_FDS) {
-                if (args)
-                        json_object_put(args);
-                return fail(err, -EINVAL, false, "A request carries at most %d file descriptors.", PROTO_MAX_FDS);
-        }
-        if (c->broken) {
-                if (args)
-                        json_object_put(args);
-                return fail(err, -ENOTCONN, false, "The connection to xen-loopd was lost.");
+        r = call_check(c, command, fds, n_fds, err);
+        if (r < 0) {
+                json_object_put(args);
+                return r;
         }
 
         id = c->next_id++;
@@ -289,48 +343,9 @@ int ctl_client_call(struct ctl_client *c, const char *command, struct json_objec
         }
         /* On EPIPE/ECONNRESET the daemon may have left a reason (e.g. a
          * refused peer): read it before giving up. */
-
-        for (;;) {
-                r = recv_reply(c, send_error < 0 ? now_usec() : deadline, &rep);
-                if (r == -ETIMEDOUT && send_error < 0)
-                        r = -ECONNRESET;
-                if (r == -ETIMEDOUT) {
-                        c->broken = true;
-                        return fail(err, r, false, "xen-loopd did not answer \"%s\" in time.", command);
-                }
-                if (r == -ECONNRESET || r == -EPIPE) {
-                        c->broken = true;
-                        if (send_error < 0 && send_error != -EPIPE && send_error != -ECONNRESET)
-                                return fail(err, send_error, false, "Cannot send the \"%s\" request: %s.", command,
-                                            strerror(-send_error));
-                        return fail(err, -ECONNRESET, false, "xen-loopd closed the connection before answering \"%s\".",
-                                    command);
-                }
-                if (r == -EMSGSIZE) {
-                        c->broken = true;
-                        return fail(err, r, false, "The reply to \"%s\" is too large.", command);
-                }
-                if (r == -EPROTONOSUPPORT) {
-                        c->broken = true;
-                        return fail(err, r, false, "xen-loopd speaks another version of the control protocol.");
-                }
-                if (r < 0) {
-                        c->broken = true;
-                        return fail(err, r, false, "Malformed reply from xen-loopd: %s.", strerror(-r));
-                }
-                /* id 0 answers no request: the connection itself failed
-                 * (refused peer, too many clients, a message we mangled). */
-                if (rep.id == 0 && id != 0 && !rep.ok) {
-                        c->broken = true;
-                        r = fail(err, rep.error, false, "%s", rep.message);
-                        proto_reply_done(&rep);
-                        return r;
-                }
-                if (rep.id == id)
-                        break;
-                proto_reply_done(&rep);    /* a late reply to an earlier call */
-        }
-
+        r = wait_reply(c, command, id, deadline, send_error, &rep, err);
+        if (r < 0)
+                return r;
         if (!rep.ok) {
                 r = fail(err, rep.error, true, "%s", rep.message);
                 proto_reply_done(&rep);
