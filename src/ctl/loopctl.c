@@ -843,22 +843,87 @@ static int cmd_hotplug(int argc, char **argv)
 
 /* --- main --------------------------------------------------------------- */
 
+/* Each command option's setter: 0, or the exit status of a usage error. */
+static int set_json(const char *arg) { arg_json = true; return 0; }
+static int set_name(const char *arg) { arg_name = arg; return 0; }
+static int set_path(const char *arg) { arg_path = arg; return 0; }
+static int set_opaque(const char *arg) { arg_opaque = arg; return 0; }
+static int set_rw(const char *arg) { arg_rw = true; return 0; }
+static int set_no_sharing_check(const char *arg) { arg_no_sharing_check = true; return 0; }
+static int set_backing(const char *arg) { arg_backing = arg; return 0; }
+
+static int set_fdset(const char *arg)
+{
+        uint64_t u;
+
+        if (parse_u64(arg, &u) < 0 || u > INT32_MAX)
+                return usage_error("Invalid --fdset \"%s\".", arg);
+        arg_fdset = (int64_t)u;
+        return 0;
+}
+
+static int set_direct_io(const char *arg)
+{
+        if (strcmp(arg, "on") == 0 || strcmp(arg, "yes") == 0 || strcmp(arg, "1") == 0)
+                arg_direct_io = 1;
+        else if (strcmp(arg, "off") == 0 || strcmp(arg, "no") == 0 || strcmp(arg, "0") == 0)
+                arg_direct_io = 0;
+        else
+                return usage_error("Invalid --direct-io \"%s\": give on or off.", arg);
+        return 0;
+}
+
+/* A size option: at most max; *set records that it was given. */
+static int set_size(const char *option, const char *arg, uint64_t max, uint64_t *ret, bool *set)
+{
+        if (parse_u64(arg, ret) < 0 || *ret > max)
+                return usage_error("Invalid --%s \"%s\".", option, arg);
+        *set = true;
+        return 0;
+}
+
+static int set_block_size(const char *arg)
+{
+        return set_size("block-size", arg, UINT32_MAX, &arg_block_size, &arg_block_size_set);
+}
+
+static int set_offset(const char *arg)
+{
+        return set_size("offset", arg, INT64_MAX, &arg_offset, &arg_offset_set);
+}
+
+static int set_size_limit(const char *arg)
+{
+        return set_size("size-limit", arg, INT64_MAX, &arg_size_limit, &arg_size_limit_set);
+}
+
+/* The command options, the one place each is described: its letter is
+ * what commands[].options lists. */
+static const struct {
+        const char *name;
+        bool has_arg;
+        char letter;
+        int (*set)(const char *arg);
+} cmd_options[] = {
+        { "json", false, 'j', set_json },
+        { "name", true, 'n', set_name },
+        { "path", true, 'p', set_path },
+        { "fdset", true, 'f', set_fdset },
+        { "opaque", true, 'o', set_opaque },
+        { "rw", false, 'w', set_rw },
+        { "no-sharing-check", false, '!', set_no_sharing_check },
+        { "direct-io", true, 'd', set_direct_io },
+        { "backing", true, 'b', set_backing },
+        { "block-size", true, 'B', set_block_size },
+        { "offset", true, 'O', set_offset },
+        { "size-limit", true, 'S', set_size_limit },
+};
+
 enum {
         OPT_SOCKET = 0x100,
         OPT_TIMEOUT,
         OPT_VERSION,
-        OPT_JSON,
-        OPT_NAME,
-        OPT_PATH,
-        OPT_FDSET,
-        OPT_OPAQUE,
-        OPT_RW,
-        OPT_NO_SHARING_CHECK,
-        OPT_DIRECT_IO,
-        OPT_BACKING,
-        OPT_BLOCK_SIZE,
-        OPT_OFFSET,
-        OPT_SIZE_LIMIT,
+        OPT_COMMAND_OPTION,      /* + the index in cmd_options */
 };
 
 static const struct {
@@ -880,8 +945,8 @@ static const struct {
         { "remove", cmd_hotplug, "" },
 };
 
-/* Which command options were given, by the letters above. */
-static char given[32];
+/* Which command options were given, by letter. */
+static char given[ARRAY_SIZE(cmd_options) + 1];
 
 static void note_given(char letter)
 {
@@ -889,131 +954,83 @@ static void note_given(char letter)
                 given[strlen(given)] = letter;
 }
 
-static const char *const letter_options[][2] = {
-        { "j", "json" }, { "n", "name" }, { "p", "path" }, { "f", "fdset" }, { "o", "opaque" },
-        { "w", "rw" }, { "!", "no-sharing-check" }, { "d", "direct-io" }, { "b", "backing" },
-        { "B", "block-size" }, { "O", "offset" }, { "S", "size-limit" },
-};
-
 static const char *option_name(char letter)
 {
-        for (size_t i = 0; i < ARRAY_SIZE(letter_options); i++)
-                if (letter_options[i][0][0] == letter)
-                        return letter_options[i][1];
+        for (size_t i = 0; i < ARRAY_SIZE(cmd_options); i++)
+                if (cmd_options[i].letter == letter)
+                        return cmd_options[i].name;
         return "?";
 }
 
-int main(int argc, char **argv)
+/* getopt's table: the global options, then cmd_options. */
+static void build_options(struct option *o)
 {
-        static const struct option options[] = {
+        static const struct option global[] = {
                 { "socket", required_argument, NULL, OPT_SOCKET },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
-                { "json", no_argument, NULL, OPT_JSON },
-                { "name", required_argument, NULL, OPT_NAME },
-                { "path", required_argument, NULL, OPT_PATH },
-                { "fdset", required_argument, NULL, OPT_FDSET },
-                { "opaque", required_argument, NULL, OPT_OPAQUE },
-                { "rw", no_argument, NULL, OPT_RW },
-                { "no-sharing-check", no_argument, NULL, OPT_NO_SHARING_CHECK },
-                { "direct-io", required_argument, NULL, OPT_DIRECT_IO },
-                { "backing", required_argument, NULL, OPT_BACKING },
-                { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
-                { "offset", required_argument, NULL, OPT_OFFSET },
-                { "size-limit", required_argument, NULL, OPT_SIZE_LIMIT },
-                {}
         };
-        const char *base = strrchr(argv[0] ? argv[0] : "", '/');
-        uint64_t u;
+        size_t n = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(global); i++)
+                o[n++] = global[i];
+        for (size_t i = 0; i < ARRAY_SIZE(cmd_options); i++)
+                o[n++] = (struct option){ cmd_options[i].name,
+                                          cmd_options[i].has_arg ? required_argument : no_argument, NULL,
+                                          OPT_COMMAND_OPTION + (int)i };
+        o[n] = (struct option){};
+}
+
+/* 0 once every option is read, -1 to exit with *ret_status. */
+static int parse_options(int argc, char **argv, int *ret_status)
+{
+        struct option options[4 + ARRAY_SIZE(cmd_options) + 1];
         int c;
 
-        base = base ? base + 1 : (argv[0] ? argv[0] : "xen-loopctl");
-        if (strcmp(base, "block-loopd") == 0)
-                program = "block-loopd";
-        log_set_prefix(program);
-
+        build_options(options);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                *ret_status = EXIT_OK;
                 switch (c) {
                 case OPT_SOCKET:
                         arg_socket = optarg;
                         break;
                 case OPT_TIMEOUT:
                         if (parse_timeout(optarg, &arg_timeout) < 0)
-                                return usage_error("Invalid --timeout \"%s\": give seconds.", optarg);
+                                *ret_status = usage_error("Invalid --timeout \"%s\": give seconds.", optarg);
                         break;
                 case 'h':
                         usage(stdout);
-                        return EXIT_OK;
+                        return -1;
                 case OPT_VERSION:
                         printf("xen-loopctl %s (control protocol %d)\n", PACKAGE_VERSION, PROTO_VERSION);
-                        return EXIT_OK;
-                case OPT_JSON:
-                        arg_json = true;
-                        note_given('j');
-                        break;
-                case OPT_NAME:
-                        arg_name = optarg;
-                        note_given('n');
-                        break;
-                case OPT_PATH:
-                        arg_path = optarg;
-                        note_given('p');
-                        break;
-                case OPT_FDSET:
-                        if (parse_u64(optarg, &u) < 0 || u > INT32_MAX)
-                                return usage_error("Invalid --fdset \"%s\".", optarg);
-                        arg_fdset = (int64_t)u;
-                        note_given('f');
-                        break;
-                case OPT_OPAQUE:
-                        arg_opaque = optarg;
-                        note_given('o');
-                        break;
-                case OPT_RW:
-                        arg_rw = true;
-                        note_given('w');
-                        break;
-                case OPT_NO_SHARING_CHECK:
-                        arg_no_sharing_check = true;
-                        note_given('!');
-                        break;
-                case OPT_DIRECT_IO:
-                        if (strcmp(optarg, "on") == 0 || strcmp(optarg, "yes") == 0 || strcmp(optarg, "1") == 0)
-                                arg_direct_io = 1;
-                        else if (strcmp(optarg, "off") == 0 || strcmp(optarg, "no") == 0 || strcmp(optarg, "0") == 0)
-                                arg_direct_io = 0;
-                        else
-                                return usage_error("Invalid --direct-io \"%s\": give on or off.", optarg);
-                        note_given('d');
-                        break;
-                case OPT_BACKING:
-                        arg_backing = optarg;
-                        note_given('b');
-                        break;
-                case OPT_BLOCK_SIZE:
-                        if (parse_u64(optarg, &arg_block_size) < 0 || arg_block_size > UINT32_MAX)
-                                return usage_error("Invalid --block-size \"%s\".", optarg);
-                        arg_block_size_set = true;
-                        note_given('B');
-                        break;
-                case OPT_OFFSET:
-                        if (parse_u64(optarg, &arg_offset) < 0 || arg_offset > INT64_MAX)
-                                return usage_error("Invalid --offset \"%s\".", optarg);
-                        arg_offset_set = true;
-                        note_given('O');
-                        break;
-                case OPT_SIZE_LIMIT:
-                        if (parse_u64(optarg, &arg_size_limit) < 0 || arg_size_limit > INT64_MAX)
-                                return usage_error("Invalid --size-limit \"%s\".", optarg);
-                        arg_size_limit_set = true;
-                        note_given('S');
-                        break;
+                        return -1;
                 default:
-                        return usage_error("Invalid option.");
+                        if (c < OPT_COMMAND_OPTION || c >= OPT_COMMAND_OPTION + (int)ARRAY_SIZE(cmd_options)) {
+                                *ret_status = usage_error("Invalid option.");
+                                break;
+                        }
+                        *ret_status = cmd_options[c - OPT_COMMAND_OPTION].set(optarg);
+                        note_given(cmd_options[c - OPT_COMMAND_OPTION].letter);
                 }
+                if (*ret_status != EXIT_OK)
+                        return -1;
         }
+        return 0;
+}
 
+int main(int argc, char **argv)
+{
+        const char *base = strrchr(argv[0] ? argv[0] : "", '/');
+        int status;
+
+        base = base ? base + 1 : (argv[0] ? argv[0] : "xen-loopctl");
+        if (strcmp(base, "block-loopd") == 0)
+                program = "block-loopd";
+        log_set_prefix(program);
+
+        if (parse_options(argc, argv, &status) < 0)
+                return status;
         if (optind >= argc)
                 return usage_error("No command given.");
         for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
