@@ -310,6 +310,31 @@ static void print_row(const char *const *cells, const size_t *width)
         printf("%s\n", cells[LIST_COLUMNS - 1] ? cells[LIST_COLUMNS - 1] : "?");
 }
 
+/* The cells of device d's row (a cell may be NULL: out of memory). */
+static char **list_row(struct json_object *d)
+{
+        int64_t maj = -1, min = -1, seq = -1;
+        const char *access = get_str(d, "access", "?");
+        int held = get_bool(d, "held"), dead = get_bool(d, "dead");
+        char **row = calloc(LIST_COLUMNS, sizeof(char *));
+
+        if (!row)
+                return NULL;
+        (void)get_int(d, "major", &maj);
+        (void)get_int(d, "minor", &min);
+        (void)get_int(d, "diskseq", &seq);
+        row[0] = strdup(get_str(d, "device", "?"));
+        if (asprintf(&row[1], "%" PRId64 ":%" PRId64, maj, min) < 0)
+                row[1] = NULL;
+        if (seq >= 0 ? asprintf(&row[2], "%" PRId64, seq) < 0 : !(row[2] = strdup("-")))
+                row[2] = NULL;
+        row[3] = strdup(strcmp(access, "r") == 0 ? "ro" : strcmp(access, "w") == 0 ? "rw" : access);
+        row[4] = strdup(dead == 1 ? "dead" : held == 1 ? "yes" : held == 0 ? "no" : "?");
+        row[5] = strdup(get_str(d, "backing", "?"));
+        row[6] = device_users(d);
+        return row;
+}
+
 static int cmd_list(int argc, char **argv)
 {
         static const char *const headers[LIST_COLUMNS] = {
@@ -343,28 +368,9 @@ static int cmd_list(int argc, char **argv)
         for (size_t c = 0; c < LIST_COLUMNS; c++)
                 width[c] = strlen(headers[c]);
         for (size_t i = 0; i < n; i++) {
-                struct json_object *d = json_object_array_get_idx(devs, i);
-                int64_t maj = -1, min = -1, seq = -1;
-                const char *access = get_str(d, "access", "?");
-                int held = get_bool(d, "held"), dead = get_bool(d, "dead");
-
-                cells[i] = calloc(LIST_COLUMNS, sizeof(char *));
+                cells[i] = list_row(json_object_array_get_idx(devs, i));
                 if (!cells[i])
                         break;
-                (void)get_int(d, "major", &maj);
-                (void)get_int(d, "minor", &min);
-                (void)get_int(d, "diskseq", &seq);
-                cells[i][0] = strdup(get_str(d, "device", "?"));
-                if (asprintf(&cells[i][1], "%" PRId64 ":%" PRId64, maj, min) < 0)
-                        cells[i][1] = NULL;
-                if (seq >= 0 ? asprintf(&cells[i][2], "%" PRId64, seq) < 0 : !(cells[i][2] = strdup("-")))
-                        cells[i][2] = NULL;
-                cells[i][3] = strdup(strcmp(access, "r") == 0   ? "ro"
-                                     : strcmp(access, "w") == 0 ? "rw"
-                                                                : access);
-                cells[i][4] = strdup(dead == 1 ? "dead" : held == 1 ? "yes" : held == 0 ? "no" : "?");
-                cells[i][5] = strdup(get_str(d, "backing", "?"));
-                cells[i][6] = device_users(d);
                 if (strchr(cells[i][6] ? cells[i][6] : "", '*'))
                         any_holding = true;
                 for (size_t c = 0; c < LIST_COLUMNS; c++) {
