@@ -174,19 +174,14 @@ void fdset_reserve_store_name(struct fdset_registry *r, const char *name)
 
 static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
 {
-        struct fdset *s = hashmap_get(r->sets, &id);
+        struct fdset *s;
+        bool created;
 
-        if (s || !create)
-                return s;
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return NULL;
-        s->id = id;
-        list_init(&s->fds);
-        if (hashmap_put(r->sets, &s->id, s) < 0) {
-                free(s);
-                return NULL;
-        }
+        if (!create)
+                return hashmap_get(r->sets, &id);
+        s = hashmap_get_or_new(r->sets, &id, sizeof(*s), offsetof(struct fdset, id), sizeof(id), &created);
+        if (s && created)
+                list_init(&s->fds);
         return s;
 }
 

@@ -185,30 +185,22 @@ int cache_access_parse(const char *mode, bool aliases, enum cache_access *ret)
         return 0;
 }
 
+static const struct {
+        const char *mode, *name;
+} access_names[] = {
+        [CACHE_RO] = { "r", "read-only" },
+        [CACHE_RW] = { "w", "read-write" },
+        [CACHE_RW_FORCE] = { "w!", "read-write (w!)" },
+};
+
 const char *cache_access_mode(enum cache_access a)
 {
-        switch (a) {
-        case CACHE_RO:
-                return "r";
-        case CACHE_RW:
-                return "w";
-        case CACHE_RW_FORCE:
-                return "w!";
-        }
-        return "?";
+        return (unsigned)a < ARRAY_SIZE(access_names) ? access_names[a].mode : "?";
 }
 
 const char *cache_access_name(enum cache_access a)
 {
-        switch (a) {
-        case CACHE_RO:
-                return "read-only";
-        case CACHE_RW:
-                return "read-write";
-        case CACHE_RW_FORCE:
-                return "read-write (w!)";
-        }
-        return "in an unknown mode";
+        return (unsigned)a < ARRAY_SIZE(access_names) ? access_names[a].name : "in an unknown mode";
 }
 
 
@@ -350,21 +342,15 @@ static void map_remove_if(struct hashmap *h, const void *key, const struct entry
  * device as well. */
 static int devslot_link(struct cache *c, struct entry *e)
 {
-        struct devslot *slot = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
-        int r;
+        struct devslot *slot;
+        bool created;
 
-        if (!slot) {
-                slot = calloc(1, sizeof(*slot));
-                if (!slot)
-                        return -ENOMEM;
-                slot->devnum = e->pub.dev.devnum;
+        slot = hashmap_get_or_new(c->by_devnum, &e->pub.dev.devnum, sizeof(*slot), offsetof(struct devslot, devnum),
+                                  sizeof(dev_t), &created);
+        if (!slot)
+                return -ENOMEM;
+        if (created)
                 list_init(&slot->entries);
-                r = hashmap_put(c->by_devnum, &slot->devnum, slot);
-                if (r < 0) {
-                        free(slot);
-                        return r;
-                }
-        }
         e->slot = slot;
         if (e->pub.dev.nr >= 0 || list_is_empty(&slot->entries))
                 list_prepend(&slot->entries, &e->slot_link);
@@ -658,23 +644,16 @@ static struct ident_key ident_key_plain(const struct cache_key *key)
 
 static struct ident *ident_get(struct cache *c, const struct ident_key *pk, bool create, bool *created)
 {
-        struct ident_key k = *pk;
-        struct ident *id = hashmap_get(c->by_ident, &k);
+        struct ident *id;
 
         *created = false;
-        if (id || !create)
-                return id;
-        id = calloc(1, sizeof(*id));
-        if (!id)
-                return NULL;
-        id->key = k;
-        list_init(&id->ro_users);
-        list_init(&id->rw_users);
-        if (hashmap_put(c->by_ident, &id->key, id) < 0) {
-                free(id);
-                return NULL;
+        if (!create)
+                return hashmap_get(c->by_ident, pk);
+        id = hashmap_get_or_new(c->by_ident, pk, sizeof(*id), offsetof(struct ident, key), sizeof(*pk), created);
+        if (id && *created) {
+                list_init(&id->ro_users);
+                list_init(&id->rw_users);
         }
-        *created = true;
         return id;
 }
 

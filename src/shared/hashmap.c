@@ -143,6 +143,27 @@ void *hashmap_remove(struct hashmap *h, const void *key)
         return value;
 }
 
+void *hashmap_get_or_new(struct hashmap *h, const void *key, size_t size, size_t key_offset, size_t key_size,
+                         bool *created)
+{
+        void *v = hashmap_get(h, key);
+        char *o;
+
+        *created = false;
+        if (v)
+                return v;
+        o = calloc(1, size);
+        if (!o)
+                return NULL;
+        memcpy(o + key_offset, key, key_size);
+        if (hashmap_put(h, o + key_offset, o) < 0) {
+                free(o);
+                return NULL;
+        }
+        *created = true;
+        return o;
+}
+
 size_t hashmap_size(const struct hashmap *h) { return h->size; }
 
 bool hashmap_iterate(const struct hashmap *h, struct hashmap_iter *it, void **ret_value, const void **ret_key)

@@ -20,6 +20,11 @@ void *hashmap_get(const struct hashmap *h, const void *key);
 /* Removes and returns the value stored under key, or NULL. */
 void *hashmap_remove(struct hashmap *h, const void *key);
 size_t hashmap_size(const struct hashmap *h);
+/* The value stored under key; or, when there is none, a new zeroed object
+ * of size bytes whose key (key_size bytes at key_offset) is a copy of key,
+ * stored under that copy.  *created says which; NULL: out of memory. */
+void *hashmap_get_or_new(struct hashmap *h, const void *key, size_t size, size_t key_offset, size_t key_size,
+                         bool *created);
 /* Iteration: start from HASHMAP_ITER_INIT; returns false at the end.  The map
  * must not change while iterating, except by removing the current key. */
 struct hashmap_iter {
