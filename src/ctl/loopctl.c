@@ -310,6 +310,32 @@ static void print_row(const char *const *cells, const size_t *width)
         printf("%s\n", cells[LIST_COLUMNS - 1] ? cells[LIST_COLUMNS - 1] : "?");
 }
 
+/* Runs command, which takes no arguments and answers a listing in its
+ * result's field.  Returns the exit status when that is all (an error, the
+ * --json output, or an empty listing: say_none is printed), or -1 with the
+ * listing's items in *ret_items (n of them, owned by *ret_res). */
+static int call_listing(int argc, const char *command, const char *field, const char *say_none,
+                        struct json_object **ret_res, struct json_object **ret_items, size_t *ret_n)
+{
+        struct ctl_error err;
+
+        if (argc > 1)
+                return usage_error("%s takes no arguments.", command);
+        if (call(command, NULL, NULL, 0, ret_res, &err) < 0)
+                return report(&err);
+        if (arg_json) {
+                print_json(*ret_res);
+                return EXIT_OK;
+        }
+        *ret_items = get_array(*ret_res, field);
+        *ret_n = *ret_items ? json_object_array_length(*ret_items) : 0;
+        if (*ret_n == 0) {
+                printf("%s\n", say_none);
+                return EXIT_OK;
+        }
+        return -1;
+}
+
 /* The cells of device d's row (a cell may be NULL: out of memory). */
 static char **list_row(struct json_object *d)
 {
@@ -342,25 +368,14 @@ static int cmd_list(int argc, char **argv)
         };
         _cleanup_json_ struct json_object *res = NULL;
         struct json_object *devs;
-        struct ctl_error err;
+        int status;
         size_t n, width[LIST_COLUMNS];
         char ***cells;
         bool any_holding = false;
 
-        if (argc > 1)
-                return usage_error("list takes no arguments.");
-        if (call("list", NULL, NULL, 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json) {
-                print_json(res);
-                return EXIT_OK;
-        }
-        devs = get_array(res, "devices");
-        n = devs ? json_object_array_length(devs) : 0;
-        if (n == 0) {
-                printf("No loop devices are held or shared.\n");
-                return EXIT_OK;
-        }
+        status = call_listing(argc, "list", "devices", "No loop devices are held or shared.", &res, &devs, &n);
+        if (status >= 0)
+                return status;
 
         cells = calloc(n, sizeof(*cells));
         if (!cells)
@@ -419,29 +434,8 @@ static void print_device(const char *verb, const char *name, struct json_object 
 #if LOOPCTL_DISK_SPECS
 static bool script_is_ours(const char *script)
 {
-        const char *base;
-
-        if (!script || !*script)
-                return true;
-        base = strrchr(script, '/');
-        base = base ? base + 1 : script;
-        return strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
+        return !script || !*script || proto_script_is_loopd(script);
 }
-
-#endif
-
-static int add_json(struct json_object *o, const char *key, struct json_object *v)
-{
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-#if LOOPCTL_DISK_SPECS
 
 /* Parses specs as `xl block-attach` does (xlu_disk_parse, all the words
  * together) and turns the disk into attach arguments.  Returns an exit
@@ -508,14 +502,14 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         }
 
         args = json_object_new_object();
-        if (!args || add_json(args, "name", json_object_new_string(name)) < 0 ||
-            add_json(args, "target", json_object_new_string(target)) < 0 ||
-            add_json(args, "access", json_object_new_string(access)) < 0 ||
+        if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0 ||
+            proto_add_field(args, "target", json_object_new_string(target)) < 0 ||
+            proto_add_field(args, "access", json_object_new_string(access)) < 0 ||
             /* Without direct-io-safe the daemon's own setting applies. */
-            (disk.direct_io_safe && add_json(args, "direct-io", json_object_new_boolean(true)) < 0) ||
-            (arg_block_size_set && add_json(args, "block-size", json_object_new_int64((int64_t)arg_block_size)) < 0) ||
-            (arg_offset_set && add_json(args, "offset", json_object_new_int64((int64_t)arg_offset)) < 0) ||
-            (arg_size_limit_set && add_json(args, "size-limit", json_object_new_int64((int64_t)arg_size_limit)) < 0)) {
+            (disk.direct_io_safe && proto_add_field(args, "direct-io", json_object_new_boolean(true)) < 0) ||
+            (arg_block_size_set && proto_add_field(args, "block-size", json_object_new_int64((int64_t)arg_block_size)) < 0) ||
+            (arg_offset_set && proto_add_field(args, "offset", json_object_new_int64((int64_t)arg_offset)) < 0) ||
+            (arg_size_limit_set && proto_add_field(args, "size-limit", json_object_new_int64((int64_t)arg_size_limit)) < 0)) {
                 log_error("Out of memory.");
                 goto out;
         }
@@ -568,7 +562,7 @@ static int cmd_detach(int argc, char **argv)
         if (!name)
                 return usage_error("detach needs the name given to attach.");
         args = json_object_new_object();
-        if (!args || add_json(args, "name", json_object_new_string(name)) < 0) {
+        if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0) {
                 json_object_put(args);
                 return log_error("Out of memory."), EXIT_FAILED;
         }
@@ -597,8 +591,8 @@ static int cmd_add_fd(int argc, char **argv)
         if (fd < 0)
                 return log_error("Cannot open %s: %m", argv[1]), EXIT_FAILED;
         args = json_object_new_object();
-        if (!args || (arg_fdset >= 0 && add_json(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
-            (arg_opaque && add_json(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
+        if (!args || (arg_fdset >= 0 && proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
+            (arg_opaque && proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
                 json_object_put(args);
                 return log_error("Out of memory."), EXIT_FAILED;
         }
@@ -630,7 +624,7 @@ static int cmd_remove_fd(int argc, char **argv)
         if (argc - i > 1)
                 return usage_error("remove-fd takes at most one FD.");
         args = json_object_new_object();
-        if (!args || add_json(args, "fdset-id", json_object_new_int64((int64_t)set)) < 0) {
+        if (!args || proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) < 0) {
                 json_object_put(args);
                 return log_error("Out of memory."), EXIT_FAILED;
         }
@@ -639,7 +633,7 @@ static int cmd_remove_fd(int argc, char **argv)
                         json_object_put(args);
                         return usage_error("Invalid fd number \"%s\".", argv[i]);
                 }
-                if (add_json(args, "fd", json_object_new_int64((int64_t)fd)) < 0) {
+                if (proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) < 0) {
                         json_object_put(args);
                         return log_error("Out of memory."), EXIT_FAILED;
                 }
@@ -653,23 +647,12 @@ static int cmd_query_fdsets(int argc, char **argv)
 {
         _cleanup_json_ struct json_object *res = NULL;
         struct json_object *sets;
-        struct ctl_error err;
+        int status;
         size_t n;
 
-        if (argc > 1)
-                return usage_error("query-fdsets takes no arguments.");
-        if (call("query-fdsets", NULL, NULL, 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json) {
-                print_json(res);
-                return EXIT_OK;
-        }
-        sets = get_array(res, "fdsets");
-        n = sets ? json_object_array_length(sets) : 0;
-        if (n == 0) {
-                printf("No fd sets.\n");
-                return EXIT_OK;
-        }
+        status = call_listing(argc, "query-fdsets", "fdsets", "No fd sets.", &res, &sets, &n);
+        if (status >= 0)
+                return status;
         printf("%-6s  %-5s  %-6s  %-6s  %-6s  %s\n", "FDSET", "FD", "ACCESS", "DIRECT", "IN-USE", "OPAQUE");
         for (size_t i = 0; i < n; i++) {
                 struct json_object *set = json_object_array_get_idx(sets, i), *fds = get_array(set, "fds");
@@ -721,9 +704,9 @@ static int cmd_reconfigure(int argc, char **argv)
                         return log_error("Cannot open %s: %m", arg_backing), EXIT_FAILED;
         }
         args = json_object_new_object();
-        if (!args || add_json(args, key, json_object_new_string(value)) < 0 ||
-            (arg_direct_io >= 0 && add_json(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
-            (arg_backing && add_json(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
+        if (!args || proto_add_field(args, key, json_object_new_string(value)) < 0 ||
+            (arg_direct_io >= 0 && proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
+            (arg_backing && proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
                 json_object_put(args);
                 return log_error("Out of memory."), EXIT_FAILED;
         }
@@ -824,7 +807,7 @@ static int cmd_hotplug(int argc, char **argv)
         }
 
         args = json_object_new_object();
-        if (!args || add_json(args, "path", json_object_new_string(be)) < 0) {
+        if (!args || proto_add_field(args, "path", json_object_new_string(be)) < 0) {
                 json_object_put(args);
                 log_error("Out of memory.");
                 return EXIT_FAILED;

@@ -19,6 +19,7 @@
 #include "list.h"
 #include "log.h"
 #include "macro.h"
+#include "proto.h"
 #include "xsvalue.h"
 
 /* XenbusState values blkback and the toolstack write. */
@@ -953,15 +954,9 @@ enum claim { CLAIM_FOREIGN, CLAIM_WATCH, CLAIM_SCRIPT };
 
 static enum claim claim_of(const char *script)
 {
-        const char *base;
-
         if (!script || !*script)
                 return CLAIM_WATCH;
-        base = strrchr(script, '/');
-        base = base ? base + 1 : script;
-        if (strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0)
-                return CLAIM_SCRIPT;
-        return CLAIM_FOREIGN;
+        return proto_script_is_loopd(script) ? CLAIM_SCRIPT : CLAIM_FOREIGN;
 }
 
 /* A disk not set up yet: everything it takes to decide and to attach, in

@@ -378,7 +378,7 @@ void proto_request_done(struct proto_request *req)
         *req = (struct proto_request){ 0 };
 }
 
-static int add_field(struct json_object *obj, const char *key, struct json_object *val)
+int proto_add_field(struct json_object *obj, const char *key, struct json_object *val)
 {
         if (!val)
                 return -ENOMEM;
@@ -395,8 +395,8 @@ static struct json_object *envelope(uint32_t id)
 
         if (!obj)
                 return NULL;
-        if (add_field(obj, "xen-loopd", json_object_new_int(PROTO_VERSION)) < 0 ||
-            add_field(obj, "id", json_object_new_int64(id)) < 0)
+        if (proto_add_field(obj, "xen-loopd", json_object_new_int(PROTO_VERSION)) < 0 ||
+            proto_add_field(obj, "id", json_object_new_int64(id)) < 0)
                 return NULL;
         return TAKE_PTR(obj);
 }
@@ -431,10 +431,10 @@ int proto_format_request(uint32_t id, const char *command, struct json_object *a
         obj = envelope(id);
         if (!obj)
                 return -ENOMEM;
-        r = add_field(obj, "command", json_object_new_string(command));
+        r = proto_add_field(obj, "command", json_object_new_string(command));
         if (r < 0)
                 return r;
-        r = add_field(obj, "args", a ? TAKE_PTR(a) : json_object_new_object());
+        r = proto_add_field(obj, "args", a ? TAKE_PTR(a) : json_object_new_object());
         if (r < 0)
                 return r;
         return to_text(obj, PROTO_MAX_MESSAGE, ret);
@@ -451,10 +451,10 @@ int proto_format_reply(uint32_t id, struct json_object *result, char **ret)
         obj = envelope(id);
         if (!obj)
                 return -ENOMEM;
-        r = add_field(obj, "ok", json_object_new_boolean(1));
+        r = proto_add_field(obj, "ok", json_object_new_boolean(1));
         if (r < 0)
                 return r;
-        r = add_field(obj, "result", res ? TAKE_PTR(res) : json_object_new_object());
+        r = proto_add_field(obj, "result", res ? TAKE_PTR(res) : json_object_new_object());
         if (r < 0)
                 return r;
         return to_text(obj, PROTO_MAX_REPLY, ret);
@@ -492,23 +492,23 @@ int proto_format_error(uint32_t id, int error, const char *message, char **ret)
         obj = envelope(id);
         if (!obj)
                 return -ENOMEM;
-        r = add_field(obj, "ok", json_object_new_boolean(0));
+        r = proto_add_field(obj, "ok", json_object_new_boolean(0));
         if (r < 0)
                 return r;
         e = json_object_new_object();
-        r = add_field(obj, "error", e);
+        r = proto_add_field(obj, "error", e);
         if (r < 0)
                 return r;
-        r = add_field(e, "errno", json_object_new_int(error));
+        r = proto_add_field(e, "errno", json_object_new_int(error));
         if (r < 0)
                 return r;
         name = errno_name(error);
         if (name) {
-                r = add_field(e, "name", json_object_new_string(name));
+                r = proto_add_field(e, "name", json_object_new_string(name));
                 if (r < 0)
                         return r;
         }
-        r = add_field(e, "message", json_object_new_string_len(message, (int)utf8_cut(message, PROTO_MAX_ERROR_MESSAGE)));
+        r = proto_add_field(e, "message", json_object_new_string_len(message, (int)utf8_cut(message, PROTO_MAX_ERROR_MESSAGE)));
         if (r < 0)
                 return r;
         return to_text(obj, PROTO_MAX_MESSAGE, ret);
@@ -548,7 +548,7 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
                                 return -EBADMSG;
                 } else {
                         result = json_object_new_object();
-                        if (add_field(obj, "result", result) < 0)
+                        if (proto_add_field(obj, "result", result) < 0)
                                 return -ENOMEM;
                 }
                 error = 0;
@@ -584,4 +584,12 @@ void proto_reply_done(struct proto_reply *rep)
         if (rep->obj)
                 json_object_put(rep->obj);
         *rep = (struct proto_reply){ 0 };
+}
+
+bool proto_script_is_loopd(const char *script)
+{
+        const char *base = strrchr(script, '/');
+
+        base = base ? base + 1 : script;
+        return strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
 }

@@ -85,3 +85,12 @@ int proto_get_uint(struct json_object *obj, const char *key, uint64_t max, uint6
  * understood as their aliases). */
 const char *errno_name(int error);
 int errno_from_name(const char *name);
+
+/* Whether a vbd's `script` node names xen-loopd's hotplug script:
+ * block-loopd or xen-loopctl, in any directory.  The daemon and the client
+ * decide by this alone which disks are the daemon's to set up. */
+bool proto_script_is_loopd(const char *script);
+
+/* Adds val (taken; NULL from a failed json_object_new_*) to obj under key.
+ * 0 or -ENOMEM. */
+int proto_add_field(struct json_object *obj, const char *key, struct json_object *val);
