@@ -122,6 +122,20 @@ static int usage_error(const char *fmt, ...)
         return EXIT_USAGE;
 }
 
+/* Logs what failed (%m: errno as it was) and gives the exit status. */
+static int failed(const char *fmt, ...) _printf_(1, 2);
+static int failed(const char *fmt, ...)
+{
+        char buf[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        log_error("%s", buf);
+        return EXIT_FAILED;
+}
+
 static const char *socket_path(void)
 {
         const char *e;
@@ -379,7 +393,7 @@ static int cmd_list(int argc, char **argv)
 
         cells = calloc(n, sizeof(*cells));
         if (!cells)
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         for (size_t c = 0; c < LIST_COLUMNS; c++)
                 width[c] = strlen(headers[c]);
         for (size_t i = 0; i < n; i++) {
@@ -451,7 +465,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
 
         cfg = xlu_cfg_init(stderr, "command line");
         if (!cfg)
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         libxl_device_disk_init(&disk);
         r = xlu_disk_parse(cfg, n, (const char *const *)specs, &disk);
         if (r == EINVAL)
@@ -537,7 +551,7 @@ static int cmd_attach(int argc, char **argv)
         name = strdup(get_str(args, "name", "?"));
         if (!name) {
                 json_object_put(args);
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         }
         if (call("attach", args, NULL, 0, &res, &err) < 0)
                 return report(&err);
@@ -564,7 +578,7 @@ static int cmd_detach(int argc, char **argv)
         args = json_object_new_object();
         if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0) {
                 json_object_put(args);
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         }
         if (call("detach", args, NULL, 0, NULL, &err) < 0)
                 return report(&err);
@@ -589,12 +603,12 @@ static int cmd_add_fd(int argc, char **argv)
                 return usage_error("add-fd takes one PATH to open.");
         fd = open(argv[1], (arg_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return log_error("Cannot open %s: %m", argv[1]), EXIT_FAILED;
+                return failed("Cannot open %s: %m", argv[1]);
         args = json_object_new_object();
         if (!args || (arg_fdset >= 0 && proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
             (arg_opaque && proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
                 json_object_put(args);
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         }
         if (call("add-fd", args, &fd, 1, &res, &err) < 0)
                 return report(&err);
@@ -626,7 +640,7 @@ static int cmd_remove_fd(int argc, char **argv)
         args = json_object_new_object();
         if (!args || proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) < 0) {
                 json_object_put(args);
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         }
         if (argc - i == 1) {
                 if (parse_u64(argv[i], &fd) < 0 || fd > INT32_MAX) {
@@ -635,7 +649,7 @@ static int cmd_remove_fd(int argc, char **argv)
                 }
                 if (proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) < 0) {
                         json_object_put(args);
-                        return log_error("Out of memory."), EXIT_FAILED;
+                        return failed("Out of memory.");
                 }
         }
         if (call("remove-fd", args, NULL, 0, NULL, &err) < 0)
@@ -701,14 +715,14 @@ static int cmd_reconfigure(int argc, char **argv)
         if (arg_backing) {
                 fd = open(arg_backing, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
-                        return log_error("Cannot open %s: %m", arg_backing), EXIT_FAILED;
+                        return failed("Cannot open %s: %m", arg_backing);
         }
         args = json_object_new_object();
         if (!args || proto_add_field(args, key, json_object_new_string(value)) < 0 ||
             (arg_direct_io >= 0 && proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
             (arg_backing && proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
                 json_object_put(args);
-                return log_error("Out of memory."), EXIT_FAILED;
+                return failed("Out of memory.");
         }
         if (call("reconfigure", args, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &res, &err) < 0)
                 return report(&err);

@@ -1,78 +1,21 @@
+/* vbd.c — the vbd manager's records, its per-disk state machine and the
+ * intake of xenstore events (see vbd.h, and vbd-internal.h for its parts). */
 #include "vbd.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <unistd.h>
 
 #include "control.h"
-#include "crashpoint.h"
-#include "fdset.h"
 #include "hashmap.h"
-#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
+#include "vbd-internal.h"
 #include "xsvalue.h"
-
-/* XenbusState values blkback and the toolstack write. */
-enum {
-        XB_INITIALISING = 1,
-        XB_INITWAIT = 2,
-        XB_CONNECTED = 4,
-        XB_CLOSING = 5,
-        XB_CLOSED = 6,
-};
-
-#define PUBLISH_RETRIES 32
-#define ERROR_MAX 512
-
-struct pending {
-        struct list link;           /* in vbd->pending, newest first */
-        struct vbd *vbd;
-        struct ctl_call *call;
-        bool remove;
-};
-
-struct vbd {
-        char *path;                 /* <home>/backend/vbd/<domid>/<devid> */
-        uint32_t domid, devid;
-        enum vbd_state state;
-        bool requested;             /* block-loopd add ran: publish it, whatever its script */
-        bool prepare_failed;        /* preparing it failed: the add will try again, and report */
-        bool publish_due;           /* to be published: its add ran, or it is a watch-mode disk */
-        bool maybe_published;       /* a publication may be in xenstore: undone before letting go */
-        bool saw_teardown;          /* released because the toolstack tore it down */
-        bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
-        struct list dirty_link;     /* in manager->dirty when linked */
-        struct cache_user *user;
-        void *fdset_token;          /* the fd set fd the disk was set up from */
-        struct list pending;
-        char *error;                /* the hotplug-error we wrote */
-};
-
-struct vbd_manager {
-        sd_event *event;
-        struct xs_conn *xs;
-        struct cache *cache;
-        struct vbd_config cfg;
-        char *home;
-        char *base;                 /* <home>/backend/vbd */
-        size_t base_len;
-        struct hashmap *by_path;    /* path -> struct vbd */
-        struct list dirty;          /* evaluated from the defer source, in the order events came */
-        sd_event_source *defer;
-        bool rescan;
-        bool scanned;               /* the first full scan is done */
-        size_t counts[_VBD_STATE_MAX];
-};
 
 static const char *const state_names[_VBD_STATE_MAX] = {
         [VBD_NEW] = "new",
@@ -90,7 +33,7 @@ const char *vbd_state_name(enum vbd_state s)
         return s < _VBD_STATE_MAX ? state_names[s] : "invalid";
 }
 
-static void set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
+void vbd_set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
 {
         m->counts[v->state]--;
         m->counts[s]++;
@@ -103,8 +46,8 @@ static void set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
  * device (NULL for the device directory itself).  Returns the number of
  * components understood: 0 (the base or above), 1 (a domain directory),
  * 2 (a device) or -1 (not ours, or malformed). */
-static int split_path(const struct vbd_manager *m, const char *path, uint32_t *domid,
-                      uint32_t *devid, const char **node, size_t *dev_path_len)
+int vbd_split_path(const struct vbd_manager *m, const char *path, uint32_t *domid,
+                   uint32_t *devid, const char **node, size_t *dev_path_len)
 {
         const char *p, *slash;
 
@@ -129,8 +72,8 @@ static int split_path(const struct vbd_manager *m, const char *path, uint32_t *d
         return 2;
 }
 
-static struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_t domid,
-                           uint32_t devid, bool create)
+struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_t domid,
+                    uint32_t devid, bool create)
 {
         char key[PATH_MAX];
         struct vbd *v;
@@ -160,10 +103,8 @@ static struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, 
         return v;
 }
 
-static void complete_pending(struct vbd *v, bool remove, int error, const char *msg);
-
 /* Lets go of the device and of the fd set fd it came from. */
-static void drop_user(struct vbd_manager *m, struct vbd *v)
+void vbd_drop_user(struct vbd_manager *m, struct vbd *v)
 {
         if (v->user)
                 cache_release(m->cache, v->user);
@@ -173,11 +114,11 @@ static void drop_user(struct vbd_manager *m, struct vbd *v)
         v->fdset_token = NULL;
 }
 
-static void vbd_forget(struct vbd_manager *m, struct vbd *v)
+void vbd_forget(struct vbd_manager *m, struct vbd *v)
 {
-        drop_user(m, v);
-        complete_pending(v, false, -ENODEV, "the backend directory was removed before the disk was set up");
-        complete_pending(v, true, 0, NULL);
+        vbd_drop_user(m, v);
+        vbd_complete_pending(v, false, -ENODEV, "the backend directory was removed before the disk was set up");
+        vbd_complete_pending(v, true, 0, NULL);
         /* A record is forgotten only outside the dirty list walk. */
         list_unlink(&v->dirty_link);
         hashmap_remove(m->by_path, v->path);
@@ -187,781 +128,14 @@ static void vbd_forget(struct vbd_manager *m, struct vbd *v)
         free(v);
 }
 
-/* ---- pending control calls -------------------------------------------- */
-
-static void pending_cancel(struct ctl_call *call, void *data)
-{
-        struct pending *p = data;
-
-        list_unlink(&p->link);
-        free(p);
-}
-
-static int add_pending(struct vbd *v, struct ctl_call *call, bool remove)
-{
-        struct pending *p = calloc(1, sizeof(*p));
-
-        if (!p)
-                return -ENOMEM;
-        p->vbd = v;
-        p->call = call;
-        p->remove = remove;
-        list_prepend(&v->pending, &p->link);
-        ctl_call_set_cancel(call, pending_cancel, p);
-        return 0;
-}
-
-static struct json_object *publish_result(const struct vbd *v)
-{
-        const struct loop_device *d = &v->user->entry->dev;
-        struct json_object *o = json_object_new_object();
-        char physdev[32];
-
-        if (!o)
-                return NULL;
-        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
-        json_object_object_add(o, "path", json_object_new_string(v->path));
-        json_object_object_add(o, "physical-device", json_object_new_string(physdev));
-        json_object_object_add(o, "physical-device-path", json_object_new_string(d->node));
-        json_object_object_add(o, "diskseq", json_object_new_uint64(d->diskseq));
-        return o;
-}
-
-static void reply_call(struct ctl_call *call, const struct vbd *v, int error, const char *msg)
-{
-        if (error < 0)
-                ctl_call_error(call, error, "%s", msg ? msg : strerror(-error));
-        else if (v && v->user)
-                ctl_call_reply(call, publish_result(v));
-        else
-                ctl_call_reply(call, NULL);
-}
-
-/* Completes the add (or remove) calls waiting on v. */
-static void complete_pending(struct vbd *v, bool remove, int error, const char *msg)
-{
-        for (;;) {
-                struct pending *p, *found = NULL;
-                /* From the head each time: a reply may end other calls. */
-                list_foreach_entry(p, &v->pending, link)
-                        if (p->remove == remove) {
-                                found = p;
-                                break;
-                        }
-                if (!found)
-                        return;
-                p = found;
-                list_unlink(&p->link);
-                ctl_call_set_cancel(p->call, NULL, NULL);
-                reply_call(p->call, v, error, msg);
-                free(p);
-        }
-}
-
-/* ---- xenstore helpers ------------------------------------------------- */
-
-static int read_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v,
-                     const char *node, char **ret, size_t *ret_len)
-{
-        char path[PATH_MAX];
-
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
-                return -ENAMETOOLONG;
-        return xs_conn_read(m->xs, t, path, ret, ret_len);
-}
-
-#define OP_WRITE(v, n, val) ((struct xs_op){ .type = XS_WRITE, .dir = (v)->path, .node = (n), .value = (val) })
-#define OP_RM(v, n) ((struct xs_op){ .type = XS_RM, .dir = (v)->path, .node = (n) })
-
-/* Looks at a change's results before it is committed: a negative return
- * aborts it. */
-typedef int (*backend_check_t)(struct xs_op *ops, size_t n, void *data);
-
-/* Changes a disk's directory in one transaction, only while the directory
- * exists (a write would otherwise create it anew for a disk that is gone),
- * retrying while xenstored asks to.  ops[0] is left free: it becomes the
- * read of the directory itself, sent with the others in one batch.  Any
- * failed op aborts, but a read or removal of a node that is not there;
- * check (optional) looks at what was read first.  Returns 0, -ENOENT when
- * the directory is gone, or check's or xenstore's -errno. */
-static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *ops, size_t n,
-                          backend_check_t check, void *data)
-{
-        int r = -EAGAIN;
-
-        ops[0] = (struct xs_op){ .type = XS_READ, .dir = v->path };
-        for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
-                xs_transaction_t t;
-
-                r = xs_conn_transaction_start(m->xs, &t);
-                if (r < 0)
-                        return r;
-                r = xs_conn_batch(m->xs, t, ops, n);
-                if (r >= 0)
-                        r = ops[0].r;
-                if (r >= 0 && check)
-                        r = check(ops, n, data);
-                for (size_t k = 1; k < n && r >= 0; k++)
-                        if (ops[k].r < 0 && !(ops[k].type != XS_WRITE && ops[k].r == -ENOENT))
-                                r = ops[k].r;
-                xs_ops_clear(ops, n);
-                if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
-                        return r;
-                }
-                r = xs_conn_transaction_end(m->xs, t, false);
-        }
-        return r;
-}
-
-/* ---- what evaluating a disk reads ----------------------------------------- */
-
-/* The nodes of a disk's directory its evaluation looks at, read in one
- * round trip.  Each read costs xenstored time (which grows with the size of
- * its store), so only what the common case needs is read; the rare cases
- * (a directory gone, a disk being closed) take a second look. */
-enum {
-        SNAP_SCRIPT,
-        SNAP_STATE,
-        SNAP_OPENED,
-        SNAP_PARAMS,
-        SNAP_MODE,
-        _SNAP_MAX,
-};
-
-#define SNAP(n) (1u << (n))
-
-struct snapshot {
-        struct xs_op ops[_SNAP_MAX];
-        int8_t idx[_SNAP_MAX]; /* into ops, -1 when not read */
-};
-
-static void snapshot_clear(struct snapshot *s)
-{
-        xs_ops_clear(s->ops, _SNAP_MAX);
-}
-
-/* Reads what mask names.  -ENOTCONN when xenstored is not there; each
- * node's own result is for snap_value(). */
-static int read_snapshot(struct vbd_manager *m, const struct vbd *v, unsigned mask, struct snapshot *s)
-{
-        static const char *const names[_SNAP_MAX] = {
-                [SNAP_SCRIPT] = "script", [SNAP_STATE] = "state", [SNAP_OPENED] = "opened",
-                [SNAP_PARAMS] = "params", [SNAP_MODE] = "mode",
-        };
-        size_t n = 0;
-
-        for (int k = 0; k < _SNAP_MAX; k++) {
-                s->idx[k] = -1;
-                if (!(mask & SNAP(k)))
-                        continue;
-                s->idx[k] = (int8_t)n;
-                s->ops[n++] = (struct xs_op){ .type = XS_READ, .dir = v->path, .node = names[k] };
-        }
-        for (size_t k = n; k < _SNAP_MAX; k++)
-                s->ops[k] = (struct xs_op){ 0 };
-        return xs_conn_batch(m->xs, XBT_NULL, s->ops, n);
-}
-
-/* A node's value (NULL when absent or not read); its -errno in *r. */
-static const char *snap_value(const struct snapshot *s, int k, int *r)
-{
-        const struct xs_op *op = s->idx[k] < 0 ? NULL : &s->ops[s->idx[k]];
-
-        if (r)
-                *r = op ? op->r : -ENOENT;
-        return op && op->r == 0 ? op->data : NULL;
-}
-
-/* A small decimal node; def when absent or not a number. */
-static int snap_int(const struct snapshot *s, int k, int def)
-{
-        const char *v = snap_value(s, k, NULL);
-        int n;
-
-        return v && xsv_parse_int(v, &n) ? n : def;
-}
-
-/* Reads a small decimal node; def when absent or not a number. */
-static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node, int def)
-{
-        _cleanup_free_ char *s = NULL;
-        int n;
-
-        if (read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !xsv_parse_int(s, &n))
-                return def;
-        return n;
-}
-
-/* 1 when the disk's directory exists, 0 when xenstored says it does not,
- * -errno when that cannot be told (a failed read is not a removal). */
-static int dir_state(struct vbd_manager *m, const struct vbd *v)
-{
-        _cleanup_free_ char *val = NULL;
-        int r = xs_conn_read(m->xs, XBT_NULL, v->path, &val, NULL);
-
-        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
-}
-
-struct backend_state {
-        int state;
-        int online;
-        int opened;
-};
-
-/* From a snapshot with SNAP_STATE (and SNAP_OPENED when wanted): `online`
- * only counts with Closing or Closed (it is 1 otherwise), and `opened` only
- * while blkback is not Connected.  -ENOENT when the directory is gone. */
-static int backend_state(struct vbd_manager *m, const struct vbd *v, const struct snapshot *snap,
-                         struct backend_state *ret)
-{
-        int r;
-
-        snap_value(snap, SNAP_STATE, &r);
-        if (r == -ENOENT) {
-                r = dir_state(m, v);
-                if (r == 0)
-                        return -ENOENT;
-                if (r < 0)
-                        return r;
-        } else if (r < 0)
-                return r;
-        ret->state = snap_int(snap, SNAP_STATE, -1);
-        ret->online = 1;
-        if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
-                ret->online = read_int(m, v, "online", 1);
-        ret->opened = 0;
-        if (ret->state != XB_CONNECTED)
-                ret->opened = snap_int(snap, SNAP_OPENED, 0);
-        return 0;
-}
-
-static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want_opened,
-                              struct backend_state *ret)
-{
-        _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
-        int r;
-
-        r = read_snapshot(m, v, SNAP(SNAP_STATE) | (want_opened ? SNAP(SNAP_OPENED) : 0), &snap);
-        return r < 0 ? r : backend_state(m, v, &snap, ret);
-}
-
-static bool torn_down(const struct backend_state *s, bool published)
-{
-        /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
-         * keeps the device open then.  A published device is assumed open
-         * by blkback, which opens it as soon as physical-device appears,
-         * whatever the frontend does, until it says Closed; one never
-         * published can go as soon as the toolstack closes the disk. */
-        if (s->online != 0)
-                return false;
-        return s->state == XB_CLOSED || (s->state == XB_CLOSING && !published);
-}
-
-/* ---- failure ------------------------------------------------------------ */
-
-#define PARAMS_SHOWN 160
-
-/* params as a message quotes it: at most PARAMS_SHOWN bytes. */
-static void shorten_params(char *params)
-{
-        if (strlen(params) > PARAMS_SHOWN)
-                strcpy(params + PARAMS_SHOWN - 3, "...");
-}
-
-static void describe(struct vbd_manager *m, const struct vbd *v, const char *params, char *buf, size_t len)
-{
-        _cleanup_free_ char *dev = NULL, *shown = NULL;
-
-        /* "domain 3 disk xvda (devid 51712, /srv/img)": what an administrator
-         * finds in the domain's config. */
-        read_node(m, XBT_NULL, v, "dev", &dev, NULL);
-        if (params) {
-                shown = strdup(params);
-                if (shown)
-                        shorten_params(shown);
-        }
-        if (dev && strlen(dev) > 32)
-                dev[32] = '\0';
-        snprintf(buf, len, "domain %" PRIu32 " disk %s (devid %" PRIu32 "%s%s)", v->domid,
-                 dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
-}
-
-/* Writes hotplug-error and hotplug-status in one transaction, and nothing
- * else; a directory that is gone is left gone.  The status is "busy" for a
- * refusal by the sharing rule, as the stock script writes it, else
- * "error". */
-static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
-{
-        _cleanup_free_ char *params = NULL;
-        char who[256], msg[ERROR_MAX], shortened[ERROR_MAX];
-
-        read_node(m, XBT_NULL, v, "params", &params, NULL);
-        /* The disk's params once: when the cause quotes it, the disk's
-         * description need not. */
-        describe(m, v, params && *params && strstr(cause, params) ? NULL : params, who, sizeof(who));
-        /* A long params quoted in full would push the cause out of the
-         * message: quote it as describe() does. */
-        if (params && strlen(params) > PARAMS_SHOWN) {
-                xsv_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
-                cause = shortened;
-        }
-        snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
-        xsv_sanitize(msg); /* values quoted from xenstore stay on one line */
-        log_error("%s", msg);
-        free(v->error);
-        v->error = strdup(msg);
-
-        struct xs_op ops[] = {
-                { 0 }, OP_WRITE(v, "hotplug-error", msg),
-                OP_WRITE(v, "hotplug-status", error == -EBUSY ? "busy" : "error"),
-        };
-        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
-        set_state(m, v, VBD_FAILED);
-        complete_pending(v, false, error < 0 ? error : -EIO, msg);
-}
-
-/* ---- attach ------------------------------------------------------------- */
-
-struct params_open {
-        struct vbd_manager *m;
-        struct vbd *v;
-        bool writable;
-};
-
-static int open_params_set(uint32_t id, void *data, struct backing *ret, char *err, size_t errlen)
-{
-        struct params_open *o = data;
-        struct vbd_manager *m = o->m;
-
-        if (!m->cfg.open_fdset) {
-                snprintf(err, errlen, "fd sets are not available");
-                return -EOPNOTSUPP;
-        }
-        return m->cfg.open_fdset(m->cfg.fdset_userdata, id, o->writable, m->cfg.direct_io, ret,
-                                 &o->v->fdset_token, err, errlen);
-}
-
-static int open_params(struct vbd_manager *m, struct vbd *v, const char *params, bool writable,
-                       struct backing *ret, char *err, size_t errlen)
-{
-        struct params_open o = { .m = m, .v = v, .writable = writable };
-
-        return fdset_open_target(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, open_params_set,
-                                 &o, ret, err, errlen);
-}
-
-/* Publishes the device in one transaction.  -ENOENT: the directory went;
- * -EEXIST: someone else's physical-device is there (err says what). */
-struct publication {
-        const char *physdev;
-        char *err;
-        size_t errlen;
-};
-
-/* ops[1] read physical-device before the writes: only ours may be there. */
-static int check_publication(struct xs_op *ops, size_t n, void *data)
-{
-        struct publication *p = data;
-
-        if (ops[1].r == 0 && strcmp(ops[1].data, p->physdev) != 0) {
-                snprintf(p->err, p->errlen, "physical-device is already set to '%.32s' by someone else",
-                         ops[1].data);
-                return -EEXIST;
-        }
-        return 0;
-}
-
-static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errlen)
-{
-        const struct loop_device *d = &v->user->entry->dev;
-        char physdev[32], seq[32];
-        struct publication p = { .physdev = physdev, .err = err, .errlen = errlen };
-
-        snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
-        snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
-        /* hotplug-status last: what watches it finds the rest in place. */
-        struct xs_op ops[] = {
-                { 0 },
-                { .type = XS_READ, .dir = v->path, .node = "physical-device" },
-                OP_WRITE(v, "physical-device", physdev),
-                OP_WRITE(v, "physical-device-path", d->node),
-                OP_WRITE(v, "diskseq", seq),
-                OP_WRITE(v, "hotplug-status", "connected"),
-        };
-        size_t n = ARRAY_SIZE(ops);
-
-        if (!d->diskseq) { /* a kernel without diskseq: no node */
-                ops[4] = ops[5];
-                n--;
-        }
-        return backend_change(m, v, ops, n, check_publication, &p);
-}
-
-/* A domain's node, e.g. /local/domain/<domid>/vm; NULL when absent. */
-static char *domain_node(struct vbd_manager *m, uint32_t domid, const char *node)
-{
-        char path[96];
-        char *v = NULL;
-
-        snprintf(path, sizeof(path), "/local/domain/%" PRIu32 "/%s", domid, node);
-        return xs_conn_read(m->xs, XBT_NULL, path, &v, NULL) == 0 ? v : NULL;
-}
-
-/* A domain's target (the domain a stub domain serves), or UINT32_MAX. */
-static uint32_t domain_target(struct vbd_manager *m, uint32_t domid)
-{
-        _cleanup_free_ char *t = domain_node(m, domid, "target");
-        uint32_t id;
-
-        return t && xsv_parse_u32(t, strlen(t), &id) ? id : UINT32_MAX;
-}
-
-/* The stock script's same_vm: may domains a and b share a file read-write?
- * When they are one VM (the same /local/domain/N/vm: a domain and its copy
- * in a local migration or restore, or one domain's two disks), or one is
- * the other's stub domain, or the stub domain of one VM's domain.  Unlike
- * the stock script, a domain whose vm node is gone (being destroyed) is
- * not taken for the same VM. */
-static bool related_domains(struct vbd_manager *m, uint32_t a, uint32_t b)
-{
-        _cleanup_free_ char *vm_a = NULL, *vm_b = NULL;
-        uint32_t ta, tb;
-
-        if (a == UINT32_MAX || b == UINT32_MAX)
-                return false;
-        vm_a = domain_node(m, a, "vm");
-        vm_b = domain_node(m, b, "vm");
-        if (vm_a && vm_b && strcmp(vm_a, vm_b) == 0)
-                return true;
-        ta = domain_target(m, a);
-        tb = domain_target(m, b);
-        if (ta == b || tb == a)
-                return true;
-        for (int i = 0; i < 2; i++) {
-                uint32_t t = i ? ta : tb;
-                const char *vm = i ? vm_b : vm_a;
-                _cleanup_free_ char *tvm = NULL;
-
-                if (t == UINT32_MAX || !vm)
-                        continue;
-                tvm = domain_node(m, t, "vm");
-                if (tvm && strcmp(tvm, vm) == 0)
-                        return true;
-        }
-        return false;
-}
-
-struct relation {
-        struct vbd_manager *m;
-        uint32_t domid;
-};
-
-static bool may_share(const struct cache_user *holder, void *data)
-{
-        const struct relation *rel = data;
-
-        return related_domains(rel->m, rel->domid, holder->domid);
-}
-
-/* Opens the disk's backing and takes a device for it from the cache
- * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
- * nothing to do yet (params not written, or xenstored gone: the resync
- * after reconnection retries); -errno with err set. */
-static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, char *err, size_t errlen)
-{
-        const char *params, *mode;
-        struct backing b = { .fd = -1 };
-        struct cache_request req;
-        struct relation rel = { .m = m, .domid = v->domid };
-        enum cache_access access;
-        char name[64];
-        size_t plen;
-        int r;
-
-        params = snap_value(snap, SNAP_PARAMS, &r);
-        if (r == -ENOENT) {
-                if (v->state == VBD_NEW)
-                        set_state(m, v, VBD_WAITING); /* not written yet */
-                return 1;
-        }
-        if (r < 0)
-                return 1;
-        plen = snap->ops[snap->idx[SNAP_PARAMS]].len;
-
-        mode = snap_value(snap, SNAP_MODE, &r);
-        if (r == -ENOENT) {
-                snprintf(err, errlen, "the backend has no mode node");
-                return -EINVAL;
-        }
-        if (r < 0)
-                return 1;
-        if (xsv_parse_mode(mode, &access) < 0) {
-                snprintf(err, errlen, "mode '%.16s' is not r, w or w!", mode);
-                return -EINVAL;
-        }
-        r = xsv_check_params(params, plen, err, errlen);
-        if (r < 0)
-                return r;
-
-        r = open_params(m, v, params, access != CACHE_RO, &b, err, errlen);
-        if (r < 0)
-                return r;
-        crashpoint("after-open");
-
-        snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        req = (struct cache_request){
-                .backing = &b,
-                .path = params,
-                .cfg = {
-                        .read_only = access == CACHE_RO,
-                        .direct_io = m->cfg.direct_io,
-                        .block_size = m->cfg.block_size,
-                },
-                .access = access,
-                .name = name,
-                .domid = v->domid,
-                .devid = v->devid,
-                .related = may_share,
-                .related_data = &rel,
-        };
-        r = cache_acquire(m->cache, &req, &v->user, err, errlen);
-        backing_close(&b);
-        if (r < 0) {
-                v->user = NULL;
-                drop_user(m, v);
-                return r;
-        }
-        crashpoint("after-configure");
-        return 0;
-}
-
-/* Publishes the device v->user holds and keeps holding it for blkback.
- * Returns false when v was forgotten (freed). */
-static bool publish_disk(struct vbd_manager *m, struct vbd *v)
-{
-        char err[ERROR_MAX] = "";
-        int r;
-
-        v->publish_due = true;
-        v->maybe_published = true;
-        r = publish(m, v, err, sizeof(err));
-        if (r == -ENOENT) {
-                /* Removed mid-attach: nothing of ours may stay. */
-                log_info("%s went away while it was being set up.", v->path);
-                vbd_forget(m, v);
-                return false;
-        }
-        if (r == -ENOTCONN) {
-                /* The commit may have landed with its reply lost: blkback may
-                 * be opening what physical-device names.  Keep holding the
-                 * device, or its major:minor could serve another disk; the
-                 * resync after reconnection publishes again (the same nodes)
-                 * or lets it go. */
-                log_warning("%s: xenstored went away while the disk was published; holding %s until it is back.",
-                            v->path, v->user->entry->dev.node);
-                set_state(m, v, VBD_PREPARED);
-                return true;
-        }
-        if (r < 0) {
-                v->maybe_published = false; /* aborted: nothing was written */
-                drop_user(m, v);
-                if (v->state == VBD_PREPARED)
-                        set_state(m, v, VBD_WAITING);
-                if (!*err)
-                        snprintf(err, sizeof(err), "cannot publish the device: %s", strerror(-r));
-                return fail_disk(m, v, r, err), true;
-        }
-        log_debug("%s: published %s.", v->path, v->user->entry->dev.node);
-        crashpoint("after-publish");
-        set_state(m, v, VBD_HELD);
-        complete_pending(v, false, 0, NULL);
-        return true;
-}
-
-/* Sets the disk up from what snap (SNAP_SETUP) read.  prepare_only: a
- * block-loopd disk whose add has not run yet gets its device, but nothing
- * in xenstore: blkback opens whatever physical-device names at once, and a
- * running guest's frontend then connects, so the backend could pass
- * InitWait before libxl, which waits for exactly InitWait and only then
- * runs the script, has seen it.  A failure then is only noted: the add
- * tries again and reports it.  Returns false when v was forgotten. */
-static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
-{
-        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
-        char err[ERROR_MAX + PATH_MAX] = "";
-        int r;
-
-        if (prepare_only && v->prepare_failed)
-                return true;
-        r = acquire(m, v, snap, err, sizeof(err));
-        if (r > 0)
-                return true;
-        if (r < 0 && prepare_only) {
-                v->prepare_failed = true;
-                log_debug("%s: not prepared ahead of its add: %s", v->path, err);
-                return true;
-        }
-        if (r < 0)
-                return fail_disk(m, v, r, err), true;
-        if (prepare_only) {
-                log_debug("%s: prepared %s; published when block-loopd adds it.", v->path,
-                          v->user->entry->dev.node);
-                set_state(m, v, VBD_PREPARED);
-                return true;
-        }
-        return publish_disk(m, v);
-}
-
-/* Removes what publish() wrote, if the directory is still there. */
-static int unpublish(struct vbd_manager *m, struct vbd *v)
-{
-        struct xs_op ops[] = {
-                { 0 },
-                OP_RM(v, "physical-device"),
-                OP_RM(v, "physical-device-path"),
-                OP_RM(v, "diskseq"),
-                OP_RM(v, "hotplug-status"),
-        };
-
-        return backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
-}
-
-/* Unpublishes, then lets go of the device: never the other way round, or
- * its major:minor, freed, could be set up for another disk while
- * physical-device still names it. */
-static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
-{
-        if (!dir_gone && v->maybe_published) {
-                int r = unpublish(m, v);
-                if (r == -ENOTCONN) {
-                        log_warning("%s: xenstored went away before the disk was unpublished; "
-                                    "holding its device until it is back.", v->path);
-                        return; /* the resync after reconnection looks again */
-                }
-                if (r == -ENOENT)
-                        dir_gone = true;
-                else if (r < 0)
-                        log_warning_errno(r, "%s: cannot remove the published nodes: %m.", v->path);
-        }
-        v->maybe_published = false;
-        if (v->user)
-                log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
-        drop_user(m, v);
-        if (dir_gone)
-                return vbd_forget(m, v);
-        set_state(m, v, VBD_RELEASED);
-        complete_pending(v, true, 0, NULL);
-}
-
-/* ---- adoption of what an earlier run published ----------------------------- */
-
-/* Opens what physical-device-path names, if it is still devnum.  The path
- * comes from xenstore: look at the inode (O_PATH) before opening it for
- * I/O, since opening a FIFO or a character device can have effects of its
- * own, and reopen that same inode through /proc/self/fd. */
-static int open_published(const char *node, dev_t devnum, int *ret)
-{
-        _cleanup_close_ int path_fd = -1;
-        struct stat st;
-        char link[64];
-        int fd;
-
-        if (node[0] != '/')
-                return -EINVAL;
-        path_fd = open(node, O_PATH | O_CLOEXEC);
-        if (path_fd < 0)
-                return negative_errno();
-        if (fstat(path_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum)
-                return -ESTALE;
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
-        fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum) {
-                safe_close(fd);
-                return -ESTALE;
-        }
-        *ret = fd;
-        return 0;
-}
-
-/* A disk found published (hotplug-status connected) by an earlier run of the
- * daemon: take it over with the device it names, never a new one.  Returns
- * 1 when adopted, 0 when it is not ours to adopt, -errno (with the disk
- * failed) when its device is gone. */
-static int adopt(struct vbd_manager *m, struct vbd *v)
-{
-        _cleanup_free_ char *status = NULL, *physdev = NULL, *node = NULL, *seq = NULL,
-                            *params = NULL, *mode = NULL;
-        struct cache_entry *e;
-        struct backend_state s;
-        enum cache_access access = CACHE_RO;
-        uint64_t diskseq = 0;
-        char name[64];
-        dev_t devnum;
-        int r, fd;
-
-        if (read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
-                return 0;
-        if (read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !xsv_parse_physdev(physdev, &devnum))
-                return 0;
-        if (read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !xsv_parse_diskseq(seq, &diskseq))
-                return 0;
-        read_node(m, XBT_NULL, v, "params", &params, NULL);
-        if (read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
-                (void)xsv_parse_mode(mode, &access);
-        if (read_backend_state(m, v, true, &s) < 0)
-                return 0;
-
-        e = cache_find_device(m->cache, devnum);
-        if (e && diskseq && e->dev.diskseq != diskseq)
-                e = NULL;
-        if (!e) {
-                r = -ENOENT;
-                if (read_node(m, XBT_NULL, v, "physical-device-path", &node, NULL) == 0)
-                        r = open_published(node, devnum, &fd);
-                if (r >= 0)
-                        r = cache_adopt_device(m->cache, fd, diskseq, params, &e);
-                if (r < 0) {
-                        fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
-                        return r;
-                }
-        }
-        snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        r = cache_adopt_user(m->cache, e, name, v->domid, v->devid, access,
-                             !(s.opened == 1 || s.state == XB_CONNECTED), &v->user);
-        if (r < 0) {
-                fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
-                return r;
-        }
-        v->publish_due = v->maybe_published = true;
-        log_info("%s: adopted %s from an earlier run.", v->path, e->dev.node);
-        set_state(m, v, v->user->holding ? VBD_HELD : VBD_CONNECTED);
-        complete_pending(v, false, 0, NULL);
-        return 1;
-}
-
 /* ---- the state machine -------------------------------------------------- */
 
-/* How a disk reaches the daemon, from its script node.  No script node, or
- * an empty one: the toolstack runs no script and leaves the disk to the
- * watch.  block-loopd (or xen-loopctl): libxl runs it as the hotplug script,
- * and the disk is published when its add asks.  Anything else (the stock
- * script, or "/etc/xen/scripts/", which stock libxl writes for an empty
- * script= and then fails to run) belongs to someone else. */
-enum claim { CLAIM_FOREIGN, CLAIM_WATCH, CLAIM_SCRIPT };
-
-static enum claim claim_of(const char *script)
+enum claim vbd_claim_of(const char *script)
 {
         if (!script || !*script)
                 return CLAIM_WATCH;
         return proto_script_is_loopd(script) ? CLAIM_SCRIPT : CLAIM_FOREIGN;
 }
-
-/* A disk not set up yet: everything it takes to decide and to attach, in
- * one round trip. */
-#define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
 
 /* Whether the directory of a failed or released disk was destroyed and
  * written anew for another disk between two looks: online again, and back
@@ -976,121 +150,142 @@ static bool recreated(struct vbd_manager *m, const struct vbd *v, const struct b
 
         if (v->user || (s->state != XB_INITIALISING && s->state != XB_INITWAIT))
                 return false;
-        if (read_int(m, v, "online", 1) != 1)
+        if (vbd_read_int(m, v, "online", 1) != 1)
                 return false;
         if (s->state == XB_INITIALISING)
                 return true;
         if (v->state == VBD_FAILED)
-                return read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) == -ENOENT;
+                return vbd_read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) == -ENOENT;
         return v->saw_teardown;
 }
 
-static void evaluate(struct vbd_manager *m, struct vbd *v)
+/* A disk not set up yet: claim it, adopt it (found by a scan), or set it up. */
+static void evaluate_new(struct vbd_manager *m, struct vbd *v)
 {
-        _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
+        _cleanup_(vbd_snapshot_clear) struct snapshot snap = { 0 };
+        struct backend_state s;
+        const char *script;
+        enum claim claim;
+        int r;
+
+        if (vbd_read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
+                return; /* disconnected: the resync after reconnection retries */
+        r = vbd_backend_state(m, v, &snap, &s);
+        if (r == -ENOENT)
+                return vbd_forget(m, v);
+        if (r < 0)
+                return;
+        script = vbd_snap_value(&snap, SNAP_SCRIPT, &r);
+        if (r < 0 && r != -ENOENT)
+                return;
+        claim = vbd_claim_of(script);
+        if (v->state == VBD_NEW && claim == CLAIM_FOREIGN && !v->requested) {
+                vbd_set_state(m, v, VBD_FOREIGN);
+                return;
+        }
+        if (v->state == VBD_NEW && v->found_by_scan) {
+                v->found_by_scan = false;
+                r = vbd_adopt(m, v);
+                if (r != 0) {
+                        vbd_snapshot_clear(&snap);
+                        if (r > 0)
+                                vbd_evaluate(m, v); /* blkback may be done meanwhile */
+                        return;
+                }
+        }
+        if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
+                /* Torn down before we ever set it up. */
+                v->saw_teardown = true;
+                vbd_set_state(m, v, VBD_RELEASED);
+                vbd_complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
+                vbd_complete_pending(v, true, 0, NULL);
+                return;
+        }
+        /* Whatever blkback or the toolstack write from now on comes as a
+         * watch event and brings the disk back here: no need to read the
+         * state again after publishing. */
+        vbd_attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
+}
+
+/* A disk set up: published when due, handed to blkback, or released. */
+static void evaluate_set_up(struct vbd_manager *m, struct vbd *v)
+{
+        _cleanup_(vbd_snapshot_clear) struct snapshot snap = { 0 };
         struct backend_state s;
         int r;
 
-        switch (v->state) {
-        case VBD_NEW:
-        case VBD_WAITING: {
-                const char *script;
-                enum claim claim;
-
-                if (read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
-                        return; /* disconnected: the resync after reconnection retries */
-                r = backend_state(m, v, &snap, &s);
-                if (r == -ENOENT)
-                        return vbd_forget(m, v);
-                if (r < 0)
-                        return;
-                script = snap_value(&snap, SNAP_SCRIPT, &r);
-                if (r < 0 && r != -ENOENT)
-                        return;
-                claim = claim_of(script);
-                if (v->state == VBD_NEW && claim == CLAIM_FOREIGN && !v->requested) {
-                        set_state(m, v, VBD_FOREIGN);
-                        return;
-                }
-                if (v->state == VBD_NEW && v->found_by_scan) {
-                        v->found_by_scan = false;
-                        r = adopt(m, v);
-                        if (r != 0) {
-                                snapshot_clear(&snap);
-                                if (r > 0)
-                                        evaluate(m, v); /* blkback may be done meanwhile */
-                                return;
-                        }
-                }
-                if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
-                        /* Torn down before we ever set it up. */
-                        v->saw_teardown = true;
-                        set_state(m, v, VBD_RELEASED);
-                        complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
-                        return complete_pending(v, true, 0, NULL);
-                }
-                /* Whatever blkback or the toolstack write from now on comes
-                 * as a watch event and brings the disk back here: no need
-                 * to read the state again after publishing. */
-                attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
+        /* A set-up disk whose params went was removed, and what is at its
+         * path now was written anew by a late writer — blkback's connect()
+         * writes sectors and info, the toolstack's watchers their nodes,
+         * without checking the directory still exists: that debris is not
+         * the disk. */
+        r = vbd_read_snapshot(m, v, SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) |
+                              (v->state != VBD_CONNECTED ? SNAP(SNAP_OPENED) : 0), &snap);
+        if (r < 0)
+                return;
+        vbd_snap_value(&snap, SNAP_PARAMS, &r);
+        if (r == 0)
+                r = vbd_backend_state(m, v, &snap, &s);
+        if (r == -ENOENT)
+                return vbd_release(m, v, true);
+        if (r < 0)
+                return;
+        if (vbd_torn_down(&s, v->maybe_published)) {
+                v->saw_teardown = true;
+                return vbd_release(m, v, false);
+        }
+        if (v->state == VBD_PREPARED) {
+                if (v->requested || v->publish_due)
+                        vbd_publish_disk(m, v);
                 return;
         }
+        if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
+                cache_user_unhold(m->cache, v->user);
+                vbd_set_state(m, v, VBD_CONNECTED);
+                log_debug("%s: blkback holds %s now.", v->path, v->user->entry->dev.node);
+        }
+}
+
+/* A failed or released disk: forgotten with its directory, or started
+ * afresh when the directory was written anew for another disk. */
+static void evaluate_ended(struct vbd_manager *m, struct vbd *v)
+{
+        _cleanup_(vbd_snapshot_clear) struct snapshot snap = { 0 };
+        struct backend_state s;
+        int r;
+
+        if (vbd_read_snapshot(m, v, SNAP(SNAP_STATE), &snap) < 0)
+                return;
+        r = vbd_backend_state(m, v, &snap, &s);
+        if (r == -ENOENT)
+                return vbd_forget(m, v);
+        if (r < 0 || !recreated(m, v, &s))
+                return;
+        log_debug("%s: written anew for another disk.", v->path);
+        vbd_snapshot_clear(&snap);
+        v->requested = v->prepare_failed = v->publish_due = v->saw_teardown = false;
+        free(v->error);
+        v->error = NULL;
+        vbd_set_state(m, v, VBD_NEW);
+        vbd_evaluate(m, v);
+}
+
+void vbd_evaluate(struct vbd_manager *m, struct vbd *v)
+{
+        switch (v->state) {
+        case VBD_NEW:
+        case VBD_WAITING:
+                return evaluate_new(m, v);
         case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
-                /* A set-up disk whose params went was removed, and what is
-                 * at its path now was written anew by a late writer —
-                 * blkback's connect() writes sectors and info, the
-                 * toolstack's watchers their nodes, without checking the
-                 * directory still exists: that debris is not the disk. */
-                r = read_snapshot(m, v, SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) |
-                                  (v->state != VBD_CONNECTED ? SNAP(SNAP_OPENED) : 0), &snap);
-                if (r < 0)
-                        return;
-                snap_value(&snap, SNAP_PARAMS, &r);
-                if (r == 0)
-                        r = backend_state(m, v, &snap, &s);
-                if (r == -ENOENT)
-                        return release(m, v, true);
-                if (r < 0)
-                        return;
-                if (torn_down(&s, v->maybe_published)) {
-                        v->saw_teardown = true;
-                        return release(m, v, false);
-                }
-                if (v->state == VBD_PREPARED) {
-                        if (v->requested || v->publish_due)
-                                publish_disk(m, v);
-                        return;
-                }
-                if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
-                        cache_user_unhold(m->cache, v->user);
-                        set_state(m, v, VBD_CONNECTED);
-                        log_debug("%s: blkback holds %s now.", v->path, v->user->entry->dev.node);
-                }
-                return;
+                return evaluate_set_up(m, v);
         case VBD_FAILED:
         case VBD_RELEASED:
-                if (read_snapshot(m, v, SNAP(SNAP_STATE), &snap) < 0)
-                        return;
-                r = backend_state(m, v, &snap, &s);
-                if (r == -ENOENT)
-                        return vbd_forget(m, v);
-                if (r < 0)
-                        return;
-                if (recreated(m, v, &s)) {
-                        log_debug("%s: written anew for another disk.", v->path);
-                        snapshot_clear(&snap);
-                        v->requested = v->prepare_failed = v->publish_due = v->saw_teardown = false;
-                        free(v->error);
-                        v->error = NULL;
-                        set_state(m, v, VBD_NEW);
-                        return evaluate(m, v);
-                }
-                return;
+                return evaluate_ended(m, v);
         case VBD_FOREIGN:
-                if (dir_state(m, v) == 0)
-                        return vbd_forget(m, v);
+                if (vbd_dir_state(m, v) == 0)
+                        vbd_forget(m, v);
                 return;
         case _VBD_STATE_MAX:
                 break;
@@ -1099,7 +294,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
 
 /* ---- event intake ------------------------------------------------------- */
 
-static void mark_dirty(struct vbd_manager *m, struct vbd *v)
+void vbd_mark_dirty(struct vbd_manager *m, struct vbd *v)
 {
         if (list_is_linked(&v->dirty_link))
                 return;
@@ -1158,7 +353,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                         continue;
                 if (v->state == VBD_NEW)
                         v->found_by_scan = true;
-                mark_dirty(m, v);
+                vbd_mark_dirty(m, v);
         }
 }
 
@@ -1172,7 +367,7 @@ static void rescan(struct vbd_manager *m)
         struct vbd *v;
 
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
-                mark_dirty(m, v);
+                vbd_mark_dirty(m, v);
         if (xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n) < 0)
                 return;
         for (unsigned i = 0; i < n; i++) {
@@ -1194,7 +389,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
         /* The domain's directory went: so did every disk in it. */
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
                 if (v->domid == domid)
-                        mark_dirty(m, v);
+                        vbd_mark_dirty(m, v);
 }
 
 void vbd_manager_watch(struct vbd_manager *m, const char *path)
@@ -1206,7 +401,7 @@ void vbd_manager_watch(struct vbd_manager *m, const char *path)
         size_t len = 0;
         struct vbd *v;
 
-        switch (split_path(m, path, &domid, &devid, &node, &len)) {
+        switch (vbd_split_path(m, path, &domid, &devid, &node, &len)) {
         case 0:
                 m->rescan = true;
                 sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
@@ -1218,7 +413,7 @@ void vbd_manager_watch(struct vbd_manager *m, const char *path)
                 if (!v)
                         return (void)log_error("Out of memory tracking %s.", path);
                 if (node_matters(v, node))
-                        mark_dirty(m, v);
+                        vbd_mark_dirty(m, v);
                 return;
         default:
                 return;
@@ -1233,32 +428,6 @@ void vbd_manager_resync(struct vbd_manager *m)
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
-/* Adopts every disk a scan found published by an earlier run before any
- * disk is set up anew: a device handed back at start-up has no users until
- * its disk is adopted, and a new read-write disk decided first would not
- * see them. */
-static void adopt_published(struct vbd_manager *m)
-{
-        struct hashmap_iter it = HASHMAP_ITER_INIT;
-        struct vbd *v;
-
-        while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL)) {
-                _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
-                const char *script;
-                int r;
-
-                if (!v->found_by_scan || v->state != VBD_NEW)
-                        continue;
-                if (read_snapshot(m, v, SNAP(SNAP_SCRIPT), &snap) < 0)
-                        return;
-                script = snap_value(&snap, SNAP_SCRIPT, &r);
-                if ((r < 0 && r != -ENOENT) || claim_of(script) == CLAIM_FOREIGN)
-                        continue;
-                if (adopt(m, v) != 0)
-                        v->found_by_scan = false;
-        }
-}
-
 static int on_defer(sd_event_source *s, void *userdata)
 {
         struct vbd_manager *m = userdata;
@@ -1269,12 +438,12 @@ static int on_defer(sd_event_source *s, void *userdata)
                 m->rescan = false;
                 scanning = true;
                 rescan(m);
-                adopt_published(m);
+                vbd_adopt_published(m);
         }
         while (!list_is_empty(&m->dirty)) {
                 struct vbd *v = list_first_entry(&m->dirty, struct vbd, dirty_link);
                 list_unlink(&v->dirty_link);
-                evaluate(m, v);
+                vbd_evaluate(m, v);
         }
         /* Devices handed back at start-up that no disk claimed in the first
          * full scan are let go. */
@@ -1286,48 +455,6 @@ static int on_defer(sd_event_source *s, void *userdata)
         if (m->scanned)
                 cache_settle(m->cache);
         return 0;
-}
-
-/* ---- requests from block-loopd ------------------------------------------ */
-
-static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH_MAX], struct vbd **ret)
-{
-        uint32_t domid, devid;
-        const char *node = NULL;
-        size_t len = 0;
-        int n;
-
-        /* No manager yet: xenstored has not answered since start-up. */
-        if (!m)
-                return -ENOTCONN;
-
-        if (path[0] == '/')
-                n = snprintf(abs, PATH_MAX, "%s", path);
-        else
-                n = snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
-        if (n < 0 || n >= PATH_MAX)
-                return -EINVAL;
-        while (n > 1 && abs[n - 1] == '/')
-                abs[--n] = '\0';
-        if (split_path(m, abs, &domid, &devid, &node, &len) != 2 || node)
-                return -EINVAL;
-        *ret = vbd_get(m, abs, len, domid, devid, true);
-        return *ret ? 0 : -ENOMEM;
-}
-
-struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
-{
-        char abs[PATH_MAX];
-        struct vbd *v;
-
-        if (!m)
-                return NULL;
-        if (path[0] == '/')
-                snprintf(abs, sizeof(abs), "%s", path);
-        else
-                snprintf(abs, sizeof(abs), "%s/%s", m->home, path);
-        v = hashmap_get(m->by_path, abs);
-        return v ? v->user : NULL;
 }
 
 void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
@@ -1346,83 +473,9 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
                 v = hashmap_get(m->by_path, path);
                 if (!v || v->user != u)
                         continue;
-                struct xs_op ops[] = { { 0 }, OP_WRITE(v, "diskseq", seq) };
-                backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
+                const struct xs_op ops[] = { OP_WRITE(v, "diskseq", seq) };
+                vbd_backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         }
-}
-
-int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *call)
-{
-        char abs[PATH_MAX];
-        struct vbd *v;
-        int r;
-
-        r = resolve(m, path, abs, &v);
-        if (r < 0)
-                return r;
-        if (!xs_conn_connected(m->xs))
-                return -ENOTCONN;
-        v->requested = true;
-        if (v->state == VBD_FOREIGN)
-                set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits.
-         * A failed or released record may be a directory written anew. */
-        if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
-                evaluate(m, v);
-        if (!xs_conn_connected(m->xs)) {
-                /* Lost while looking (no answer in time): say so now rather
-                 * than keep the script waiting for a resync. */
-                ctl_call_error(call, -ENOTCONN, "xenstored did not answer while %s was set up", abs);
-                return 0;
-        }
-        if (hashmap_get(m->by_path, abs) != v) {
-                ctl_call_error(call, -ENODEV, "%s does not exist", abs);
-                return 0;
-        }
-        switch (v->state) {
-        case VBD_HELD:
-        case VBD_CONNECTED:
-                reply_call(call, v, 0, NULL);
-                return 0;
-        case VBD_FAILED:
-                ctl_call_error(call, -EIO, "%s", v->error ? v->error : "the disk failed");
-                return 0;
-        case VBD_RELEASED:
-                ctl_call_error(call, -ENODEV, "%s has been torn down", v->path);
-                return 0;
-        default:
-                return add_pending(v, call, false);
-        }
-}
-
-int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call *call)
-{
-        char abs[PATH_MAX];
-        struct vbd *v;
-        int r;
-
-        r = resolve(m, path, abs, &v);
-        if (r < 0)
-                return r;
-        switch (v->state) {
-        case VBD_PREPARED:
-        case VBD_HELD:
-        case VBD_CONNECTED:
-                release(m, v, false);
-                break;
-        default:
-                if (dir_state(m, v) == 0) {
-                        vbd_forget(m, v);
-                        break;
-                }
-                /* Nothing held: a failed, foreign or unknown disk. */
-                complete_pending(v, false, -ECANCELED, "the disk was removed before it was set up");
-                if (v->state != VBD_RELEASED)
-                        set_state(m, v, VBD_RELEASED);
-                break;
-        }
-        ctl_call_reply(call, NULL);
-        return 0;
 }
 
 /* ---- setup -------------------------------------------------------------- */
