@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
+#include "restart.h"
 #include "time-util.h"
 #include "xsvalue.h"
 
@@ -197,7 +198,6 @@ static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, 
         vbd_manager_watch(d->vbd, path);
 }
 
-static void on_settled(void *userdata);
 
 /* Finds this domain's home and starts watching its vbd backends: at
  * start-up, or when xenstored first answers. */
@@ -230,7 +230,7 @@ static int start_disks(struct daemon *d)
                 .open_fdset = daemon_open_fdset,
                 .release_fdset = daemon_release_fdset,
                 .fdset_userdata = d,
-                .settled = on_settled,
+                .settled = restart_settled,
                 .settled_userdata = d,
         };
         r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
@@ -318,55 +318,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* ---- the fd store: every held device fd is stashed under its name ---- */
 
-static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
-{
-        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
-}
-
-static void on_entry_held(struct cache_entry *e, void *userdata)
-{
-        char name[64];
-
-        fdstore_name(e, name, sizeof(name));
-        fdstore_add(e->dev.fd, name);
-}
-
-static void on_entry_unheld(struct cache_entry *e, void *userdata)
-{
-        char name[64];
-
-        fdstore_name(e, name, sizeof(name));
-        fdstore_remove(name);
-}
-
-static const struct cache_hooks fdstore_hooks = {
-        .held = on_entry_held,
-        .unheld = on_entry_unheld,
-};
-
-static void on_fdset_kept(int fd, const char *name, void *userdata)
-{
-        fdstore_add(fd, name);
-}
-
-static void on_fdset_dropped(int fd, const char *name, void *userdata)
-{
-        fdstore_remove(name);
-}
-
-static const struct fdset_hooks fdset_store_hooks = {
-        .kept = on_fdset_kept,
-        .dropped = on_fdset_dropped,
-};
-
-static void on_settled(void *userdata)
-{
-        struct daemon *d = userdata;
-
-        fdset_settle(d->fdsets);
-}
 
 static void on_disconnect(uint64_t conn, void *userdata)
 {
@@ -375,101 +327,6 @@ static void on_disconnect(uint64_t conn, void *userdata)
         fdset_connection_closed(d->fdsets, conn);
 }
 
-/* Which names the store handed back for more than one fd.  An older
- * xen-loopd could give two fds one name (a phy device held for r and w!, a
- * taken-back fd-set fd and a new one); FDSTOREREMOVE drops every fd of a
- * name, so such a name is removed and each of its fds stored again under a
- * name of its own.  NULL when out of memory (then nothing is renamed). */
-static bool *shared_names(struct fdstore_fd *fds, size_t n)
-{
-        struct hashmap *seen = hashmap_new(hash_string, equal_string);
-        bool *shared = calloc(n + 1, sizeof(bool));
-
-        if (!seen || !shared) {
-                hashmap_free(seen);
-                free(shared);
-                return NULL;
-        }
-        for (size_t i = 0; i < n; i++) {
-                void *first = hashmap_get(seen, fds[i].name);
-                if (first) {
-                        shared[i] = true;
-                        shared[(uintptr_t)first - 1] = true;
-                } else if (hashmap_put(seen, fds[i].name, (void *)(uintptr_t)(i + 1)) < 0)
-                        break;
-        }
-        hashmap_free(seen);
-        return shared;
-}
-
-/* Takes back the devices an earlier run held; the first full xenstore scan
- * then gives them their disks again, and lets go of those with none. */
-static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
-{
-        _cleanup_free_ bool *shared = shared_names(fds, n);
-
-        for (size_t i = 0; i < n; i++) {
-                fdset_reserve_store_name(d->fdsets, fds[i].name);
-                if (shared && shared[i]) {
-                        log_notice("Several fds came back from the fd store as %.64s: storing each under a name "
-                                   "of its own.", fds[i].name);
-                        fdstore_remove(fds[i].name);
-                }
-        }
-        for (size_t i = 0; i < n; i++) {
-                bool rename = shared && shared[i];
-                unsigned ma, mi;
-                uint64_t seq;
-                char acc, now[64];
-                struct cache_entry *e;
-                int r;
-
-                if (strncmp(fds[i].name, "fdset-", 6) == 0) {
-                        r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name, rename);
-                        fds[i].fd = -1;
-                        if (r < 0) {
-                                log_warning_errno(r, "Dropping %.64s from the fd store: %m", fds[i].name);
-                                fdstore_remove(fds[i].name);
-                        }
-                        continue;
-                }
-                if (!xsv_parse_fdstore_dev(fds[i].name, &ma, &mi, &seq, &acc)) {
-                        log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fds[i].fd, fds[i].name);
-                        fdstore_remove(fds[i].name);
-                        continue; /* fdstore_fds_free closes it */
-                }
-                char sys[96];
-                _cleanup_free_ char *backing = NULL;
-                size_t len = 0;
-                FILE *f;
-
-                /* What the device serves, for listings: the kernel knows. */
-                snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/loop/backing_file", ma, mi);
-                f = fopen(sys, "re");
-                if (f) {
-                        if (getline(&backing, &len, f) > 0)
-                                backing[strcspn(backing, "\n")] = '\0';
-                        fclose(f);
-                }
-                r = cache_adopt_device(d->cache, fds[i].fd, seq, backing, &e);
-                fds[i].fd = -1;
-                if (r < 0 || e->dev.devnum != makedev(ma, mi)) {
-                        log_warning("%s from the fd store is not that device any more; dropping it.", fds[i].name);
-                        fdstore_remove(fds[i].name);
-                        continue;
-                }
-                /* A name without the access (an older xen-loopd's), one
-                 * shared, or one this run would not give the entry: stored
-                 * again under the name the entry's hooks will remove. */
-                fdstore_name(e, now, sizeof(now));
-                if (rename || strcmp(now, fds[i].name) != 0) {
-                        if (!rename)
-                                fdstore_remove(fds[i].name);
-                        fdstore_add(e->dev.fd, now);
-                }
-                log_info("Took back %s from the fd store.", e->dev.node);
-        }
-}
 
 static void daemon_done(struct daemon *d)
 {
@@ -598,11 +455,11 @@ static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_s
         if (r < 0)
                 return r;
         if (d->notify)
-                cache_set_hooks(d->cache, &fdstore_hooks);
-        r = fdset_registry_new(d->notify ? &fdset_store_hooks : NULL, &d->fdsets);
+                cache_set_hooks(d->cache, &restart_cache_hooks);
+        r = fdset_registry_new(d->notify ? &restart_fdset_hooks : NULL, &d->fdsets);
         if (r < 0)
                 return r;
-        adopt_stored(d, stored, n_stored);
+        restart_take_back(d, stored, n_stored);
         d->attachments = hashmap_new(hash_string, equal_string);
         if (!d->attachments)
                 return -ENOMEM;

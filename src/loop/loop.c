@@ -756,3 +756,21 @@ int loop_prepare_spare(void)
         loop_hint_free(nr);
         return 1;
 }
+
+char *loop_backing_path(dev_t devnum)
+{
+        char sys[96], *path = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/loop/backing_file", major(devnum), minor(devnum));
+        f = fopen(sys, "re");
+        if (!f)
+                return NULL;
+        if (getline(&path, &len, f) > 0)
+                path[strcspn(path, "\n")] = '\0';
+        else
+                path = mfree(path);
+        fclose(f);
+        return path;
+}

@@ -68,6 +68,9 @@ int loop_reopen(const struct loop_device *want, bool writable, int *ret_fd);
 /* Checks an open loop fd as loop_reopen() does; fills devnum, nr, node,
  * diskseq and backing identity of ret (ret->fd is set to fd). */
 int loop_inspect(int fd, struct loop_device *ret);
+/* The path the kernel recorded for the file loop device devnum serves
+ * (sysfs backing_file), malloc'ed; NULL when unknown. */
+char *loop_backing_path(dev_t devnum);
 
 /* How the bound device fd is open on is configured: read-only, direct I/O,
  * offset, size limit (LOOP_GET_STATUS64) and logical block size. */

@@ -1,0 +1,29 @@
+/* restart.h — what survives a restart (or a crash) of xen-loopd.
+ *
+ * Every fd the daemon holds for someone else is kept in the service
+ * manager's fd store from the moment it is held (the hooks below, for the
+ * cache's held devices and the fd sets' fds).  At start-up the fds handed
+ * back are taken back: fd-set fds into their sets, device fds into the
+ * cache, held (adopting) until the first full xenstore scan, in which the
+ * vbd manager adopts the disks an earlier run published (vbd-adopt.c).
+ * Once that scan is done, the devices and fd-set fds no disk claimed are
+ * let go (restart_settled(), then cache_settle() after each scan). */
+#pragma once
+
+#include <stddef.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "fdset.h"
+#include "fdstore.h"
+
+extern const struct cache_hooks restart_cache_hooks;
+extern const struct fdset_hooks restart_fdset_hooks;
+
+/* Takes back what the fd store handed back (fds[].fd are taken or closed
+ * by fdstore_fds_free()). */
+void restart_take_back(struct daemon *d, struct fdstore_fd *fds, size_t n);
+
+/* The vbd manager's first full scan is done (struct vbd_config.settled):
+ * fd-set fds no disk took back are let go. */
+void restart_settled(void *userdata);
