@@ -88,6 +88,14 @@ void vbd_complete_pending(struct vbd *v, bool remove, int error, const char *msg
 
 /* ---- requests from block-loopd ------------------------------------------ */
 
+/* path below this domain's home unless absolute; as snprintf() returns. */
+static int absolute(const struct vbd_manager *m, const char *path, char abs[static PATH_MAX])
+{
+        if (path[0] == '/')
+                return snprintf(abs, PATH_MAX, "%s", path);
+        return snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
+}
+
 static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH_MAX], struct vbd **ret)
 {
         uint32_t domid, devid;
@@ -99,10 +107,7 @@ static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH
         if (!m)
                 return -ENOTCONN;
 
-        if (path[0] == '/')
-                n = snprintf(abs, PATH_MAX, "%s", path);
-        else
-                n = snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
+        n = absolute(m, path, abs);
         if (n < 0 || n >= PATH_MAX)
                 return -EINVAL;
         while (n > 1 && abs[n - 1] == '/')
@@ -120,10 +125,7 @@ struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
 
         if (!m)
                 return NULL;
-        if (path[0] == '/')
-                snprintf(abs, sizeof(abs), "%s", path);
-        else
-                snprintf(abs, sizeof(abs), "%s/%s", m->home, path);
+        absolute(m, path, abs);
         v = hashmap_get(m->by_path, abs);
         return v ? v->user : NULL;
 }
@@ -132,9 +134,8 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 {
         char abs[PATH_MAX];
         struct vbd *v;
-        int r;
+        int r = resolve(m, path, abs, &v);
 
-        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         if (!xs_conn_connected(m->xs))
@@ -176,9 +177,8 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
 {
         char abs[PATH_MAX];
         struct vbd *v;
-        int r;
+        int r = resolve(m, path, abs, &v);
 
-        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         switch (v->state) {

@@ -304,6 +304,14 @@ void vbd_mark_dirty(struct vbd_manager *m, struct vbd *v)
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
+static bool is_one_of(const char *node, const char *const *names, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(node, names[i]) == 0)
+                        return true;
+        return false;
+}
+
 /* Nodes that can move a disk on, per state; writes of our own are not. */
 static bool node_matters(const struct vbd *v, const char *node)
 {
@@ -315,17 +323,11 @@ static bool node_matters(const struct vbd *v, const char *node)
         switch (v->state) {
         case VBD_NEW:
         case VBD_WAITING:
-                for (size_t i = 0; i < ARRAY_SIZE(setup); i++)
-                        if (strcmp(node, setup[i]) == 0)
-                                return true;
-                return false;
+                return is_one_of(node, setup, ARRAY_SIZE(setup));
         case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
-                for (size_t i = 0; i < ARRAY_SIZE(running); i++)
-                        if (strcmp(node, running[i]) == 0)
-                                return true;
-                return false;
+                return is_one_of(node, running, ARRAY_SIZE(running));
         default:
                 return false;
         }
