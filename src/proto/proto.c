@@ -371,11 +371,10 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
 
 void proto_request_done(struct proto_request *req)
 {
-        if (!req)
-                return;
-        if (req->obj)
-                json_object_put(req->obj);
-        *req = (struct proto_request){ 0 };
+        if (req) {
+                json_object_put(req->obj); /* NULL-safe */
+                *req = (struct proto_request){ 0 };
+        }
 }
 
 int proto_add_field(struct json_object *obj, const char *key, struct json_object *val)
@@ -579,11 +578,10 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
 
 void proto_reply_done(struct proto_reply *rep)
 {
-        if (!rep)
-                return;
-        if (rep->obj)
-                json_object_put(rep->obj);
-        *rep = (struct proto_reply){ 0 };
+        if (rep) {
+                json_object_put(rep->obj); /* NULL-safe */
+                *rep = (struct proto_reply){ 0 };
+        }
 }
 
 bool proto_script_is_loopd(const char *script)
