@@ -31,15 +31,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "access.h"
 #include "backing.h"
 #include "list.h"
 #include "loop.h"
 
-enum cache_access {
-        CACHE_RO,        /* mode r */
-        CACHE_RW,        /* mode w */
-        CACHE_RW_FORCE,  /* mode w!: no sharing check */
-};
 
 struct cache_key {
         dev_t dev;               /* st_dev of the file, or st_rdev of a block device */
@@ -245,11 +241,3 @@ int cache_key_from_request(const struct cache_request *req, struct cache_key *re
 uint64_t cache_key_hash(const void *key);
 bool cache_key_equal(const void *a, const void *b);
 
-/* "read-only", "read-write", "read-write (w!)": how a user holds its file. */
-const char *cache_access_name(enum cache_access a);
-
-/* The mode letters xenstore's `mode` and the control protocol's "access"
- * use: "r", "w", "w!"; with aliases, "ro" and "rw" too.  0 or -EINVAL. */
-int cache_access_parse(const char *mode, bool aliases, enum cache_access *ret);
-/* "r", "w" or "w!". */
-const char *cache_access_mode(enum cache_access a);
