@@ -1,5 +1,6 @@
 #include "fdset.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -131,6 +132,7 @@ int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_
         uint32_t id;
         int r;
 
+        assert(target && open_set);
         if (fdset_is_path(target)) {
                 if (fdset_parse_path(target, &id) < 0) {
                         errbuf_set(err, errlen, "'%.64s' is not a valid fd set name", target);

@@ -1,6 +1,7 @@
 /* vbd-attach.c — setting a disk up: opening its target, taking a device
  * from the cache, publishing it; failing it with a hotplug-error; and
  * releasing it, unpublished first. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -138,10 +139,12 @@ static int check_publication(const struct xs_op *ops, size_t n, void *data)
 
 static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errlen)
 {
-        const struct loop_device *d = &v->user->entry->dev;
+        const struct loop_device *d;
         char physdev[32], seq[32];
         struct publication p = { .physdev = physdev, .err = err, .errlen = errlen };
 
+        assert(v->user); /* only a disk with a device is published */
+        d = &v->user->entry->dev;
         snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
         snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
         struct xs_op ops[5];

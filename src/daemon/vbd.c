@@ -2,6 +2,7 @@
  * intake of xenstore events (see vbd.h, and vbd-internal.h for its parts). */
 #include "vbd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -35,6 +36,7 @@ const char *vbd_state_name(enum vbd_state s)
 
 void vbd_set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
 {
+        assert(s < _VBD_STATE_MAX);
         m->counts[v->state]--;
         m->counts[s]++;
         v->state = s;

@@ -1,5 +1,6 @@
 #include "hashmap.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,7 @@ void *hashmap_get_or_new(struct hashmap *h, const void *key, size_t size, size_t
         void *v = hashmap_get(h, key);
         char *o;
 
+        assert(key_offset + key_size <= size);
         *created = false;
         if (v)
                 return v;
