@@ -2,7 +2,7 @@
  * `xen-loopctl attach SPEC...` hands them to libxlutil's xlu_disk_parse()
  * and turns the disk into attach arguments.  The input is split into words
  * at newlines (each word one argument, as a shell would pass them).  The
- * client's own wrapper is fuzzed: src/loopctl.c is compiled in, its main()
+ * client's own wrapper is fuzzed: src/ctl/loopctl.c is compiled in, its main()
  * renamed.  Whatever the words: no crash, no leak, and an accepted spec
  * gives an absolute target, an access of r, w or w!, and a name. */
 #include <stdint.h>

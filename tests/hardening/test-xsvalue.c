@@ -1,4 +1,4 @@
-/* Unit tests for the strict parsers of outside values (src/xsvalue.c):
+/* Unit tests for the strict parsers of outside values (src/daemon/xsvalue.c):
  * what the daemon and the stock scripts write is accepted, everything
  * sscanf()/strtoull() used to let through (blanks, signs, 0x, overflow) is
  * not. */
