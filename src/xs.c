@@ -25,7 +25,9 @@ struct event {
         char path[];
 };
 
-/* Bytes read but not yet taken as messages: room for several. */
+/* Bytes read but not yet taken as messages: room for several to start
+ * with; grown for a message longer than that (a long directory from
+ * oxenstored, bounded by xsw_peek). */
 #define IN_SIZE (16 * XSW_MSG_MAX)
 
 struct xs_conn {
@@ -41,7 +43,8 @@ struct xs_conn {
         bool was_connected;
         uint32_t next_id;
         char *in;
-        size_t in_len;
+        size_t in_cap;
+        size_t in_off, in_len; /* taken up to in_off, read up to in_len */
         struct event *events, **events_tail;
 };
 
@@ -77,7 +80,7 @@ static void disconnect(struct xs_conn *x)
                 return;
         x->io = sd_event_source_disable_unref(x->io);
         x->fd = safe_close(x->fd);
-        x->in_len = 0;
+        x->in_off = x->in_len = 0;
         /* Events of the old connection: the rescan after reconnecting
          * looks at everything again. */
         drop_events(x);
@@ -101,12 +104,48 @@ static int conn_failed(struct xs_conn *x, int r)
         return -ENOTCONN;
 }
 
+/* Room at the end of the input: what was taken goes, once per read (not
+ * once per message: a burst of events would be moved over and over), and a
+ * first message longer than the buffer gets a buffer that holds it.  Called
+ * only when no whole message is left to take. */
+static int make_room(struct xs_conn *x)
+{
+        struct xsd_sockmsg hdr;
+        size_t need;
+        char *p;
+        int r;
+
+        if (x->in_off > 0) {
+                memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
+                x->in_len -= x->in_off;
+                x->in_off = 0;
+        }
+        if (x->in_len < x->in_cap)
+                return 0;
+        r = xsw_peek(x->in, x->in_len, &hdr);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -ENOBUFS; /* a whole message nobody took */
+        need = XSW_HEADER_SIZE + hdr.len;
+        p = realloc(x->in, need);
+        if (!p)
+                return -ENOMEM;
+        x->in = p;
+        x->in_cap = need;
+        return 0;
+}
+
 /* Reads what has arrived; with wait, blocks until something has.  -EAGAIN
  * when nothing is there, -ECONNRESET at the end of the stream. */
 static int receive(struct xs_conn *x, bool wait)
 {
+        int r = make_room(x);
+
+        if (r < 0)
+                return r;
         for (;;) {
-                ssize_t n = read(x->fd, x->in + x->in_len, IN_SIZE - x->in_len);
+                ssize_t n = read(x->fd, x->in + x->in_len, x->in_cap - x->in_len);
                 if (n > 0) {
                         x->in_len += (size_t)n;
                         return 0;
@@ -133,17 +172,18 @@ static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
         size_t total;
         int r;
 
-        r = xsw_peek(x->in, x->in_len, hdr);
+        r = xsw_peek(x->in + x->in_off, x->in_len - x->in_off, hdr);
         if (r <= 0)
                 return r;
         *body = malloc(hdr->len + 1);
         if (!*body)
                 return -ENOMEM;
-        memcpy(*body, x->in + XSW_HEADER_SIZE, hdr->len);
+        memcpy(*body, x->in + x->in_off + XSW_HEADER_SIZE, hdr->len);
         (*body)[hdr->len] = '\0';
         total = XSW_HEADER_SIZE + hdr->len;
-        memmove(x->in, x->in + total, x->in_len - total);
-        x->in_len -= total;
+        x->in_off += total;
+        if (x->in_off == x->in_len)
+                x->in_off = x->in_len = 0;
         return 1;
 }
 
@@ -458,7 +498,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 r = receive(x, false);
                 if (r >= 0)
                         r = take_events(x);
-        } while (r >= 0 && x->in_len < IN_SIZE);
+        } while (r >= 0);
         if (r != -EAGAIN && r < 0)
                 conn_failed(x, r == -ECONNRESET ? -EPIPE : r);
         return 0;
@@ -531,9 +571,12 @@ static int connect_now(struct xs_conn *x)
         fd = open_xenstore();
         if (fd < 0)
                 return fd;
-        if (!x->in && !(x->in = malloc(IN_SIZE))) {
-                safe_close(fd);
-                return -ENOMEM;
+        if (!x->in) {
+                if (!(x->in = malloc(IN_SIZE))) {
+                        safe_close(fd);
+                        return -ENOMEM;
+                }
+                x->in_cap = IN_SIZE;
         }
         r = sd_event_add_io(x->event, &x->io, fd, EPOLLIN, on_io, x);
         if (r < 0) {
@@ -541,7 +584,7 @@ static int connect_now(struct xs_conn *x)
                 return r;
         }
         x->fd = fd;
-        x->in_len = 0;
+        x->in_off = x->in_len = 0;
         for (size_t i = 0; i < x->n_watches && r >= 0; i++)
                 r = watch_now(x, x->watches[i].path, x->watches[i].token);
         if (r < 0) {
