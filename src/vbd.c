@@ -30,7 +30,11 @@ enum {
 };
 
 #define PUBLISH_RETRIES 32
+/* hotplug-error, and every value the daemon writes, must fit oxenstored's
+ * limit (quota-maxsize, 2048 bytes), the lower of the two xenstoreds'. */
 #define ERROR_MAX 512
+#define XS_VALUE_MAX 2048
+_Static_assert(ERROR_MAX <= XS_VALUE_MAX, "hotplug-error must fit every xenstored");
 
 struct pending {
         struct pending *next;
@@ -310,7 +314,12 @@ static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *op
                                 r = ops[k].r;
                 xs_ops_clear(ops, n);
                 if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
+                        /* -EAGAIN: the transaction was unknown to
+                         * xenstored, and so is what was read in it. */
+                        if (xs_conn_transaction_end(m->xs, t, true) == -EAGAIN) {
+                                r = -EAGAIN;
+                                continue;
+                        }
                         return r;
                 }
                 r = xs_conn_transaction_end(m->xs, t, false);

@@ -748,8 +748,15 @@ int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
         struct xsw_part part = { abort ? "F" : "T", 2 };
+        int r;
 
-        return request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
+        r = request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
+        /* xenstored did not know the transaction (the C one says ENOENT,
+         * oxenstored EIO): nothing was committed, and what was read in it
+         * meant nothing; the caller starts over. */
+        if (r == -ENOENT || r == -EIO)
+                return -EAGAIN;
+        return r;
 }
 
 int xs_conn_home(struct xs_conn *x, char **ret)

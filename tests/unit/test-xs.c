@@ -547,6 +547,55 @@ static void test_requests(void **state)
         srv_finish();
 }
 
+/* --- a transaction xenstored does not know ------------------------------- */
+
+static void s_unknown_transaction(void)
+{
+        struct xsd_sockmsg r;
+
+        ACCEPT();
+        /* oxenstored: EIO for every request in it, the commit included. */
+        r = EXPECT(XS_READ, "/be\0");
+        CHECK(r.tx_id == 41);
+        REPLY(r, XS_ERROR, "EIO\0");
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "EIO\0");
+        r = EXPECT(XS_TRANSACTION_END, "F\0");
+        REPLY(r, XS_ERROR, "EIO\0");
+        /* The C xenstored: ENOENT. */
+        r = EXPECT(XS_READ, "/be\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        r = EXPECT(XS_TRANSACTION_END, "F\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        /* Other failures of a commit stay what they are. */
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "EACCES\0");
+        EXPECT_EOF();
+}
+
+static void test_unknown_transaction(void **state)
+{
+        char *v = NULL;
+
+        client_new();
+        srv_start(s_unknown_transaction);
+        assert_int_equal(xs_conn_read(x, 41, "/be", &v, NULL), -EIO);
+        assert_int_equal(xs_conn_transaction_end(x, 41, false), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 41, true), -EAGAIN);
+        /* A read that says "gone" in it; the abort tells it meant nothing. */
+        assert_int_equal(xs_conn_read(x, 42, "/be", &v, NULL), -ENOENT);
+        assert_int_equal(xs_conn_transaction_end(x, 42, true), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 42, false), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 43, false), -EACCES);
+        assert_null(v);
+        assert_true(xs_conn_connected(x));
+        assert_int_equal(seen.n_states, 0);
+        client_free();
+        srv_finish();
+}
+
 /* --- batches ------------------------------------------------------------ */
 
 static void s_batch(void)
@@ -1283,6 +1332,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 T(test_requests),
+                T(test_unknown_transaction),
                 T(test_batch),
                 T(test_events_in_batch),
                 T(test_directory_parts),
