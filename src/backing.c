@@ -1,11 +1,15 @@
 /* backing.c — open a disk's backing file once and check what it is. */
 #include "backing.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -144,6 +148,134 @@ int backing_from_fd(int fd, bool writable, struct backing *ret)
         return 0;
 }
 
+/* ---- an open with a deadline --------------------------------------------- */
+
+/* One open, run by a thread of its own; whoever finishes last (the caller,
+ * giving up, or the thread, finally done) frees it. */
+struct open_job {
+        pthread_mutex_t lock;
+        pthread_cond_t done_cond;
+        bool done, abandoned;
+        bool writable, direct_io;
+        int r;
+        struct backing b;
+        char path[];
+};
+
+/* Opens still hanging after their caller gave up: each holds a thread. */
+static pthread_mutex_t hung_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned hung;
+
+static void *open_worker(void *data)
+{
+        struct open_job *j = data;
+        struct backing b;
+        int r = backing_open(j->path, j->writable, j->direct_io, &b);
+        bool abandoned;
+
+        pthread_mutex_lock(&j->lock);
+        j->r = r;
+        j->b = b;
+        j->done = true;
+        abandoned = j->abandoned;
+        pthread_cond_signal(&j->done_cond);
+        pthread_mutex_unlock(&j->lock);
+        if (abandoned) {
+                backing_close(&b);
+                pthread_mutex_lock(&hung_lock);
+                hung--;
+                pthread_mutex_unlock(&hung_lock);
+                pthread_cond_destroy(&j->done_cond);
+                pthread_mutex_destroy(&j->lock);
+                free(j);
+        }
+        return NULL;
+}
+
+int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,
+                         struct backing *ret)
+{
+        struct open_job *j;
+        pthread_condattr_t ca;
+        pthread_attr_t ta;
+        struct timespec until;
+        pthread_t thread;
+        bool done;
+        int r;
+
+        assert(timeout_usec > 0);
+        backing_init(ret);
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        pthread_mutex_lock(&hung_lock);
+        r = hung >= BACKING_HUNG_MAX ? -EBUSY : 0;
+        pthread_mutex_unlock(&hung_lock);
+        if (r < 0)
+                return r;
+
+        j = calloc(1, sizeof(*j) + strlen(path) + 1);
+        if (!j)
+                return -ENOMEM;
+        strcpy(j->path, path);
+        j->writable = writable;
+        j->direct_io = direct_io;
+        pthread_mutex_init(&j->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->done_cond, &ca);
+        pthread_condattr_destroy(&ca);
+
+        pthread_attr_init(&ta);
+        pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+        r = -pthread_create(&thread, &ta, open_worker, j);
+        pthread_attr_destroy(&ta);
+        if (r < 0) {
+                pthread_cond_destroy(&j->done_cond);
+                pthread_mutex_destroy(&j->lock);
+                free(j);
+                return r;
+        }
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t)(timeout_usec / 1000000);
+        until.tv_nsec += (long)(timeout_usec % 1000000) * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&j->lock);
+        while (!j->done)
+                if (pthread_cond_timedwait(&j->done_cond, &j->lock, &until) == ETIMEDOUT)
+                        break;
+        done = j->done;
+        if (!done) {
+                /* The thread finishes, closes and frees on its own. */
+                j->abandoned = true;
+                pthread_mutex_lock(&hung_lock);
+                hung++;
+                pthread_mutex_unlock(&hung_lock);
+        }
+        pthread_mutex_unlock(&j->lock);
+        if (!done)
+                return -ETIMEDOUT;
+        *ret = j->b;
+        r = j->r;
+        pthread_cond_destroy(&j->done_cond);
+        pthread_mutex_destroy(&j->lock);
+        free(j);
+        return r;
+}
+
+unsigned backing_hung_opens(void)
+{
+        unsigned n;
+
+        pthread_mutex_lock(&hung_lock);
+        n = hung;
+        pthread_mutex_unlock(&hung_lock);
+        return n;
+}
+
 void backing_close(struct backing *b)
 {
         if (!b)
@@ -159,6 +291,12 @@ void backing_describe_error(int error, const char *path, bool writable, const st
                          backing_type_name(b->st.st_mode));
         else if (error == -EINVAL)
                 snprintf(buf, len, "'%s' is not an absolute path", path);
+        else if (error == -ETIMEDOUT)
+                snprintf(buf, len, "opening %s did not finish in time (a file system that does not "
+                         "answer?)", path);
+        else if (error == -EBUSY)
+                snprintf(buf, len, "not opening %s: %d earlier opens have not finished (a file system "
+                         "that does not answer?)", path, BACKING_HUNG_MAX);
         else
                 snprintf(buf, len, "cannot open %s%s: %s", path, writable ? " read-write" : "",
                          strerror(-error));

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 struct backing {
@@ -23,6 +24,19 @@ struct backing {
  * file nor a block device; ret->st still tells what it was), or the open's
  * -errno.  On failure nothing is left open and ret->fd is -1. */
 int backing_open(const char *path, bool writable, bool direct_io, struct backing *ret);
+
+/* backing_open() with a deadline: the open runs in a thread of its own, and
+ * the caller waits for it at most timeout_usec.  A backing file on a file
+ * system that stops answering (a hung NFS mount) would otherwise hold the
+ * event loop, and every disk with it, for ever.  -ETIMEDOUT when the open
+ * did not finish (the thread then closes what it gets, whenever it gets
+ * it); -EBUSY while BACKING_HUNG_MAX such opens are still hanging. */
+#define BACKING_HUNG_MAX 16
+#define BACKING_OPEN_TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
+int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,
+                         struct backing *ret);
+/* How many abandoned opens have not finished yet. */
+unsigned backing_hung_opens(void);
 
 /* Takes over an fd passed in by a toolstack: checks it as backing_open()
  * does (type, and that its access mode allows writable).  The fd is not

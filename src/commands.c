@@ -275,7 +275,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                         return BAD_ARGS(call, "'%s' is not a valid fd set name", target);
                 r = fdset_use(d->fdsets, id, acc != CACHE_RO, direct_io, &b, &use, err, sizeof(err));
         } else {
-                r = backing_open(target, acc != CACHE_RO, direct_io, &b);
+                r = backing_open_bounded(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, &b);
                 if (r < 0)
                         backing_describe_error(r, target, acc != CACHE_RO, &b, err, sizeof(err));
         }

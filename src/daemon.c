@@ -28,6 +28,8 @@ struct options {
         gid_t group;
         bool direct_io;
         uint32_t block_size;
+        uint64_t xenstore_timeout_usec;  /* 0: the connection's default */
+        uint64_t open_timeout_usec;
 };
 
 static void help(void)
@@ -40,6 +42,12 @@ static void help(void)
                "      --home PATH        xenstore home of this backend domain\n"
                "                         (default: /local/domain/<domid>, read from xenstore)\n"
                "  -g, --group NAME       let members of this group use the control socket\n"
+               "      --open-timeout SECONDS\n"
+               "                         give the open of a backing file up to this long\n"
+               "                         (default 10)\n"
+               "      --xenstore-timeout SECONDS\n"
+               "                         give xenstored up to this long to answer a request,\n"
+               "                         then reconnect (default 10)\n"
                "      --direct-io        open backing files with O_DIRECT and use direct I/O\n"
                "      --block-size N     logical block size of loop devices (default 512)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
@@ -66,13 +74,15 @@ static int parse_level(const char *s)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-        enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE };
+        enum { OPT_VERSION = 0x100, OPT_HOME, OPT_DIRECT_IO, OPT_BLOCK_SIZE, OPT_XS_TIMEOUT, OPT_OPEN_TIMEOUT };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "home", required_argument, NULL, OPT_HOME },
                 { "group", required_argument, NULL, 'g' },
                 { "direct-io", no_argument, NULL, OPT_DIRECT_IO },
                 { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+                { "xenstore-timeout", required_argument, NULL, OPT_XS_TIMEOUT },
+                { "open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
@@ -116,6 +126,19 @@ static int parse_args(int argc, char **argv, struct options *o)
                                 return -EINVAL;
                         }
                         o->block_size = (uint32_t)n;
+                        break;
+                }
+                case OPT_XS_TIMEOUT:
+                case OPT_OPEN_TIMEOUT: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || n < 1 || n > 3600) {
+                                fprintf(stderr, "xen-loopd: --%s takes 1 to 3600 seconds\n",
+                                        c == OPT_XS_TIMEOUT ? "xenstore-timeout" : "open-timeout");
+                                return -EINVAL;
+                        }
+                        *(c == OPT_XS_TIMEOUT ? &o->xenstore_timeout_usec : &o->open_timeout_usec) =
+                                (uint64_t)n * 1000000ULL;
                         break;
                 }
                 case 'l':
@@ -170,14 +193,24 @@ static int start_disks(struct daemon *d)
 
         if (o->home)
                 d->home = strdup(o->home);
-        else if ((r = xs_conn_home(d->xs, &d->home)) < 0)
-                return log_error_errno(r, "Cannot find this domain's xenstore home: %s", strerror(-r));
+        else if ((r = xs_conn_home(d->xs, &d->home)) == -ENOENT) {
+                /* In dom0, xen-init-dom0 writes it at boot: wait for it rather
+                 * than guess, which in a driver domain serves the wrong tree. */
+                if (!d->home_waiting)
+                        log_notice("This domain's domid is not in xenstore yet; waiting for it "
+                                   "(--home names the xenstore home instead).");
+                d->home_waiting = true;
+                return -EAGAIN;
+        } else if (r < 0)
+                return log_error_errno(r, "Cannot read this domain's domid from xenstore: %s; "
+                                       "give --home /local/domain/<domid>.", strerror(-r));
         if (!d->home)
                 return -ENOMEM;
         cfg = (struct vbd_config){
                 .home = d->home,
                 .direct_io = o->direct_io,
                 .block_size = o->block_size,
+                .open_timeout_usec = d->open_timeout_usec,
                 .open_fdset = daemon_open_fdset,
                 .release_fdset = daemon_release_fdset,
                 .fdset_userdata = d,
@@ -191,14 +224,39 @@ static int start_disks(struct daemon *d)
         return 0;
 }
 
+#define HOME_RETRY_USEC (250 * 1000ULL)
+
+/* Starts serving disks once xenstored answers; until this domain's domid
+ * is there, looks again every HOME_RETRY_USEC. */
+static void try_start_disks(struct daemon *d)
+{
+        int r = start_disks(d);
+
+        if (r == -EAGAIN) {
+                uint64_t now;
+                sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+                sd_event_source_set_time(d->home_retry, now + HOME_RETRY_USEC);
+                sd_event_source_set_enabled(d->home_retry, SD_EVENT_ONESHOT);
+        } else if (r < 0)
+                sd_event_exit(d->event, -EIO);
+}
+
+static int on_home_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        if (!d->vbd && xs_conn_connected(d->xs))
+                try_start_disks(d);
+        return 0;
+}
+
 static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
 {
         struct daemon *d = userdata;
 
-        if (connected && !d->vbd) {
-                if (start_disks(d) < 0)
-                        sd_event_exit(d->event, -EIO);
-        } else if (connected)
+        if (connected && !d->vbd)
+                try_start_disks(d);
+        else if (connected)
                 vbd_manager_resync(d->vbd);
         if (d->notify)
                 sd_notifyf(0, "STATUS=%s", connected ? "Connected to xenstored again." : "Reconnecting to xenstored...");
@@ -361,6 +419,7 @@ static void daemon_done(struct daemon *d)
         }
         uevent_monitor_free(d->uevent);
         sd_event_source_disable_unref(d->spare_check);
+        sd_event_source_disable_unref(d->home_retry);
         sd_event_source_disable_unref(d->spare);
         fdset_registry_free(d->fdsets);
         if (d->cache) {
@@ -441,6 +500,7 @@ static int run(const struct options *o)
         struct daemon d = {
                 .direct_io = o->direct_io,
                 .block_size = o->block_size,
+                .open_timeout_usec = o->open_timeout_usec ? o->open_timeout_usec : BACKING_OPEN_TIMEOUT_DEFAULT_USEC,
         };
         struct ctl_server_config ctl_cfg;
         struct fdstore_fd *stored = NULL;
@@ -500,14 +560,22 @@ static int run(const struct options *o)
         d.opts = o;
         /* Without xenstored yet (the daemon may start first), the connection
          * keeps trying; the disks are served from the moment it answers. */
+        r = sd_event_add_time(d.event, &d.home_retry, CLOCK_MONOTONIC, 0, 0, on_home_retry, &d);
+        if (r < 0)
+                goto out;
+        sd_event_source_set_enabled(d.home_retry, SD_EVENT_OFF);
         r = xs_conn_new(d.event, &xs_ops, &d, &d.xs);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the xenstore connection: %s", strerror(-r));
                 goto out;
         }
+        if (o->xenstore_timeout_usec)
+                xs_conn_set_timeout(d.xs, o->xenstore_timeout_usec);
         if (xs_conn_connected(d.xs)) {
                 r = start_disks(&d);
-                if (r < 0)
+                if (r == -EAGAIN)
+                        try_start_disks(&d);
+                else if (r < 0)
                         goto out;
         } else
                 log_notice("xenstored does not answer yet; waiting for it.");

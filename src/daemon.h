@@ -28,10 +28,13 @@ struct daemon {
         struct hashmap *attachments;  /* name -> struct attachment (direct attach) */
         struct fdset_registry *fdsets;
         sd_event_source *spare_check, *spare;  /* see on_spare_check() */
+        sd_event_source *home_retry;  /* looks for our domid again */
+        bool home_waiting;            /* said so once */
         char *home;
         uint64_t started_usec;
         bool direct_io;
         uint32_t block_size;
+        uint64_t open_timeout_usec;   /* see backing_open_bounded() */
         bool notify;                  /* under a service manager */
         const struct options *opts;
 };

@@ -47,7 +47,11 @@ struct vbd {
         char *path;                 /* <home>/backend/vbd/<domid>/<devid> */
         uint32_t domid, devid;
         enum vbd_state state;
-        bool requested;             /* asked for by block-loopd: claim it whatever its script */
+        bool requested;             /* block-loopd add ran: publish it, whatever its script */
+        bool prepare_failed;        /* preparing it failed: the add will try again, and report */
+        bool publish_due;           /* to be published: its add ran, or it is a watch-mode disk */
+        bool maybe_published;       /* a publication may be in xenstore: undone before letting go */
+        bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         bool dirty;
         struct vbd *dirty_next;
@@ -78,6 +82,7 @@ static const char *const state_names[_VBD_STATE_MAX] = {
         [VBD_NEW] = "new",
         [VBD_FOREIGN] = "foreign",
         [VBD_WAITING] = "waiting",
+        [VBD_PREPARED] = "prepared",
         [VBD_HELD] = "held",
         [VBD_CONNECTED] = "connected",
         [VBD_FAILED] = "failed",
@@ -406,9 +411,14 @@ static int read_int(struct vbd_manager *m, const struct vbd *v, const char *node
         return n;
 }
 
-static bool dir_exists(struct vbd_manager *m, const struct vbd *v)
+/* 1 when the disk's directory exists, 0 when xenstored says it does not,
+ * -errno when that cannot be told (a failed read is not a removal). */
+static int dir_state(struct vbd_manager *m, const struct vbd *v)
 {
-        return xs_conn_exists(m->xs, XBT_NULL, v->path);
+        _cleanup_free_ char *val = NULL;
+        int r = xs_conn_read(m->xs, XBT_NULL, v->path, &val, NULL);
+
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 
 struct backend_state {
@@ -426,8 +436,14 @@ static int backend_state(struct vbd_manager *m, const struct vbd *v, const struc
         int r;
 
         snap_value(snap, SNAP_STATE, &r);
-        if (r < 0 && !dir_exists(m, v))
-                return xs_conn_connected(m->xs) ? -ENOENT : -ENOTCONN;
+        if (r == -ENOENT) {
+                r = dir_state(m, v);
+                if (r == 0)
+                        return -ENOENT;
+                if (r < 0)
+                        return r;
+        } else if (r < 0)
+                return r;
         ret->state = snap_int(snap, SNAP_STATE, -1);
         ret->online = 1;
         if (ret->state == XB_CLOSING || ret->state == XB_CLOSED)
@@ -448,14 +464,16 @@ static int read_backend_state(struct vbd_manager *m, const struct vbd *v, bool w
         return r < 0 ? r : backend_state(m, v, &snap, ret);
 }
 
-static bool torn_down(const struct backend_state *s, bool holding)
+static bool torn_down(const struct backend_state *s, bool published)
 {
         /* online = 1 with Closing/Closed is a frontend reconnecting: blkback
-         * keeps the device open then.  Closing with the device still ours
-         * means blkback never opened it: nothing to wait for. */
+         * keeps the device open then.  A published device is assumed open
+         * by blkback, which opens it as soon as physical-device appears,
+         * whatever the frontend does, until it says Closed; one never
+         * published can go as soon as the toolstack closes the disk. */
         if (s->online != 0)
                 return false;
-        return s->state == XB_CLOSED || (s->state == XB_CLOSING && holding);
+        return s->state == XB_CLOSED || (s->state == XB_CLOSING && !published);
 }
 
 /* ---- failure ------------------------------------------------------------ */
@@ -540,7 +558,7 @@ static int open_params(struct vbd_manager *m, struct vbd *v, const char *params,
                 return m->cfg.open_fdset(m->cfg.fdset_userdata, id, writable, m->cfg.direct_io, ret,
                                          &v->fdset_token, err, errlen);
         }
-        r = backing_open(params, writable, m->cfg.direct_io, ret);
+        r = backing_open_bounded(params, writable, m->cfg.direct_io, m->cfg.open_timeout_usec, ret);
         if (r < 0)
                 backing_describe_error(r, params, writable, ret, err, errlen);
         return r;
@@ -593,16 +611,17 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         return backend_change(m, v, ops, n, check_publication, &p);
 }
 
-/* Sets the disk up from what snap (SNAP_SETUP) read.  Returns false when v
- * was forgotten (freed). */
-static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap)
+/* Opens the disk's backing and takes a device for it from the cache
+ * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
+ * nothing to do yet (params not written, or xenstored gone: the resync
+ * after reconnection retries); -errno with err set. */
+static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, char *err, size_t errlen)
 {
         const char *params, *mode;
-        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
-        char err[ERROR_MAX + PATH_MAX] = "", name[64];
         struct backing b = { .fd = -1 };
         struct cache_request req;
         enum cache_access access;
+        char name[64];
         size_t plen;
         int r;
 
@@ -610,28 +629,30 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         if (r == -ENOENT) {
                 if (v->state == VBD_NEW)
                         set_state(m, v, VBD_WAITING); /* not written yet */
-                return true;
+                return 1;
         }
         if (r < 0)
-                return true; /* disconnected: the resync after reconnection retries */
+                return 1;
         plen = snap->ops[snap->idx[SNAP_PARAMS]].len;
 
         mode = snap_value(snap, SNAP_MODE, &r);
-        if (r == -ENOENT)
-                return fail_disk(m, v, -EINVAL, "the backend has no mode node"), true;
-        if (r < 0)
-                return true;
-        if (xsv_parse_mode(mode, &access) < 0) {
-                snprintf(err, sizeof(err), "mode '%.16s' is not r, w or w!", mode);
-                return fail_disk(m, v, -EINVAL, err), true;
+        if (r == -ENOENT) {
+                snprintf(err, errlen, "the backend has no mode node");
+                return -EINVAL;
         }
-        r = xsv_check_params(params, plen, err, sizeof(err));
         if (r < 0)
-                return fail_disk(m, v, r, err), true;
+                return 1;
+        if (xsv_parse_mode(mode, &access) < 0) {
+                snprintf(err, errlen, "mode '%.16s' is not r, w or w!", mode);
+                return -EINVAL;
+        }
+        r = xsv_check_params(params, plen, err, errlen);
+        if (r < 0)
+                return r;
 
-        r = open_params(m, v, params, access != CACHE_RO, &b, err, sizeof(err));
+        r = open_params(m, v, params, access != CACHE_RO, &b, err, errlen);
         if (r < 0)
-                return fail_disk(m, v, r, err), true;
+                return r;
         crashpoint("after-open");
 
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
@@ -648,15 +669,26 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .domid = v->domid,
                 .devid = v->devid,
         };
-        r = cache_acquire(m->cache, &req, &v->user, err, sizeof(err));
+        r = cache_acquire(m->cache, &req, &v->user, err, errlen);
         backing_close(&b);
         if (r < 0) {
                 v->user = NULL;
                 drop_user(m, v);
-                return fail_disk(m, v, r, err), true;
+                return r;
         }
-
         crashpoint("after-configure");
+        return 0;
+}
+
+/* Publishes the device v->user holds and keeps holding it for blkback.
+ * Returns false when v was forgotten (freed). */
+static bool publish_disk(struct vbd_manager *m, struct vbd *v)
+{
+        char err[ERROR_MAX] = "";
+        int r;
+
+        v->publish_due = true;
+        v->maybe_published = true;
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
                 /* Removed mid-attach: nothing of ours may stay. */
@@ -664,10 +696,22 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 vbd_forget(m, v);
                 return false;
         }
+        if (r == -ENOTCONN) {
+                /* The commit may have landed with its reply lost: blkback may
+                 * be opening what physical-device names.  Keep holding the
+                 * device, or its major:minor could serve another disk; the
+                 * resync after reconnection publishes again (the same nodes)
+                 * or lets it go. */
+                log_warning("%s: xenstored went away while the disk was published; holding %s until it is back.",
+                            v->path, v->user->entry->dev.node);
+                set_state(m, v, VBD_PREPARED);
+                return true;
+        }
         if (r < 0) {
+                v->maybe_published = false; /* aborted: nothing was written */
                 drop_user(m, v);
-                if (r == -ENOTCONN)
-                        return true; /* retried on resync */
+                if (v->state == VBD_PREPARED)
+                        set_state(m, v, VBD_WAITING);
                 if (!*err)
                         snprintf(err, sizeof(err), "cannot publish the device: %s", strerror(-r));
                 return fail_disk(m, v, r, err), true;
@@ -679,8 +723,42 @@ static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         return true;
 }
 
+/* Sets the disk up from what snap (SNAP_SETUP) read.  prepare_only: a
+ * block-loopd disk whose add has not run yet gets its device, but nothing
+ * in xenstore: blkback opens whatever physical-device names at once, and a
+ * running guest's frontend then connects, so the backend could pass
+ * InitWait before libxl, which waits for exactly InitWait and only then
+ * runs the script, has seen it.  A failure then is only noted: the add
+ * tries again and reports it.  Returns false when v was forgotten. */
+static bool attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
+{
+        /* Room for a cause that quotes params whole: fail_disk() shortens it. */
+        char err[ERROR_MAX + PATH_MAX] = "";
+        int r;
+
+        if (prepare_only && v->prepare_failed)
+                return true;
+        r = acquire(m, v, snap, err, sizeof(err));
+        if (r > 0)
+                return true;
+        if (r < 0 && prepare_only) {
+                v->prepare_failed = true;
+                log_debug("%s: not prepared ahead of its add: %s", v->path, err);
+                return true;
+        }
+        if (r < 0)
+                return fail_disk(m, v, r, err), true;
+        if (prepare_only) {
+                log_debug("%s: prepared %s; published when block-loopd adds it.", v->path,
+                          v->user->entry->dev.node);
+                set_state(m, v, VBD_PREPARED);
+                return true;
+        }
+        return publish_disk(m, v);
+}
+
 /* Removes what publish() wrote, if the directory is still there. */
-static void unpublish(struct vbd_manager *m, struct vbd *v)
+static int unpublish(struct vbd_manager *m, struct vbd *v)
 {
         struct xs_op ops[] = {
                 { 0 },
@@ -690,17 +768,32 @@ static void unpublish(struct vbd_manager *m, struct vbd *v)
                 OP_RM(v, "hotplug-status"),
         };
 
-        backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
+        return backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
 }
 
+/* Unpublishes, then lets go of the device: never the other way round, or
+ * its major:minor, freed, could be set up for another disk while
+ * physical-device still names it. */
 static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 {
+        if (!dir_gone && v->maybe_published) {
+                int r = unpublish(m, v);
+                if (r == -ENOTCONN) {
+                        log_warning("%s: xenstored went away before the disk was unpublished; "
+                                    "holding its device until it is back.", v->path);
+                        return; /* the resync after reconnection looks again */
+                }
+                if (r == -ENOENT)
+                        dir_gone = true;
+                else if (r < 0)
+                        log_warning("%s: cannot remove the published nodes: %s.", v->path, strerror(-r));
+        }
+        v->maybe_published = false;
         if (v->user)
                 log_debug("%s: released %s.", v->path, v->user->entry->dev.node);
         drop_user(m, v);
         if (dir_gone)
                 return vbd_forget(m, v);
-        unpublish(m, v);
         set_state(m, v, VBD_RELEASED);
         complete_pending(v, true, 0, NULL);
 }
@@ -775,6 +868,7 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
                 fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
                 return r;
         }
+        v->publish_due = v->maybe_published = true;
         log_info("%s: adopted %s from an earlier run.", v->path, e->dev.node);
         set_state(m, v, v->user->holding ? VBD_HELD : VBD_CONNECTED);
         complete_pending(v, false, 0, NULL);
@@ -783,20 +877,52 @@ static int adopt(struct vbd_manager *m, struct vbd *v)
 
 /* ---- the state machine -------------------------------------------------- */
 
-/* Ours: no script, or block-loopd / xen-loopctl.  libxl turns an empty
- * script= into the scripts directory itself ("/etc/xen/scripts/"), so an
- * empty last component counts as empty too. */
-static bool is_our_script(const char *script)
-{
-        const char *base = strrchr(script, '/');
+/* How a disk reaches the daemon, from its script node.  No script node, or
+ * an empty one: the toolstack runs no script and leaves the disk to the
+ * watch.  block-loopd (or xen-loopctl): libxl runs it as the hotplug script,
+ * and the disk is published when its add asks.  Anything else (the stock
+ * script, or "/etc/xen/scripts/", which stock libxl writes for an empty
+ * script= and then fails to run) belongs to someone else. */
+enum claim { CLAIM_FOREIGN, CLAIM_WATCH, CLAIM_SCRIPT };
 
+static enum claim claim_of(const char *script)
+{
+        const char *base;
+
+        if (!script || !*script)
+                return CLAIM_WATCH;
+        base = strrchr(script, '/');
         base = base ? base + 1 : script;
-        return !*base || strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0;
+        if (strcmp(base, "block-loopd") == 0 || strcmp(base, "xen-loopctl") == 0)
+                return CLAIM_SCRIPT;
+        return CLAIM_FOREIGN;
 }
 
 /* A disk not set up yet: everything it takes to decide and to attach, in
  * one round trip. */
 #define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
+
+/* Whether the directory of a failed or released disk was destroyed and
+ * written anew for another disk between two looks: online again, and back
+ * in Initialising, or in InitWait (blkback switches a new vbd within
+ * milliseconds, so a detach and re-attach in one batch of events is only
+ * seen there).  InitWait alone is no proof: a failed disk keeps its
+ * hotplug-status (a new one has none), and a released one must have been
+ * torn down. */
+static bool recreated(struct vbd_manager *m, const struct vbd *v, const struct backend_state *s)
+{
+        _cleanup_free_ char *status = NULL;
+
+        if (v->user || (s->state != XB_INITIALISING && s->state != XB_INITWAIT))
+                return false;
+        if (read_int(m, v, "online", 1) != 1)
+                return false;
+        if (s->state == XB_INITIALISING)
+                return true;
+        if (v->state == VBD_FAILED)
+                return read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) == -ENOENT;
+        return v->saw_teardown;
+}
 
 static void evaluate(struct vbd_manager *m, struct vbd *v)
 {
@@ -808,6 +934,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
         case VBD_NEW:
         case VBD_WAITING: {
                 const char *script;
+                enum claim claim;
 
                 if (read_snapshot(m, v, SNAP_SETUP, &snap) < 0)
                         return; /* disconnected: the resync after reconnection retries */
@@ -819,8 +946,8 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 script = snap_value(&snap, SNAP_SCRIPT, &r);
                 if (r < 0 && r != -ENOENT)
                         return;
-                /* No script: ours. */
-                if (v->state == VBD_NEW && script && !is_our_script(script) && !v->requested) {
+                claim = claim_of(script);
+                if (v->state == VBD_NEW && claim == CLAIM_FOREIGN && !v->requested) {
                         set_state(m, v, VBD_FOREIGN);
                         return;
                 }
@@ -836,6 +963,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 }
                 if (s.online == 0 && (s.state == XB_CLOSING || s.state == XB_CLOSED)) {
                         /* Torn down before we ever set it up. */
+                        v->saw_teardown = true;
                         set_state(m, v, VBD_RELEASED);
                         complete_pending(v, false, -ENODEV, "the disk was torn down before it was set up");
                         return complete_pending(v, true, 0, NULL);
@@ -843,9 +971,10 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                 /* Whatever blkback or the toolstack write from now on comes
                  * as a watch event and brings the disk back here: no need
                  * to read the state again after publishing. */
-                attach(m, v, &snap);
+                attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
                 return;
         }
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 /* A set-up disk whose params went was removed, and what is
@@ -854,7 +983,7 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                  * toolstack's watchers their nodes, without checking the
                  * directory still exists: that debris is not the disk. */
                 r = read_snapshot(m, v, SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) |
-                                  (v->state == VBD_HELD ? SNAP(SNAP_OPENED) : 0), &snap);
+                                  (v->state != VBD_CONNECTED ? SNAP(SNAP_OPENED) : 0), &snap);
                 if (r < 0)
                         return;
                 snap_value(&snap, SNAP_PARAMS, &r);
@@ -864,8 +993,15 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return release(m, v, true);
                 if (r < 0)
                         return;
-                if (torn_down(&s, v->state == VBD_HELD))
+                if (torn_down(&s, v->maybe_published)) {
+                        v->saw_teardown = true;
                         return release(m, v, false);
+                }
+                if (v->state == VBD_PREPARED) {
+                        if (v->requested || v->publish_due)
+                                publish_disk(m, v);
+                        return;
+                }
                 if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
                         cache_user_unhold(m->cache, v->user);
                         set_state(m, v, VBD_CONNECTED);
@@ -881,17 +1017,18 @@ static void evaluate(struct vbd_manager *m, struct vbd *v)
                         return vbd_forget(m, v);
                 if (r < 0)
                         return;
-                /* The directory was destroyed and written anew for another
-                 * disk between two looks: start over. */
-                if (s.state == XB_INITIALISING && !v->user && read_int(m, v, "online", 1) == 1) {
+                if (recreated(m, v, &s)) {
+                        log_debug("%s: written anew for another disk.", v->path);
                         snapshot_clear(&snap);
-                        v->requested = false;
+                        v->requested = v->prepare_failed = v->publish_due = v->saw_teardown = false;
+                        free(v->error);
+                        v->error = NULL;
                         set_state(m, v, VBD_NEW);
                         return evaluate(m, v);
                 }
                 return;
         case VBD_FOREIGN:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs))
+                if (dir_state(m, v) == 0)
                         return vbd_forget(m, v);
                 return;
         case _VBD_STATE_MAX:
@@ -929,6 +1066,7 @@ static bool node_matters(const struct vbd *v, const char *node)
                         if (strcmp(node, setup[i]) == 0)
                                 return true;
                 return false;
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 for (size_t i = 0; i < ARRAY_SIZE(running); i++)
@@ -1144,8 +1282,9 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         v->requested = true;
         if (v->state == VBD_FOREIGN)
                 set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits. */
-        if (v->state == VBD_NEW || v->state == VBD_WAITING)
+        /* Settle it now rather than on the next iteration: the script waits.
+         * A failed or released record may be a directory written anew. */
+        if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 evaluate(m, v);
         if (hashmap_get(m->by_path, abs) != v) {
                 ctl_call_error(call, -ENODEV, "%s does not exist", abs);
@@ -1177,12 +1316,13 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
         if (r < 0)
                 return r;
         switch (v->state) {
+        case VBD_PREPARED:
         case VBD_HELD:
         case VBD_CONNECTED:
                 release(m, v, false);
                 break;
         default:
-                if (!dir_exists(m, v) && xs_conn_connected(m->xs)) {
+                if (dir_state(m, v) == 0) {
                         vbd_forget(m, v);
                         break;
                 }
@@ -1216,6 +1356,8 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
                 goto fail;
         }
         m->cfg.home = m->home;
+        if (!m->cfg.open_timeout_usec)
+                m->cfg.open_timeout_usec = BACKING_OPEN_TIMEOUT_DEFAULT_USEC;
         m->base_len = strlen(m->base);
         m->dirty_tail = &m->dirty;
         m->by_path = hashmap_new(hash_string, equal_string);

@@ -2,10 +2,13 @@
  *
  * Owns one record per backend directory <home>/backend/vbd/<domid>/<devid>
  * it has seen, the explicit state machine each runs through, and what it
- * publishes there.  It claims disks whose `script` is absent, empty or names
- * block-loopd / xen-loopctl (and any disk it is explicitly asked for), sets
- * them up through the cache, publishes physical-device, physical-device-path
- * and diskseq with hotplug-status in one transaction, holds the device until
+ * publishes there.  It claims disks whose `script` is absent or empty
+ * (published from the watch) or names block-loopd / xen-loopctl (set up
+ * from the watch, published only when block-loopd's add asks: libxl runs
+ * it once it has seen InitWait), and any disk it is explicitly asked for.
+ * It sets them up through the cache, publishes physical-device,
+ * physical-device-path and diskseq with hotplug-status in one transaction,
+ * holds the device until
  * blkback has its own reference (`opened` = 1 or `state` = 4), and releases
  * it when the toolstack tears the disk down (online = 0 and state 5 or 6) or
  * the directory goes.  Watch events are coalesced: a disk is evaluated once
@@ -27,6 +30,7 @@ enum vbd_state {
         VBD_NEW,          /* seen; not evaluated yet */
         VBD_FOREIGN,      /* another hotplug script owns it */
         VBD_WAITING,      /* claimed; its params are not written yet */
+        VBD_PREPARED,     /* block-loopd's: device set up, published when its add runs */
         VBD_HELD,         /* published; the daemon holds the device for blkback */
         VBD_CONNECTED,    /* published; blkback holds the device */
         VBD_FAILED,       /* hotplug-error written; waiting for teardown */
@@ -48,6 +52,7 @@ struct vbd_config {
         const char *home;          /* "/local/domain/0" */
         bool direct_io;            /* for every disk (default off) */
         uint32_t block_size;       /* 0: 512 */
+        uint64_t open_timeout_usec; /* how long a backing file's open may take */
         vbd_fdset_fn open_fdset;   /* NULL: fd sets unavailable */
         vbd_fdset_release_fn release_fdset;
         void *fdset_userdata;

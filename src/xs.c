@@ -1,7 +1,9 @@
 #include "xs.h"
 
-#include <fcntl.h>
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
@@ -42,6 +46,8 @@ struct xs_conn {
         bool up; /* connected and its watches set */
         bool was_connected;
         uint32_t next_id;
+        uint64_t timeout_usec;  /* for each reply; then the connection is given up */
+        uint64_t deadline;      /* of the request in flight (CLOCK_MONOTONIC, usec) */
         char *in;
         size_t in_cap;
         size_t in_off, in_len; /* taken up to in_off, read up to in_len */
@@ -50,6 +56,38 @@ struct xs_conn {
 
 #define RETRY_MIN_MS 50u
 #define RETRY_MAX_MS 2000u
+#define TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A request starts: its reply is due within the timeout. */
+static void start_deadline(struct xs_conn *x)
+{
+        x->deadline = now_usec() + x->timeout_usec;
+}
+
+/* Waits for fd to be ready until the request's deadline: a xenstored that
+ * stops answering without closing the socket must not hold the event loop
+ * (and with it every disk and the control socket) for ever. */
+static int wait_fd(struct xs_conn *x, short events)
+{
+        struct pollfd p = { .fd = x->fd, .events = events };
+        uint64_t now = now_usec();
+        int r;
+
+        if (now >= x->deadline)
+                return -ETIMEDOUT;
+        r = poll(&p, 1, (int)((x->deadline - now + 999) / 1000));
+        if (r < 0 && errno != EINTR)
+                return negative_errno();
+        return r == 0 ? -ETIMEDOUT : 0;
+}
 
 static int connect_now(struct xs_conn *x);
 
@@ -84,7 +122,10 @@ static void disconnect(struct xs_conn *x)
         /* Events of the old connection: the rescan after reconnecting
          * looks at everything again. */
         drop_events(x);
-        x->retry_ms = RETRY_MIN_MS;
+        /* A connection that never came up (lost while its watches were
+         * set) keeps backing off. */
+        if (x->up)
+                x->retry_ms = RETRY_MIN_MS;
         arm_timer(x, x->retry_ms * 1000ULL);
         if (x->up && x->ops->state) {
                 x->up = false;
@@ -98,7 +139,11 @@ static void disconnect(struct xs_conn *x)
 static int conn_failed(struct xs_conn *x, int r)
 {
         if (x->fd >= 0) {
-                log_warning("Lost the connection to xenstored (%s); reconnecting.", strerror(-r));
+                if (r == -ETIMEDOUT)
+                        log_warning("xenstored did not answer within %" PRIu64 " ms; reconnecting.",
+                                    x->timeout_usec / 1000);
+                else
+                        log_warning("Lost the connection to xenstored (%s); reconnecting.", strerror(-r));
                 disconnect(x);
         }
         return -ENOTCONN;
@@ -158,9 +203,9 @@ static int receive(struct xs_conn *x, bool wait)
                         return negative_errno();
                 if (!wait)
                         return -EAGAIN;
-                struct pollfd p = { .fd = x->fd, .events = POLLIN };
-                if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                        return negative_errno();
+                r = wait_fd(x, POLLIN);
+                if (r < 0)
+                        return r;
         }
 }
 
@@ -273,9 +318,9 @@ static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const 
                         continue;
                 if (errno != EAGAIN)
                         return negative_errno();
-                struct pollfd p = { .fd = x->fd, .events = POLLOUT };
-                if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                        return negative_errno();
+                int r = wait_fd(x, POLLOUT);
+                if (r < 0)
+                        return r;
         }
         *ret_id = x->next_id++;
         return 0;
@@ -336,6 +381,7 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
         }
         if (x->fd < 0)
                 return -ENOTCONN;
+        start_deadline(x);
         /* Ids go up by one per request sent; replies come in that order. */
         next = x->next_id;
         for (; sent < n; sent++) {
@@ -394,6 +440,7 @@ static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const s
 
         if (x->fd < 0)
                 return -ENOTCONN;
+        start_deadline(x);
         r = send_msg(x, type, t, parts, n_parts, &id);
         if (r == -E2BIG)
                 return -ENAMETOOLONG;
@@ -606,6 +653,7 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
         if (!x)
                 return -ENOMEM;
         x->fd = -1;
+        x->timeout_usec = TIMEOUT_DEFAULT_USEC;
         x->events_tail = &x->events;
         x->event = sd_event_ref(ev);
         x->ops = ops;
@@ -651,6 +699,12 @@ void xs_conn_free(struct xs_conn *x)
 }
 
 bool xs_conn_connected(const struct xs_conn *x) { return x->fd >= 0; }
+
+void xs_conn_set_timeout(struct xs_conn *x, uint64_t usec)
+{
+        assert(usec > 0);
+        x->timeout_usec = usec;
+}
 
 int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
 {
@@ -762,19 +816,19 @@ int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
 int xs_conn_home(struct xs_conn *x, char **ret)
 {
         _cleanup_free_ char *domid = NULL;
-        unsigned long id = 0;
+        unsigned long id;
         char *end;
         int r;
 
-        /* A relative path resolves against our own domain; dom0 may lack
-         * the node, in which case it is dom0. */
+        /* A relative path resolves against our own domain.  No guess when
+         * it cannot be read: dom0's home in a driver domain would serve
+         * another domain's backends. */
         r = xs_conn_read(x, XBT_NULL, "domid", &domid, NULL);
-        if (r == 0) {
-                errno = 0;
-                id = strtoul(domid, &end, 10);
-                if (errno || end == domid || *end || id >= 0x7FF0)
-                        return -EBADMSG;
-        } else if (r != -ENOENT && r != -EACCES)
+        if (r < 0)
                 return r;
+        errno = 0;
+        id = strtoul(domid, &end, 10);
+        if (errno || end == domid || *end || id >= 0x7FF0)
+                return -EBADMSG;
         return asprintf(ret, "/local/domain/%lu", id) < 0 ? -ENOMEM : 0;
 }

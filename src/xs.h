@@ -8,7 +8,11 @@
  * of eleven.  Also owns the watches (re-armed after a reconnect), the watch
  * events that arrive while a reply is awaited (dispatched from the event
  * loop, in order), and the reconnection after xenstored goes away.  Every
- * call returns 0 or -errno and notices a dead connection. */
+ * call returns 0 or -errno and notices a dead connection.
+ *
+ * Requests block the event loop until their reply comes, for at most the
+ * timeout (xs_conn_set_timeout, 10 s by default): a xenstored that stops
+ * answering is then taken for gone (-ENOTCONN), and reconnected to. */
 #pragma once
 
 #include <stdbool.h>
@@ -34,6 +38,8 @@ struct xs_conn_ops {
 int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, struct xs_conn **ret);
 void xs_conn_free(struct xs_conn *x);
 bool xs_conn_connected(const struct xs_conn *x);
+/* How long a reply may take (usec, > 0). */
+void xs_conn_set_timeout(struct xs_conn *x, uint64_t usec);
 
 /* Registers a watch, kept across reconnects. */
 int xs_conn_watch(struct xs_conn *x, const char *path, const char *token);
@@ -76,5 +82,7 @@ int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret);
  * in it, an abort's too, say nothing. */
 int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort);
 
-/* Our own domain's xenstore home: "/local/domain/<domid>". */
+/* Our own domain's xenstore home: "/local/domain/<domid>", from our
+ * domain's own `domid` node.  -ENOENT while it is not written, -EACCES, or
+ * -EBADMSG for a value that is not a domid: never a guess. */
 int xs_conn_home(struct xs_conn *x, char **ret);

@@ -30,14 +30,15 @@ LIBXL_NODES+=" device-type discard-enable specification sectors info sector-size
 
 # published DOMID SCRIPT — write the disk as libxl does, run SCRIPT add as
 # libxl does, and print the nodes the script (or the daemon) wrote, one
-# name=value a line.  The daemon may have set a block-loopd disk up on its
-# watch before the script ran: that is the same result.
+# name=value a line.  The daemon may have set a block-loopd disk's device up
+# on its watch before the script ran, but publishes it only for the add.
 published() {
 	local domid=$1 s=$2 be kv
 	be=$(h_be_path "$domid" 51712)
 	h_xs domain --domid "$domid" >/dev/null
 	h_xs add --home "$H_HOME" --domid "$domid" --vdev xvda --params "$img" --mode w --script "$s" >/dev/null
-	h_wait_until 10 "InitWait" h__state_at_least "$be/state" 2
+	# libxl waits for exactly InitWait before it runs the script.
+	h_wait_node "$be/state" 2
 	h_run_hotplug "$s" add "$domid" 51712 || h_fail "$s add failed"
 	for kv in $(nodes "$be"); do
 		case $LIBXL_NODES in *" ${kv%%=*}"[[:space:]]*) continue ;; esac

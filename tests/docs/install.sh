@@ -40,7 +40,6 @@ $MANDIR/man8/block-loopd.8 l xen-loopctl.8
 $MANDIR/man7/xen-loopd.7 f
 $DOCDIR/examples/loopd-disks.cfg f
 $DOCDIR/examples/watch-mode.cfg f
-$DOCDIR/examples/xl.conf.snippet f
 EOF2
 )
 

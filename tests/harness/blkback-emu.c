@@ -5,10 +5,22 @@
  * It watches <home>/backend/vbd.  A new vbd in state 1 (Initialising) is
  * switched to 2 (InitWait).  Once `physical-device` ("%x:%x") appears, the
  * block device it names is opened through a private device node (never
- * /dev), read-only for mode "r" and read-write otherwise, non-exclusively.
- * If a `diskseq` node is present it must equal BLKGETDISKSEQ of the opened
- * device.  The reference is then "released" as blkback would: `state` 4 (the
- * frontend is assumed connected) or, as the Qubes kernel does, `opened` 1.
+ * /dev), read-only for mode "r" and read-write otherwise, non-exclusively,
+ * whatever the frontend does: upstream blkback opens it from its watch on
+ * that node.  If a `diskseq` node is present it must equal BLKGETDISKSEQ of
+ * the opened device (upstream has no such check; a device published with a
+ * wrong diskseq is a bug either way).  Connected (4) is written only once
+ * the device is open and the frontend has connected.  Like every shipping
+ * kernel, it never writes `opened`.
+ *
+ * The guest side (--guest):
+ *   running   a running guest's blkfront, as in a hot-plug: it connects
+ *             (frontend state 3) as soon as the backend is in InitWait, so
+ *             the backend reaches 4 as soon as the device is there too;
+ *   building  a domain being built: nothing connects until someone writes
+ *             the frontend's state 3 or 4 (the test, as the guest boots);
+ *   none      no PV drivers: the frontend never connects.
+ *
  * State 5, or `online` 0 with state 5/6, closes the device and writes 6; the
  * directory disappearing closes it too.
  *
@@ -43,9 +55,10 @@
 #endif
 
 #define WATCH_TOKEN "blkback-emu"
+#define FRONTEND_TOKEN "blkback-emu-frontend"
 #define HOLD_OFF_POLL_MS 50
 
-enum release_mode { RELEASE_STATE, RELEASE_OPENED };
+enum guest_mode { GUEST_RUNNING, GUEST_BUILDING, GUEST_NONE };
 
 struct domain;
 
@@ -61,6 +74,8 @@ struct vbd {
         bool initwait;          /* we switched it to InitWait */
         bool failed;            /* refused; nothing more until it goes */
         bool closed;            /* torn down; nothing more until it goes */
+        bool connected;         /* we wrote Connected */
+        char *fe_state;         /* <frontend>/state, watched in building mode */
         unsigned major, minor;
         bool have_pdev;
         int fd;
@@ -76,12 +91,14 @@ static struct {
         const char *home;
         char *base;             /* <home>/backend/vbd */
         size_t base_len;
-        enum release_mode release;
+        enum guest_mode guest;
         const char *hold_off;
+        const char *hold_close;
         const char *ready_file;
         char *node_dir;
         struct hashmap *vbds;   /* path -> struct vbd */
         struct hashmap *doms;   /* domid string -> struct domain */
+        struct hashmap *fes;    /* <frontend>/state -> struct vbd (building mode) */
         struct vbd *dirty;
         struct vbd *pending;
 } E;
@@ -165,6 +182,11 @@ static bool hold_off_active(void)
         return E.hold_off && access(E.hold_off, F_OK) == 0;
 }
 
+static bool hold_close_active(void)
+{
+        return E.hold_close && access(E.hold_close, F_OK) == 0;
+}
+
 static void mark_dirty(struct vbd *v)
 {
         if (v->dirty)
@@ -228,6 +250,11 @@ static void vbd_forget(struct vbd *v)
 
         close_bdev(v);
         log_info("%s: gone", v->rel);
+        if (v->fe_state) {
+                hashmap_remove(E.fes, v->fe_state);
+                (void)xs_unwatch(E.xs, v->fe_state, FRONTEND_TOKEN);
+                free(v->fe_state);
+        }
         hashmap_remove(E.vbds, v->path);
         if (v->dom_prev)
                 v->dom_prev->dom_next = v->dom_next;
@@ -406,11 +433,73 @@ static void vbd_open(struct vbd *v)
 
         log_info("%s: opened %x:%x %s%s%s", v->rel, v->major, v->minor,
                  rw ? "read-write" : "read-only", seq ? " diskseq " : "", seq ?: "");
+}
 
-        if (E.release == RELEASE_OPENED)
-                xs_put_dev(v->path, "opened", "1");
-        else
-                write_connected(v, fd, rw);
+/* The frontend directory, from the backend's `frontend` node. */
+static char *frontend_dir(const struct vbd *v)
+{
+        return xs_get(v->path, "frontend");
+}
+
+/* blkfront's side in running mode: rings granted, state Initialised (3),
+ * once the backend is in InitWait.  Into the frontend's directory only
+ * while it exists. */
+static void frontend_switch(const struct vbd *v, const char *state)
+{
+        _cleanup_free_ char *fe = frontend_dir(v);
+
+        if (fe && xs_put_dev(fe, "state", state) == 0)
+                log_info("%s: frontend %s", v->rel, state);
+}
+
+/* Whether the frontend has connected its rings (state 3 or 4). */
+static bool frontend_connected(const struct vbd *v)
+{
+        _cleanup_free_ char *fe = NULL, *st = NULL;
+
+        if (E.guest == GUEST_NONE)
+                return false;
+        fe = frontend_dir(v);
+        if (!fe)
+                return false;
+        st = xs_get(fe, "state");
+        return st && (strcmp(st, "3") == 0 || strcmp(st, "4") == 0);
+}
+
+/* In building mode the guest connects later: watch its frontend's state,
+ * as blkback watches the other end. */
+static void watch_frontend(struct vbd *v)
+{
+        _cleanup_free_ char *fe = NULL;
+
+        if (E.guest != GUEST_BUILDING || v->fe_state)
+                return;
+        fe = frontend_dir(v);
+        if (!fe || asprintf(&v->fe_state, "%s/state", fe) < 0) {
+                v->fe_state = NULL;
+                return;
+        }
+        if (hashmap_put(E.fes, v->fe_state, v) < 0 || !xs_watch(E.xs, v->fe_state, FRONTEND_TOKEN)) {
+                hashmap_remove(E.fes, v->fe_state);
+                free(v->fe_state);
+                v->fe_state = NULL;
+                log_warning("%s: cannot watch the frontend", v->rel);
+        }
+}
+
+/* Connected once the device is open and the frontend is there. */
+static void maybe_connect(struct vbd *v)
+{
+        _cleanup_free_ char *mode = NULL;
+
+        if (v->fd < 0 || v->connected || v->failed || v->closed || !frontend_connected(v))
+                return;
+        mode = xs_get(v->path, "mode");
+        write_connected(v, v->fd, mode && strchr(mode, 'w'));
+        v->connected = true;
+        log_info("%s: Connected", v->rel);
+        if (E.guest == GUEST_RUNNING)
+                frontend_switch(v, "4");
 }
 
 static void vbd_update(struct vbd *v)
@@ -430,7 +519,7 @@ static void vbd_update(struct vbd *v)
                  * device under the old name. */
                 log_info("%s: re-created", v->rel);
                 close_bdev(v);
-                v->initwait = v->failed = v->closed = v->have_pdev = false;
+                v->initwait = v->failed = v->closed = v->have_pdev = v->connected = false;
         }
         if (!v->initwait && !v->failed && !v->closed && strcmp(state, "1") == 0) {
                 if (xs_put_dev(v->path, "state", "2") < 0) {
@@ -443,10 +532,23 @@ static void vbd_update(struct vbd *v)
                 if (!state)
                         return;
                 log_info("%s: InitWait", v->rel);
+                if (E.guest == GUEST_RUNNING)
+                        frontend_switch(v, "3");
+                watch_frontend(v);
         }
 
         /* Teardown, as the toolstack asks for it. */
         online = xs_get(v->path, "online");
+        if (strcmp(state, "5") == 0 && v->fd >= 0 && hold_close_active()) {
+                /* Still flushing the guest's writes: the device stays open. */
+                if (!v->pending) {
+                        v->pending = true;
+                        v->pending_next = E.pending;
+                        E.pending = v;
+                        log_info("%s: holding off the close of %x:%x", v->rel, v->major, v->minor);
+                }
+                return;
+        }
         if (strcmp(state, "5") == 0 ||
             (online && strcmp(online, "0") == 0 && strcmp(state, "6") == 0)) {
                 close_bdev(v);
@@ -458,7 +560,7 @@ static void vbd_update(struct vbd *v)
                 return;
         }
 
-        if (!v->initwait || v->failed || v->closed || strcmp(state, "2") != 0)
+        if (!v->initwait || v->failed || v->closed || v->connected)
                 return;
 
         pdev = xs_get(v->path, "physical-device");
@@ -478,7 +580,7 @@ static void vbd_update(struct vbd *v)
         v->minor = mi;
         v->have_pdev = true;
         if (v->fd >= 0)
-                return;
+                return maybe_connect(v);
 
         if (hold_off_active()) {
                 if (!v->pending) {
@@ -490,6 +592,7 @@ static void vbd_update(struct vbd *v)
                 return;
         }
         vbd_open(v);
+        maybe_connect(v);
 }
 
 /* Forgets every device of a domain whose directory went away. */
@@ -613,7 +716,7 @@ static void retry_pending(void)
 {
         struct vbd *list;
 
-        if (!E.pending || hold_off_active())
+        if (!E.pending || hold_off_active() || hold_close_active())
                 return;
         list = E.pending;
         E.pending = NULL;
@@ -642,6 +745,11 @@ static int drain_watches(void)
         while ((w = xs_check_watch(E.xs))) {
                 if (strcmp(w[XS_WATCH_TOKEN], WATCH_TOKEN) == 0)
                         handle_event(w[XS_WATCH_PATH]);
+                else if (strcmp(w[XS_WATCH_TOKEN], FRONTEND_TOKEN) == 0) {
+                        struct vbd *v = hashmap_get(E.fes, w[XS_WATCH_PATH]);
+                        if (v)
+                                mark_dirty(v);
+                }
                 free(w);
         }
         if (errno != EAGAIN)
@@ -654,9 +762,11 @@ static void usage(FILE *f)
         fprintf(f,
                 "Usage: blkback-emu [OPTIONS]\n"
                 "  --home PATH         xenstore home of the backend domain (/local/domain/0)\n"
-                "  --release state|opened\n"
-                "                      after opening: write state=4 (default) or opened=1\n"
+                "  --guest running|building|none\n"
+                "                      the guest's frontend: connects at InitWait (default),\n"
+                "                      once its state is written 3 or 4, or never\n"
                 "  --hold-off FILE     open no device while FILE exists\n"
+                "  --hold-close FILE   on Closing, keep an open device open while FILE exists\n"
                 "  --ready-file FILE   create FILE once the watch is in place\n"
                 "  --log FILE          append the log to FILE instead of stderr\n");
 }
@@ -665,8 +775,9 @@ static int parse_args(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "home", required_argument, NULL, 'H' },
-                { "release", required_argument, NULL, 'r' },
+                { "guest", required_argument, NULL, 'g' },
                 { "hold-off", required_argument, NULL, 'o' },
+                { "hold-close", required_argument, NULL, 'c' },
                 { "ready-file", required_argument, NULL, 'R' },
                 { "log", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -675,24 +786,29 @@ static int parse_args(int argc, char **argv)
         int c;
 
         E.home = "/local/domain/0";
-        E.release = RELEASE_STATE;
+        E.guest = GUEST_RUNNING;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'H':
                         E.home = optarg;
                         break;
-                case 'r':
-                        if (strcmp(optarg, "state") == 0)
-                                E.release = RELEASE_STATE;
-                        else if (strcmp(optarg, "opened") == 0)
-                                E.release = RELEASE_OPENED;
+                case 'g':
+                        if (strcmp(optarg, "running") == 0)
+                                E.guest = GUEST_RUNNING;
+                        else if (strcmp(optarg, "building") == 0)
+                                E.guest = GUEST_BUILDING;
+                        else if (strcmp(optarg, "none") == 0)
+                                E.guest = GUEST_NONE;
                         else {
-                                fprintf(stderr, "blkback-emu: --release takes state or opened\n");
+                                fprintf(stderr, "blkback-emu: --guest takes running, building or none\n");
                                 return -EINVAL;
                         }
                         break;
                 case 'o':
                         E.hold_off = optarg;
+                        break;
+                case 'c':
+                        E.hold_close = optarg;
                         break;
                 case 'R':
                         E.ready_file = optarg;
@@ -761,7 +877,8 @@ int main(int argc, char **argv)
         E.base_len = strlen(E.base);
         E.vbds = hashmap_new(hash_string, equal_string);
         E.doms = hashmap_new(hash_string, equal_string);
-        if (!E.vbds || !E.doms)
+        E.fes = hashmap_new(hash_string, equal_string);
+        if (!E.vbds || !E.doms || !E.fes)
                 return EXIT_FAILURE;
         if (make_node_dir() < 0)
                 return EXIT_FAILURE;
@@ -788,8 +905,8 @@ int main(int argc, char **argv)
                 dprintf(fd, "%d\n", (int)getpid());
                 close(fd);
         }
-        log_info("watching %s (release by %s%s%s)", E.base,
-                 E.release == RELEASE_STATE ? "state=4" : "opened=1",
+        log_info("watching %s (guest %s%s%s)", E.base,
+                 E.guest == GUEST_RUNNING ? "running" : E.guest == GUEST_BUILDING ? "building" : "none",
                  E.hold_off ? ", hold-off " : "", E.hold_off ?: "");
 
         for (;;) {

@@ -98,6 +98,7 @@ h__find_binaries() {
 	h__find OXSD_PRELOAD tests/harness/oxsd-preload.so || true
 	h__find BLKBACK_EMU tests/harness/blkback-emu || true
 	h__find XS_LIBXL tests/harness/xs-libxl || true
+	h__find XS_PROXY tests/harness/xs-proxy || true
 	h__find XEN_LOOPD src/xen-loopd || true
 	h__find XEN_LOOPCTL src/xen-loopctl || true
 	h__find BLOCK_LOOPD src/block-loopd || true
@@ -148,8 +149,8 @@ h_assert_no_loops() {
 # h_sparse_file NAME SIZE — a sparse image in $H_TMP/images; prints its path.
 h_sparse_file() {
 	local f="$H_TMP/images/$1"
-	mkdir -p "$H_TMP/images"
-	truncate -s "$2" "$f"
+	mkdir -p "$(dirname "$f")"
+	truncate -s "$2" "$f" || h_fail "cannot create $f"
 	printf '%s\n' "$f"
 }
 
@@ -400,6 +401,23 @@ h_xenstored_restart() {
 	h_xenstored_start
 }
 
+# h_xs_proxy_start — tests/harness/xs-proxy between the test's xenstored and
+# the clients given $H_PROXY_SOCKET as XENSTORED_PATH, to break the
+# protocol on request: files in $H_PROXY_CTL (stall, drop-after-commit,
+# fail-read) say how.
+h_xs_proxy_start() {
+	local dir="$H_TMP/xs-proxy"
+	mkdir -p "$dir/ctl"
+	rm -f "$dir/ready"
+	"$XS_PROXY" --listen "$dir/socket" --upstream "$XENSTORED_PATH" --control "$dir/ctl" \
+		--ready-file "$dir/ready" --log "$H_TMP/log/xs-proxy.log" </dev/null &
+	H_PROXY_PID=$!
+	h_register_pid "$H_PROXY_PID" xs-proxy
+	h_wait_file "$dir/ready" "$H_PROXY_PID" xs-proxy
+	H_PROXY_SOCKET="$dir/socket"
+	H_PROXY_CTL="$dir/ctl"
+}
+
 # ---------------------------------------------------------------- blkback
 
 # h_blkback_start [EMULATOR OPTIONS] — start the blkback emulator, wait until
@@ -561,12 +579,19 @@ h_libxl_add_disk() {
 			--domid "$domid" --vdev "$vdev" --params "$params" --mode "$mode" \
 			--script "$script" "$@" >/dev/null
 	fi
-	# libxl waits for InitWait.  A real blkback stays there until the guest's
-	# frontend connects; the emulator plays a connected frontend, so with a
-	# daemon claiming the disk on its watch the backend may be past 2 already.
-	h_wait_until "$H_INIT_TIMEOUT" "backend $H_BE to reach InitWait (is blkback-emu running?)" \
-		h__state_at_least "$H_BE/state" 2
-	[ "$script" = - ] && return 0
+	# No script to run: only wait until blkback has taken the disk up.
+	if [ "$script" = - ]; then
+		h_wait_until "$H_INIT_TIMEOUT" "backend $H_BE to reach InitWait (is blkback-emu running?)" \
+			h__state_at_least "$H_BE/state" 2
+		return 0
+	fi
+	# libxl (devstate_callback) waits for state to be exactly InitWait and
+	# keeps waiting on any other value: a backend that passed 2 before it
+	# looked fails the add after 10 s, as with the real libxl.
+	"$XS_LIBXL" wait "$H_BE/state" 2 --timeout "$H_INIT_TIMEOUT" || {
+		h_log "libxl would fail the add: $H_BE/state never read as InitWait"
+		return 4
+	}
 	# libxl runs what the backend's script node names.
 	h_run_hotplug "$(h_read "$H_BE/script")" add "$domid" "$devid"
 }

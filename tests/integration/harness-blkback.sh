@@ -1,6 +1,6 @@
 #!/bin/bash
 # The harness itself: the blkback emulator's InitWait, open, diskseq check,
-# release modes, hold-off, teardown and scale, with this test playing the
+# guest modes, hold-off, teardown and scale, with this test playing the
 # hotplug script by hand.
 . "${H_HARNESS_DIR:-$(dirname "$0")/../harness}/lib.sh"
 h_init "$@"
@@ -32,14 +32,18 @@ add() {
 log_has() { grep -q -- "$1" "$H_BLKBACK_LOG"; }
 none_open() { [ "$(h_blkback_open_count)" = 0 ]; }
 
-h_log "open, diskseq match, release by state 4, teardown"
+h_log "running guest: its frontend connects at InitWait; open, diskseq match, Connected, teardown"
 h_blkback_start
 be=$(h_be_path 3 51712)
 add 3 51712 w
+h_wait_node /local/domain/3/device/vbd/51712/state 3
+h_assert_node "$be/state" 2
 h_assert_eq 0 "$(h_blkback_open_count)" "open devices before physical-device"
 attach_loop
 xenstore-write "$be/physical-device" "$(mm_of "$dev")" "$be/diskseq" "$(seq_of "$dev")"
 h_wait_node "$be/state" 4
+h_wait_node /local/domain/3/device/vbd/51712/state 4
+h_assert_absent "$be/opened"
 h_assert_node "$be/sectors" $((16 * 1024 * 1024 / 512))
 h_assert_node "$be/info" 0
 h_assert_eq 1 "$(h_blkback_open_count)" "open devices once connected"
@@ -76,16 +80,33 @@ h_wait_until 10 "the emulator to forget backend/vbd/4/51712" log_has "backend/vb
 h_assert_eq 0 "$(h_blkback_open_count)" "open devices after removal"
 h_blkback_stop
 
-h_log "release by opened=1 (Qubes kernels)"
-h_blkback_start --release opened
+h_log "a domain being built: the device is opened at once, Connected once the guest connects"
+h_blkback_start --guest building
 be=$(h_be_path 5 51712)
 add 5 51712 r
 xenstore-write "$be/physical-device" "$(mm_of "$dev")"
-h_wait_node "$be/opened" 1
+h_wait_until 10 "the emulator to open it" log_has "backend/vbd/5/51712: opened"
 h_assert_node "$be/state" 2
-h_assert_eq 1 "$(h_blkback_open_count)" "open devices"
+h_assert_node /local/domain/5/device/vbd/51712/state 1
+h_assert_eq 1 "$(h_blkback_open_count)" "open devices before the guest runs"
+xenstore-write /local/domain/5/device/vbd/51712/state 3
+h_wait_node "$be/state" 4
+h_assert_absent "$be/opened"
 h_xs remove --domid 5 --devid 51712 || h_fail "remove failed"
 h_assert_eq 0 "$(h_blkback_open_count)" "open devices after removal"
+h_blkback_stop
+
+h_log "no PV drivers: the device is opened, never Connected, and detach closes it"
+h_blkback_start --guest none
+be=$(h_be_path 5 51728)
+add 5 51728 r
+xenstore-write "$be/physical-device" "$(mm_of "$dev")"
+h_wait_until 10 "the emulator to open it" log_has "backend/vbd/5/51728: opened"
+xenstore-write /local/domain/5/device/vbd/51728/state 3
+h_xs remove --domid 5 --devid 51728 --stage close || h_fail "close did not reach state 6"
+h_assert_eq 0 "$(h_blkback_open_count)" "open devices after Closing"
+! log_has "backend/vbd/5/51728: Connected" || h_fail "Connected without a frontend"
+h_xs remove --domid 5 --devid 51728 --stage destroy
 h_blkback_stop
 
 h_log "hold-off: a slow blkback"

@@ -479,11 +479,15 @@ static void s_requests(void)
         CHECK(r.tx_id == UINT32_MAX);
         REPLY(r, XS_TRANSACTION_END, "OK\0");
 
-        /* Our home, by our domid; then dom0 without the node. */
+        /* Our home, by our domid; never a guess when it cannot be read. */
         r = EXPECT(XS_READ, "domid\0");
         REPLY(r, XS_READ, "5");
         r = EXPECT(XS_READ, "domid\0");
         REPLY(r, XS_ERROR, "ENOENT\0");
+        r = EXPECT(XS_READ, "domid\0");
+        REPLY(r, XS_ERROR, "EACCES\0");
+        r = EXPECT(XS_READ, "domid\0");
+        REPLY(r, XS_READ, "5x");
         EXPECT_EOF();
 }
 
@@ -536,9 +540,11 @@ static void test_requests(void **state)
         assert_int_equal(xs_conn_home(x, &v), 0);
         assert_string_equal(v, "/local/domain/5");
         free(v);
-        assert_int_equal(xs_conn_home(x, &v), 0);
-        assert_string_equal(v, "/local/domain/0");
-        free(v);
+        v = NULL;
+        assert_int_equal(xs_conn_home(x, &v), -ENOENT);
+        assert_int_equal(xs_conn_home(x, &v), -EACCES);
+        assert_int_equal(xs_conn_home(x, &v), -EBADMSG);
+        assert_null(v);
 
         /* Request errors are not the connection's. */
         assert_true(xs_conn_connected(x));
@@ -1301,6 +1307,11 @@ static bool up(void)
         return seen.n_states >= 1;
 }
 
+static bool up_again(void)
+{
+        return seen.n_states >= 2 && xs_conn_connected(x);
+}
+
 static void test_connect_later(void **state)
 {
         char *v = NULL;
@@ -1326,6 +1337,41 @@ static void test_connect_later(void **state)
         srv_finish();
 }
 
+/* A xenstored that takes a request and never answers, its socket open. */
+static void s_silent(void)
+{
+        struct xsd_sockmsg r;
+
+        ACCEPT();
+        r = EXPECT(XS_READ, "/a\0");
+        (void)r;
+        EXPECT_EOF(); /* the client gives up and hangs up */
+        /* It reconnects, and this time gets its answer. */
+        ACCEPT();
+        r = EXPECT(XS_READ, "/b\0");
+        REPLY(r, XS_READ, "B");
+        EXPECT_EOF();
+}
+
+static void test_reply_deadline(void **state)
+{
+        char *v = NULL;
+
+        client_new();
+        xs_conn_set_timeout(x, 300 * 1000);
+        srv_start(s_silent);
+        assert_int_equal(xs_conn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
+        assert_null(v);
+        assert_false(xs_conn_connected(x));
+        assert_lost(-ENOTCONN);
+        assert_true(run_until(up_again, 10 * 1000));
+        assert_int_equal(xs_conn_read(x, XBT_NULL, "/b", &v, NULL), 0);
+        assert_string_equal(v, "B");
+        free(v);
+        client_free();
+        srv_finish();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1342,6 +1388,7 @@ int main(void)
                 T(test_unsolicited_reply),
                 T(test_reconnect),
                 T(test_connect_later),
+                T(test_reply_deadline),
         };
 
         /* A write to a socket xenstored closed must fail, not kill. */
