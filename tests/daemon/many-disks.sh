@@ -27,33 +27,45 @@ h_blkback_start
 h_daemon_start --log-level info
 img=$(h_sparse_file base.img 16M)
 
-# in_chunks CMD FROM TO NODES-FUNCTION — CMD with the arguments
-# NODES-FUNCTION prints (one a line) for guests FROM..TO, 64 guests a call.
-in_chunks() {
-	local cmd=$1 from=$2 to=$3 fn=$4 d args=()
-	for ((d = from; d <= to; d++)); do
-		mapfile -t -O "${#args[@]}" args < <("$fn" "$d")
-		if (((d - from + 1) % 64 == 0 || d == to)); then
-			"$cmd" "${args[@]}" || h_fail "$cmd for guests up to $d failed"
-			args=()
-		fi
-	done
+# nodes KIND FROM TO — the arguments, NUL-separated, of a xenstore-write
+# (disk, close) or xenstore-rm (gone) for guests FROM..TO: for "disk" what
+# libxl writes for a read-only disk, frontend and backend; for "close"
+# libxl's detach, online 0 and state 5; for "gone" the guest's directories.
+nodes() {
+	awk -v kind="$1" -v from="$2" -v to="$3" -v home="$H_HOME" -v img="$img" -v devid="$devid" '
+	function put(p, v) { printf "%s%c%s%c", p, 0, v, 0 }
+	BEGIN {
+		for (d = from; d <= to; d++) {
+			be = home "/backend/vbd/" d "/" devid
+			fe = "/local/domain/" d "/device/vbd/" devid
+			if (kind == "gone") {
+				printf "%s%c%s%c", home "/backend/vbd/" d, 0, "/local/domain/" d, 0
+			} else if (kind == "close") {
+				put(be "/online", 0); put(be "/state", 5)
+			} else {
+				put(fe "/backend", be); put(fe "/backend-id", 0); put(fe "/state", 1)
+				put(fe "/virtual-device", devid); put(fe "/device-type", "disk")
+				put(be "/frontend", fe); put(be "/params", img); put(be "/frontend-id", d)
+				put(be "/online", 1); put(be "/removable", 0); put(be "/bootable", 1)
+				put(be "/state", 1); put(be "/dev", "xvda"); put(be "/type", "phy")
+				put(be "/mode", "r"); put(be "/device-type", "disk")
+				put(be "/discard-enable", 0); put(be "/specification", "xen")
+			}
+		}
+	}'
 }
 
-# What libxl writes for a read-only disk of guest D: frontend and backend.
-disk_nodes() {
-	local d=$1 be fe
-	be=$(h_be_path "$d" "$devid")
-	fe=/local/domain/$d/device/vbd/$devid
-	printf '%s\n' "$fe/backend" "$be" "$fe/backend-id" 0 "$fe/state" 1 "$fe/virtual-device" "$devid" \
-		"$fe/device-type" disk \
-		"$be/frontend" "$fe" "$be/params" "$img" "$be/frontend-id" "$d" "$be/online" 1 \
-		"$be/removable" 0 "$be/bootable" 1 "$be/state" 1 "$be/dev" xvda "$be/type" phy \
-		"$be/mode" r "$be/device-type" disk "$be/discard-enable" 0 "$be/specification" xen
+# in_chunks KIND FROM TO — nodes KIND for guests FROM..TO, 64 guests to a
+# transaction (one xenstore-write or xenstore-rm each).
+in_chunks() {
+	local kind=$1 from=$2 to=$3 d end cmd=xenstore-write args
+	[ "$kind" = gone ] && cmd=xenstore-rm
+	for ((d = from; d <= to; d += 64)); do
+		end=$((d + 63 < to ? d + 63 : to))
+		mapfile -d '' args < <(nodes "$kind" "$d" "$end")
+		"$cmd" "${args[@]}" || h_fail "$cmd for guests $d to $end failed"
+	done
 }
-# libxl's detach: online 0 and state 5; then the directories go.
-close_nodes() { printf '%s\n' "$(h_be_path "$1" "$devid")/online" 0 "$(h_be_path "$1" "$devid")/state" 5; }
-gone_nodes() { printf '%s\n' "$H_HOME/backend/vbd/$1" "/local/domain/$1"; }
 
 # list_says DEVICES USERS HELD — the daemon's list: DEVICES loop devices,
 # USERS disks on them, HELD of the devices still held for blkback.
@@ -68,7 +80,7 @@ connected() { h_loopctl status --json | grep -q '"xenstore": *"connected"'; }
 blkback_holds() { [ "$(h_blkback_open_count)" = "$1" ]; }
 
 h_log "attaching $half disks"
-in_chunks xenstore-write 1 "$half" disk_nodes
+in_chunks disk 1 "$half"
 # Every disk published and opened by blkback: the daemon lets go.
 h_wait_until 120 "$half disks connected (list: $(list_now))" list_says 1 "$half" 0
 h_assert_eq 1 "$(h_loop_count_for "$img")" "loop devices of the image"
@@ -80,7 +92,7 @@ h_wait_until 120 "the daemon to adopt $half disks" list_says 1 "$half" 0
 connected || h_fail "the daemon is not connected after its restart"
 
 h_log "attaching $((H_MANY_DISKS - half)) more"
-in_chunks xenstore-write "$((half + 1))" "$H_MANY_DISKS" disk_nodes
+in_chunks disk "$((half + 1))" "$H_MANY_DISKS"
 h_wait_until 120 "$H_MANY_DISKS disks connected" list_says 1 "$H_MANY_DISKS" 0
 h_assert_eq "$H_MANY_DISKS" "$(h_blkback_open_count)" "disks blkback holds open"
 
@@ -94,9 +106,9 @@ h_daemon_alive
 	h_fail "the daemon lost its xenstore connection: $(grep -h "Lost the connection" "$H_TMP"/log/xen-loopd.*.log | head -n 3)"
 
 h_log "detaching all $H_MANY_DISKS"
-in_chunks xenstore-write 1 "$H_MANY_DISKS" close_nodes
+in_chunks close 1 "$H_MANY_DISKS"
 h_wait_until 120 "blkback to close every disk" blkback_holds 0
-in_chunks xenstore-rm 1 "$H_MANY_DISKS" gone_nodes
+in_chunks gone 1 "$H_MANY_DISKS"
 h_wait_until 60 "the daemon to let every disk go" list_says 0 0 0
 h_wait_until 30 "the loop device to go" bash -c "[ -z \"\$(losetup -j '$img')\" ]"
 h_daemon_alive
