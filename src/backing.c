@@ -208,7 +208,7 @@ int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64
         if (!path || path[0] != '/')
                 return -EINVAL;
         pthread_mutex_lock(&hung_lock);
-        r = hung >= BACKING_HUNG_MAX ? -EBUSY : 0;
+        r = hung >= BACKING_HUNG_MAX ? -EAGAIN : 0;
         pthread_mutex_unlock(&hung_lock);
         if (r < 0)
                 return r;
@@ -294,7 +294,7 @@ void backing_describe_error(int error, const char *path, bool writable, const st
         else if (error == -ETIMEDOUT)
                 snprintf(buf, len, "opening %s did not finish in time (a file system that does not "
                          "answer?)", path);
-        else if (error == -EBUSY)
+        else if (error == -EAGAIN)
                 snprintf(buf, len, "not opening %s: %d earlier opens have not finished (a file system "
                          "that does not answer?)", path, BACKING_HUNG_MAX);
         else

@@ -30,7 +30,7 @@ int backing_open(const char *path, bool writable, bool direct_io, struct backing
  * system that stops answering (a hung NFS mount) would otherwise hold the
  * event loop, and every disk with it, for ever.  -ETIMEDOUT when the open
  * did not finish (the thread then closes what it gets, whenever it gets
- * it); -EBUSY while BACKING_HUNG_MAX such opens are still hanging. */
+ * it); -EAGAIN while BACKING_HUNG_MAX such opens are still hanging. */
 #define BACKING_HUNG_MAX 16
 #define BACKING_OPEN_TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
 int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,

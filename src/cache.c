@@ -22,6 +22,7 @@
 
 #include "hashmap.h"
 #include "log.h"
+#include "outside.h"
 #include "errbuf.h"
 #include "macro.h"
 
@@ -82,6 +83,8 @@ const struct cache_ops cache_loop_ops = {
         .set_direct_io = loop_set_direct_io,
         .change_fd = loop_change_fd,
         .hint_free = loop_hint_free,
+        .loop_backing = outside_loop_backing,
+        .outside_users = cache_outside_users,
 };
 
 /* ---- keys --------------------------------------------------------------- */
@@ -573,25 +576,36 @@ fail:
 
 /* ---- the sharing rule --------------------------------------------------- */
 
+/* The first user on list that req may not share with; *others counts the
+ * rest of those. */
+static const struct user *first_conflict(const struct user *list, const struct cache_request *req,
+                                         const struct user *found, unsigned *others)
+{
+        for (const struct user *u = list; u; u = u->inext) {
+                if (req->related && req->related(&u->pub, req->related_data))
+                        continue;
+                if (found)
+                        (*others)++;
+                else
+                        found = u;
+        }
+        return found;
+}
+
 static int check_sharing(const struct ident *id, const struct cache_request *req,
                          char *err, size_t errlen)
 {
         const struct user *holder;
-        unsigned others;
+        unsigned others = 0;
 
         if (!id || req->access == CACHE_RW_FORCE)
                 return 0;
-        if (req->access == CACHE_RO) {
-                if (id->n_rw == 0)
-                        return 0;
-                holder = id->rw_users;
-                others = id->n_rw - 1;
-        } else {
-                if (id->n_rw + id->n_ro == 0)
-                        return 0;
-                holder = id->rw_users ? id->rw_users : id->ro_users;
-                others = id->n_rw + id->n_ro - 1;
-        }
+        /* Read-only is refused by writers; read-write by anyone. */
+        holder = first_conflict(id->rw_users, req, NULL, &others);
+        if (req->access != CACHE_RO)
+                holder = first_conflict(id->ro_users, req, holder, &others);
+        if (!holder)
+                return 0;
 
         if (others)
                 errbuf_set(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
@@ -603,9 +617,29 @@ static int check_sharing(const struct ident *id, const struct cache_request *req
         return -EBUSY;
 }
 
-static struct ident *ident_get(struct cache *c, const struct cache_key *key, bool create, bool *created)
+/* What the sharing rule is about for a device keyed key, open as fd: the
+ * file or block device itself, or, for a loop device named as a block
+ * device, the file it serves (else a second name for one file would slip
+ * past the rule). */
+static struct ident_key ident_key_of(struct cache *c, const struct cache_key *key, int fd)
 {
         struct ident_key k = { .dev = key->dev, .ino = key->ino, .is_block = key->is_block };
+        dev_t dev;
+        ino_t ino;
+
+        if (key->is_block && fd >= 0 && c->ops->loop_backing && c->ops->loop_backing(fd, &dev, &ino) == 0)
+                k = (struct ident_key){ .dev = dev, .ino = ino, .is_block = false };
+        return k;
+}
+
+static struct ident_key ident_key_plain(const struct cache_key *key)
+{
+        return (struct ident_key){ .dev = key->dev, .ino = key->ino, .is_block = key->is_block };
+}
+
+static struct ident *ident_get(struct cache *c, const struct ident_key *pk, bool create, bool *created)
+{
+        struct ident_key k = *pk;
         struct ident *id = hashmap_get(c->by_ident, &k);
 
         *created = false;
@@ -741,10 +775,66 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
         return r;
 }
 
+/* Users the cache did not make: another loop device on the file, dom0's
+ * mounts and exclusive holders of a block device. */
+static bool device_is_ours(dev_t devnum, void *userdata)
+{
+        return cache_find_device(userdata, devnum) != NULL;
+}
+
+int cache_outside_users(struct cache *c, const struct cache_outside_query *q, char *what, size_t len)
+{
+        char node[64];
+        int r;
+
+        if (q->has_file) {
+                r = outside_loop_users(q->dev, q->ino, q->skip, !q->rw, device_is_ours, c, node, sizeof(node));
+                if (r > 0)
+                        snprintf(what, len, "bound%s to %s, a loop device xen-loopd did not set up",
+                                 q->rw ? "" : " read-write", node);
+                if (r != 0)
+                        return r;
+        }
+        if (q->is_block)
+                return outside_blockdev_users(q->fd, !q->rw, q->rw, what, len);
+        return 0;
+}
+
+static int check_outside(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+                         const struct ident_key *ik, char *err, size_t errlen)
+{
+        struct cache_outside_query q = {
+                .fd = req->backing->fd,
+                .is_block = key->is_block,
+                .has_file = !ik->is_block,
+                .dev = ik->dev,
+                .ino = ik->ino,
+                .skip = key->is_block ? key->dev : 0,
+                .rw = req->access != CACHE_RO,
+        };
+        char what[256] = "";
+        int r;
+
+        if (req->access == CACHE_RW_FORCE || !c->ops->outside_users)
+                return 0;
+        r = c->ops->outside_users(c, &q, what, sizeof(what));
+        if (r < 0) {
+                errbuf_set(err, errlen, "cannot tell whether %s is in use outside xen-loopd: %s", req->path,
+                           strerror(-r));
+                return r;
+        }
+        if (r > 0) {
+                errbuf_set(err, errlen, "%s is in use outside xen-loopd: %s", req->path, what);
+                return -EBUSY;
+        }
+        return 0;
+}
+
 int cache_acquire(struct cache *c, const struct cache_request *req,
                   struct cache_user **ret, char *err, size_t errlen)
 {
         struct cache_key key;
+        struct ident_key ik;
         struct ident *id;
         struct entry *e;
         struct user *u;
@@ -770,8 +860,12 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
                 return -EACCES;
         }
 
-        id = ident_get(c, &key, false, &created);
+        ik = ident_key_of(c, &key, req->backing->fd);
+        id = ident_get(c, &ik, false, &created);
         r = check_sharing(id, req, err, errlen);
+        if (r < 0)
+                return r;
+        r = check_outside(c, req, &key, &ik, err, errlen);
         if (r < 0)
                 return r;
 
@@ -779,7 +873,7 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
         if (!u)
                 goto oom;
         if (!id) {
-                id = ident_get(c, &key, true, &created);
+                id = ident_get(c, &ik, true, &created);
                 if (!id)
                         goto oom;
         }
@@ -958,7 +1052,10 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
         if (hashmap_get(c->by_key, &key))
                 return -EEXIST; /* another device serves the same key: keep that one */
 
-        id = ident_get(c, &key, true, &created);
+        {
+                struct ident_key ik = ident_key_of(c, &key, owned);
+                id = ident_get(c, &ik, true, &created);
+        }
         if (!id)
                 return -ENOMEM;
         e = calloc(1, sizeof(*e));
@@ -1090,7 +1187,8 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 return -EEXIST;
         }
         if (key.dev != pe->key.dev || key.ino != pe->key.ino) {
-                nid = ident_get(c, &key, false, &created);
+                struct ident_key ik = ident_key_plain(&key);
+                nid = ident_get(c, &ik, false, &created);
                 if (nid && nid->n_rw > 0) {
                         errbuf_set(err, errlen, "the new backing file is in use read-write by %s",
                                   nid->rw_users->pub.name);
@@ -1155,7 +1253,8 @@ int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cach
                 pe->path = path;
         }
         if (key.dev != id->key.dev || key.ino != id->key.ino) {
-                nid = ident_get(c, &key, true, &created);
+                struct ident_key ik = ident_key_plain(&key);
+                nid = ident_get(c, &ik, true, &created);
                 if (nid) {
                         for (struct cache_user *u = pe->users; u; u = u->next) {
                                 ident_unlink_user(id, container_of(u, struct user, pub));

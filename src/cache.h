@@ -3,8 +3,14 @@
  * One entry per (st_dev, st_ino, access, offset, size limit, direct I/O,
  * block size): read-only users of one image share its loop device; a
  * read-write user is exclusive.  The sharing rule is checked per backing file
- * identity (whatever the offsets): rw while any other user exists, or ro
- * while an rw user exists, is refused — unless the request is forced (`w!`).
+ * identity (whatever the offsets; a loop device named as a block device
+ * counts as the file it serves): rw while any other user exists, or ro
+ * while an rw user exists, is refused, unless the request is forced (`w!`)
+ * or the other user is related to the requester (the request's `related`:
+ * one domain is the other's stub domain, or both are one VM), in which
+ * case read-write users of one file share its device.  Users the cache did
+ * not make (cache_ops.outside_users: other loop devices, dom0's mounts and
+ * exclusive holders) are checked too.
  *
  * The cache owns its entries, their users and the loop device fds it holds.
  * An entry holds its device open while at least one user is "holding" (its
@@ -76,6 +82,21 @@ struct cache_request {
         enum cache_access access;
         const char *name;                /* the disk, for messages and listings */
         uint32_t domid, devid;
+        /* Optional: whether this disk may share its backing with holder
+         * anyway (the stock script's same_vm). */
+        bool (*related)(const struct cache_user *holder, void *data);
+        void *related_data;
+};
+
+/* What cache_ops.outside_users is asked about. */
+struct cache_outside_query {
+        int fd;                          /* the backing */
+        bool is_block;                   /* fd is a block device */
+        bool has_file;                   /* dev/ino name the file the disk reaches */
+        dev_t dev;                       /* (a loop device's backing file, for a phy one) */
+        ino_t ino;
+        dev_t skip;                      /* the loop device the disk names itself, or 0 */
+        bool rw;                         /* the disk is read-write */
 };
 
 struct cache;
@@ -96,7 +117,19 @@ struct cache_ops {
          * cache's that is free, or will be once its last opener closes it,
          * so that the next attach can try it first. */
         int (*hint_free)(int nr);
+        /* Optional (outside_loop_backing): the file a loop device serves. */
+        int (*loop_backing)(int fd, dev_t *ret_dev, ino_t *ret_ino);
+        /* Optional (cache_outside_users): 1 when someone the cache does
+         * not know uses the backing so that the disk may not (what says
+         * who), 0 when nobody does, -errno. */
+        int (*outside_users)(struct cache *c, const struct cache_outside_query *q, char *what, size_t len);
 };
+
+/* The outside users the sharing rule refuses, found by outside.h: for a
+ * read-write disk any other loop device on its file, any mount of its block
+ * device or an exclusive holder of it; for a read-only one, another loop
+ * device bound read-write, a read-write mount. */
+int cache_outside_users(struct cache *c, const struct cache_outside_query *q, char *what, size_t len);
 
 extern const struct cache_ops cache_loop_ops;
 
@@ -113,7 +146,8 @@ void cache_free(struct cache *c);
  * (the backing stays the caller's), taken again from the next request's
  * backing fd when the entry is held anew.
  * On failure err holds one sentence with the cause (e.g. "/img is in use
- * read-write by domain 3 disk 51712") and nothing was created.
+ * read-write by domain 3 disk 51712"), which names no other disk's backing,
+ * and nothing was created.
  * -EBUSY: refused by the sharing rule.  -EACCES: read-write asked of a
  * backing opened read-only.  -EINVAL: a bad request (or a block device with
  * an offset or size limit).  Otherwise the engine's -errno. */

@@ -505,8 +505,10 @@ static void describe(struct vbd_manager *m, const struct vbd *v, const char *par
                  dev ? dev : "?", v->devid, shown && *shown ? ", " : "", shown && *shown ? shown : "");
 }
 
-/* Writes hotplug-error and hotplug-status = error in one transaction, and
- * nothing else; a directory that is gone is left gone. */
+/* Writes hotplug-error and hotplug-status in one transaction, and nothing
+ * else; a directory that is gone is left gone.  The status is "busy" for a
+ * refusal by the sharing rule, as the stock script writes it, else
+ * "error". */
 static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause)
 {
         _cleanup_free_ char *params = NULL;
@@ -529,7 +531,8 @@ static void fail_disk(struct vbd_manager *m, struct vbd *v, int error, const cha
         v->error = strdup(msg);
 
         struct xs_op ops[] = {
-                { 0 }, OP_WRITE(v, "hotplug-error", msg), OP_WRITE(v, "hotplug-status", "error"),
+                { 0 }, OP_WRITE(v, "hotplug-error", msg),
+                OP_WRITE(v, "hotplug-status", error == -EBUSY ? "busy" : "error"),
         };
         backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         set_state(m, v, VBD_FAILED);
@@ -611,6 +614,72 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         return backend_change(m, v, ops, n, check_publication, &p);
 }
 
+/* A domain's node, e.g. /local/domain/<domid>/vm; NULL when absent. */
+static char *domain_node(struct vbd_manager *m, uint32_t domid, const char *node)
+{
+        char path[96];
+        char *v = NULL;
+
+        snprintf(path, sizeof(path), "/local/domain/%" PRIu32 "/%s", domid, node);
+        return xs_conn_read(m->xs, XBT_NULL, path, &v, NULL) == 0 ? v : NULL;
+}
+
+/* A domain's target (the domain a stub domain serves), or UINT32_MAX. */
+static uint32_t domain_target(struct vbd_manager *m, uint32_t domid)
+{
+        _cleanup_free_ char *t = domain_node(m, domid, "target");
+        uint32_t id;
+
+        return t && xsv_parse_u32(t, strlen(t), &id) ? id : UINT32_MAX;
+}
+
+/* The stock script's same_vm: may domains a and b share a file read-write?
+ * When they are one VM (the same /local/domain/N/vm: a domain and its copy
+ * in a local migration or restore, or one domain's two disks), or one is
+ * the other's stub domain, or the stub domain of one VM's domain.  Unlike
+ * the stock script, a domain whose vm node is gone (being destroyed) is
+ * not taken for the same VM. */
+static bool related_domains(struct vbd_manager *m, uint32_t a, uint32_t b)
+{
+        _cleanup_free_ char *vm_a = NULL, *vm_b = NULL;
+        uint32_t ta, tb;
+
+        if (a == UINT32_MAX || b == UINT32_MAX)
+                return false;
+        vm_a = domain_node(m, a, "vm");
+        vm_b = domain_node(m, b, "vm");
+        if (vm_a && vm_b && strcmp(vm_a, vm_b) == 0)
+                return true;
+        ta = domain_target(m, a);
+        tb = domain_target(m, b);
+        if (ta == b || tb == a)
+                return true;
+        for (int i = 0; i < 2; i++) {
+                uint32_t t = i ? ta : tb;
+                const char *vm = i ? vm_b : vm_a;
+                _cleanup_free_ char *tvm = NULL;
+
+                if (t == UINT32_MAX || !vm)
+                        continue;
+                tvm = domain_node(m, t, "vm");
+                if (tvm && strcmp(tvm, vm) == 0)
+                        return true;
+        }
+        return false;
+}
+
+struct relation {
+        struct vbd_manager *m;
+        uint32_t domid;
+};
+
+static bool may_share(const struct cache_user *holder, void *data)
+{
+        const struct relation *rel = data;
+
+        return related_domains(rel->m, rel->domid, holder->domid);
+}
+
 /* Opens the disk's backing and takes a device for it from the cache
  * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
  * nothing to do yet (params not written, or xenstored gone: the resync
@@ -620,6 +689,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         const char *params, *mode;
         struct backing b = { .fd = -1 };
         struct cache_request req;
+        struct relation rel = { .m = m, .domid = v->domid };
         enum cache_access access;
         char name[64];
         size_t plen;
@@ -668,6 +738,8 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .name = name,
                 .domid = v->domid,
                 .devid = v->devid,
+                .related = may_share,
+                .related_data = &rel,
         };
         r = cache_acquire(m->cache, &req, &v->user, err, errlen);
         backing_close(&b);
@@ -1187,6 +1259,32 @@ void vbd_manager_resync(struct vbd_manager *m)
         sd_event_source_set_enabled(m->defer, SD_EVENT_ONESHOT);
 }
 
+/* Adopts every disk a scan found published by an earlier run before any
+ * disk is set up anew: a device handed back at start-up has no users until
+ * its disk is adopted, and a new read-write disk decided first would not
+ * see them. */
+static void adopt_published(struct vbd_manager *m)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct vbd *v;
+
+        while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL)) {
+                _cleanup_(snapshot_clear) struct snapshot snap = { 0 };
+                const char *script;
+                int r;
+
+                if (!v->found_by_scan || v->state != VBD_NEW)
+                        continue;
+                if (read_snapshot(m, v, SNAP(SNAP_SCRIPT), &snap) < 0)
+                        return;
+                script = snap_value(&snap, SNAP_SCRIPT, &r);
+                if ((r < 0 && r != -ENOENT) || claim_of(script) == CLAIM_FOREIGN)
+                        continue;
+                if (adopt(m, v) != 0)
+                        v->found_by_scan = false;
+        }
+}
+
 static int on_defer(sd_event_source *s, void *userdata)
 {
         struct vbd_manager *m = userdata;
@@ -1197,6 +1295,7 @@ static int on_defer(sd_event_source *s, void *userdata)
                 m->rescan = false;
                 scanning = true;
                 rescan(m);
+                adopt_published(m);
         }
         while (m->dirty) {
                 struct vbd *v = m->dirty;
@@ -1298,6 +1397,12 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
          * A failed or released record may be a directory written anew. */
         if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 evaluate(m, v);
+        if (!xs_conn_connected(m->xs)) {
+                /* Lost while looking (no answer in time): say so now rather
+                 * than keep the script waiting for a resync. */
+                ctl_call_error(call, -ENOTCONN, "xenstored did not answer while %s was set up", abs);
+                return 0;
+        }
         if (hashmap_get(m->by_path, abs) != v) {
                 ctl_call_error(call, -ENODEV, "%s does not exist", abs);
                 return 0;

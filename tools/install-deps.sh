@@ -25,6 +25,9 @@ packages=(
 	valgrind
 	# Docs test: the manual pages render without warnings.
 	man-db groff-base
+	# The Debian package (debian/) and its test: dpkg-buildpackage, its
+	# build dependencies beyond the above, lintian; git copies the tree.
+	build-essential dpkg-dev debhelper lintian git
 )
 
 if [ "$(id -u)" != 0 ]; then

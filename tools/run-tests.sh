@@ -3,9 +3,10 @@
 # integration tests need root), in stages, each in a build directory of its
 # own:
 #
-#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md),
-#             then the integration suite again on oxenstored (the test
-#             setup `oxenstored`, tests/harness/README.md).
+#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md)
+#             and the package, then the integration suite again on
+#             oxenstored (the test setup `oxenstored`,
+#             tests/harness/README.md).
 #   valgrind  the same build under valgrind memcheck: every test program
 #             of ours (unit, loop engine and cache), and the daemon itself
 #             in a few integration tests; no error, no definite leak.
@@ -17,6 +18,10 @@
 #             targets over their corpora and for a short run each
 #             (tests/fuzz/README.md).  Skipped when clang is missing (a
 #             failure under CI=true).
+#   package   the Debian package (debian/), with BUILD_DIR's test harness:
+#             dpkg-buildpackage from a clean copy of the tree, lintian, the
+#             file list; install, upgrade with a held device, remove and
+#             purge in a throwaway root (tests/package/package.sh).
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
@@ -28,7 +33,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
@@ -101,12 +106,12 @@ setup() {
 	fi
 }
 
-# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak left out),
-# then check for skips.
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak and the
+# package left out), then check for skips.
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -222,11 +227,22 @@ for t in json.load(sys.stdin):
 	return "$r"
 }
 
+# The package once, with the default build's harness (it builds the
+# package itself, from a clean copy of the tree).
+stage_package() {
+	local rc=0
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --suite package --logbase package || rc=$?
+	check_skips "$dir/meson-logs/package.json" || rc=1
+	return "$rc"
+}
+
 rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz) ;;
+	default | valgrind | asan | fuzz | package) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"

@@ -55,6 +55,13 @@ h_wait_error() {
 	h_read "$1/hotplug-error"
 }
 
+# h_wait_busy BE — hotplug-status becomes busy (refused by the sharing
+# rule, as the stock script says it); prints hotplug-error.
+h_wait_busy() {
+	h_wait_node "$1/hotplug-status" busy "${2:-10}"
+	h_read "$1/hotplug-error"
+}
+
 # h_assert_published BE — physical-device, physical-device-path and diskseq
 # agree with the device itself.
 h_assert_published() {

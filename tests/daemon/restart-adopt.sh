@@ -38,7 +38,7 @@ h_assert_eq 2 "$(h_loopctl list --json | grep -c '"device"')" "devices listed af
 
 # The sharing account came back with them: the rw image is still taken.
 h_libxl_add_disk 4 xvda "$rw" r -
-msg=$(h_wait_error "$H_BE")
+msg=$(h_wait_busy "$H_BE")
 case $msg in *"in use read-write by domain 3 disk 51712"*) ;; *) h_fail "after restart: $msg" ;; esac
 h_libxl_remove_disk 4 xvda || true
 

@@ -46,9 +46,9 @@ hd_assert_good "$be_ro3"
 hd_assert_good "$be_other"
 hd_assert_refused "$be_rofs" 10 xvda "$mnt/frozen.img" \
 	"cannot open $mnt/frozen.img read-write: Read-only file system"
-hd_assert_refused "$be_rw2" 12 xvda "$rw" "$rw is in use read-write by domain 1 disk 51712"
-hd_assert_refused "$be_rw_r" 13 xvda "$rw" "$rw is in use read-write by domain 1 disk 51712"
-hd_assert_refused "$be_ro_w" 14 xvda "$ro" "$ro is in use read-only by domain * disk 51712 (and * other disk*)"
+HD_STATUS=busy hd_assert_refused "$be_rw2" 12 xvda "$rw" "$rw is in use read-write by domain 1 disk 51712"
+HD_STATUS=busy hd_assert_refused "$be_rw_r" 13 xvda "$rw" "$rw is in use read-write by domain 1 disk 51712"
+HD_STATUS=busy hd_assert_refused "$be_ro_w" 14 xvda "$ro" "$ro is in use read-only by domain * disk 51712 (and * other disk*)"
 for be in "$be_rofs" "$be_rw2" "$be_rw_r" "$be_ro_w"; do
 	h_assert_absent "$be/physical-device"
 done

@@ -70,6 +70,7 @@ hd_wait_stopped() {
 hd_add() { h_libxl_add_disk "$1" "$2" "$3" "$4" -; }
 
 # hd_assert_refused BE DOMID VDEV SHOWN CAUSE-GLOB — the disk ended in error
+# (hotplug-status $HD_STATUS, error by default; busy for the sharing rule)
 # with a one-line hotplug-error naming it — "domain D disk VDEV (devid N,
 # SHOWN): CAUSE", or "domain D disk VDEV (devid N): CAUSE" with a cause that
 # quotes SHOWN itself (SHOWN empty: no params to show) — nothing of a
@@ -77,7 +78,7 @@ hd_add() { h_libxl_add_disk "$1" "$2" "$3" "$4" -; }
 hd_assert_refused() {
 	local be=$1 domid=$2 vdev=$3 shown=$4 cause=$5 devid msg with bare rest
 	devid=${be##*/}
-	msg=$(h_wait_error "$be")
+	msg=$(h_wait_node "$be/hotplug-status" "${HD_STATUS:-error}" && h_read "$be/hotplug-error")
 	with="domain $domid disk $vdev (devid $devid, $shown): "
 	bare="domain $domid disk $vdev (devid $devid): "
 	if [ -n "$shown" ] && [ "${msg:0:${#with}}" = "$with" ]; then
@@ -92,7 +93,7 @@ hd_assert_refused() {
 	# shellcheck disable=SC2053
 	[[ $rest == $cause ]] || h_fail "hotplug-error of $be: cause not \"$cause\": $rest"
 	[ "$(printf '%s' "$msg" | wc -l)" = 0 ] || h_fail "hotplug-error of $be spans lines: $msg"
-	h_assert_node "$be/hotplug-status" error
+	h_assert_node "$be/hotplug-status" "${HD_STATUS:-error}"
 	h_assert_absent "$be/physical-device-path"
 	h_assert_absent "$be/diskseq"
 	h_daemon_alive

@@ -378,13 +378,16 @@ static void test_block_device_served_directly(void **state)
         assert_int_equal(cache_device_changed(f->c, phy.devnum), 0);
         cache_release(f->c, u1);
         cache_release(f->c, u2);
+        /* Whoever set it up holds it exclusively: in use outside the cache. */
+        assert_int_equal(refused(f, &rw), -EBUSY);
+        assert_non_null(strstr(f->err, "in use outside xen-loopd"));
+        close(phy.fd);
         u1 = acquire(f, &rw);
         cache_release(f->c, u1);
 
         backing_close(&b1);
         backing_close(&b2);
         backing_close(&bw);
-        close(phy.fd);
         assert_true(lt_wait_released(phy.nr, phy.diskseq));
 }
 

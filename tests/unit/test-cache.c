@@ -464,6 +464,45 @@ static void test_ro_refused_while_rw_user(void **state)
         close(b.fd);
 }
 
+/* Related domains (a stub domain and its guest, one VM's two domains)
+ * share a file read-write, on one device; everybody else is still refused,
+ * and the message names the first unrelated user. */
+static bool related_to_3(const struct cache_user *holder, void *data)
+{
+        (*(int *)data)++;
+        return holder->domid == 3;
+}
+
+static void test_related_users_share(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct cache_request guest = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
+        struct cache_request stub = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51712");
+        struct cache_request other = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
+        struct cache_user *u1, *u2;
+        int asked = 0;
+
+        guest.domid = 3;
+        stub.domid = 4;
+        other.domid = 5;
+        stub.related = other.related = related_to_3;
+        stub.related_data = other.related_data = &asked;
+        u1 = acquire_ok(f, &guest);
+        u2 = acquire_ok(f, &stub);
+        assert_int_equal(asked, 1);
+        assert_ptr_equal(u1->entry, u2->entry);
+        assert_int_equal(calls.attach, 1);
+        /* Related to 3, not to 4: refused, naming 4. */
+        assert_int_equal(acquire_err(f, &other), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-write by domain 4 disk 51712");
+        cache_release(f->c, u1);
+        assert_int_equal(acquire_err(f, &other), -EBUSY);
+        cache_release(f->c, u2);
+        cache_release(f->c, acquire_ok(f, &other));
+        close(b.fd);
+}
+
 /* The rule is about the file, whatever offset or block size each user asks. */
 static void test_sharing_is_per_file_not_per_key(void **state)
 {
@@ -1454,6 +1493,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_ro_users_share_one_device, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rw_refused_while_ro_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ro_refused_while_rw_user, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_related_users_share, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_is_per_file_not_per_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_force_bypasses_and_counts_as_writer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rw_needs_writable_backing, setup, teardown),
