@@ -120,6 +120,9 @@ def main():
         probes[os.path.basename(f)[len("xsprobe-"):-len(".json")]] = json.load(open(f))
     if probes:
         meta["xs_probe"] = probes
+    xl = os.path.join(rdir, "xl.json")
+    if os.path.exists(xl):
+        meta["real_xl"] = json.load(open(xl))
     phases = []
     for f in sorted(glob.glob(os.path.join(rdir, "[0-9][0-9][0-9].json"))):
         phases.append(json.load(open(f)))
@@ -205,6 +208,20 @@ def build(meta, phases):
         top = max(c, key=int)
         return {"from": 0, "to": int(top), "p50_ratio": ratio(c[top]["p50_ms"], c["0"]["p50_ms"])}
 
+    # Debian's real xl, one disk at a time into a running guest.
+    real_xl = {}
+    for m, v in meta.get("real_xl", {}).get("modes", {}).items():
+        real_xl[m] = {}
+        for action in ("attach", "detach"):
+            x = v.get(action + "_ms_samples", [])
+            if x:
+                real_xl[m][action] = {"rounds": len(x), "p50_ms": pct(x, 50), "p99_ms": pct(x, 99),
+                                      "mean_ms": statistics.fmean(x), "max_ms": max(x)}
+    for action in ("attach", "detach"):
+        st, s = real_xl.get("stock", {}).get(action), real_xl.get("script", {}).get(action)
+        if st and s:
+            ratios[f"real xl block-{action}, one disk, p50, stock/script"] = ratio(st["p50_ms"], s["p50_ms"])
+
     rss = meta.get("rss", {})
     s40 = scenarios["start-40-shared-ro"]["attach"]
     targets = []
@@ -266,6 +283,7 @@ def build(meta, phases):
         "model": MODEL,
         "scenarios": scenarios,
         "attach_cost": attach_cost,
+        "real_xl": real_xl,
         "bulk": bulk,
         "rss": rss,
         "ratios": ratios,
@@ -360,6 +378,19 @@ def print_table(doc):
         for lv in sorted(probe, key=int):
             p = probe[lv]
             L.append(f"  {int(lv):>6}{p['read_us']:>11.1f} us{p['publish_tx_us']:>21.1f} us")
+    rx = doc.get("real_xl", {})
+    if rx:
+        L.append("")
+        L.append("Debian's real xl (xen-utils-4.17), one disk at a time into a running guest;")
+        L.append("xl's whole run, its own start included (ms)")
+        L.append(f"  {'':26}{'rounds':>8}{'p50':>10}{'p99':>10}{'max':>10}")
+        for m in ("stock", "script"):
+            for action in ("attach", "detach"):
+                c = rx.get(m, {}).get(action)
+                if c:
+                    name = f"{'block-loopd' if m == 'script' else 'stock'} block-{action}"
+                    L.append(f"  {name:26}{c['rounds']:>8}{fmt(c['p50_ms']):>10}{fmt(c['p99_ms']):>10}"
+                             f"{fmt(c['max_ms']):>10}")
     L.append("")
     rss = doc["rss"]
     if rss.get("vmhwm_kib"):

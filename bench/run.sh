@@ -67,6 +67,7 @@ if [ "$QUICK" = 1 ]; then
 	RSS_DEVICES=1024
 	K_DAEMON=10
 	K_STOCK=5
+	XL_ROUNDS=5
 else
 	: "${REPEAT:=5}"
 	HELD_LEVELS=(0 100 1000)
@@ -74,13 +75,14 @@ else
 	RSS_DEVICES=4096
 	K_DAEMON=20
 	K_STOCK=10
+	XL_ROUNDS=20
 fi
 SHARED_DOMAINS=40
 RW_DISKS=8
 export H_BUILD_DIR=$BUILD_DIR
 
 for b in src/xen-loopd src/xen-loopctl src/block-loopd bench/loopd-bench tests/harness/blkback-emu \
-	 tests/harness/xsd-preload.so tests/harness/oxsd-preload.so tests/harness/xs-libxl; do
+	 tests/harness/xsd-preload.so tests/harness/oxsd-preload.so tests/harness/xs-libxl tests/harness/xl-preload.so; do
 	if [ ! -e "$BUILD_DIR/$b" ]; then
 		echo "bench/run.sh: $BUILD_DIR/$b is missing; run meson setup and meson compile first" >&2
 		exit 2
@@ -365,6 +367,44 @@ for ((r = 1; r <= REPEAT; r++)); do
 		drive start-8-rw detach "$mode" "$H_TMP/disks/rw"
 	done
 done
+# ---------------------------------------------------------------- real xl
+
+# Debian's real `xl block-attach` and `block-detach` (tests/harness/lib-xl.sh),
+# one disk at a time into a running guest: the stock script and block-loopd
+# in alternate rounds of the same run (the daemon leaves the stock script's
+# disks alone).  Each time is xl's whole run, its own start included.
+h_log "the real xl: one disk at a time into a running guest, stock and block-loopd"
+. "$SRC_ROOT/tests/harness/lib-xl.sh"
+h_xl_init
+XL_DOMID=9001
+h_xl_domain "$XL_DOMID"
+XL_IMG=$(h_sparse_file xl.img 64M)
+xl_ms() { echo $(($(date +%s%N) / 1000000)); }
+for ((r = 1; r <= XL_ROUNDS; r++)); do
+	for mode in stock script; do
+		xl_script=block
+		[ "$mode" = script ] && xl_script=block-loopd
+		t0=$(xl_ms)
+		h_xl block-attach "$XL_DOMID" "$(h_xl_disk_spec xvda "$XL_IMG" w "$xl_script")" &&
+			rc=0 || rc=$?
+		t1=$(xl_ms)
+		if [ "$rc" = 0 ] && h_xl block-detach "$XL_DOMID" xvda; then
+			printf '%s attach %s\n%s detach %s\n' "$mode" $((t1 - t0)) "$mode" $(($(xl_ms) - t1))
+		else
+			h_fail "real xl, $mode, round $r: xl failed: $(grep -v '^libxl: debug' "$H_XL_ERR" | tr '\n' ' ')"
+		fi
+	done
+done >"$H_TMP/xl-times"
+python3 - "$H_TMP/xl-times" "$RESULTS/xl.json" <<'EOF'
+import json, sys
+r = {}
+for line in open(sys.argv[1]):
+    mode, action, ms = line.split()
+    r.setdefault(mode, {}).setdefault(action + "_ms_samples", []).append(int(ms))
+json.dump({"domains": 1, "disks_per_round": 1, "modes": r}, open(sys.argv[2], "w"))
+EOF
+h_log "real xl: $XL_ROUNDS rounds of each done"
+
 held=0
 for level in "${HELD_LEVELS[@]}"; do
 	populate watch "$held" "$level"

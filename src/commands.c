@@ -1,6 +1,16 @@
 /* commands.c — what each control command does in the daemon.  The framing,
- * peers and call lifetimes are control.c's; this file only maps requests to
- * the vbd manager and the cache and builds the replies. */
+ * peers and call lifetimes are control.c's; this file maps requests to the
+ * vbd manager and the cache, builds the replies, and decides what a peer
+ * may do.
+ *
+ * Root may do everything.  Another peer (a member of --group) gets only
+ * what it owns, and never makes the daemon open a path as root: it may
+ * attach from fd sets of its own (passed fds, not paths), detach and
+ * reconfigure its own attachments (reconfigure only while no one else,
+ * e.g. a domain sharing a read-only image, uses the device), and add,
+ * remove and query its own fd sets.  Backends (hotplug-add, hotplug-remove,
+ * reconfigure by path), paths and w! are root's.  status and list show
+ * everything to everyone allowed on the socket. */
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -108,6 +118,20 @@ static int arg_u64(struct json_object *args, const char *key, uint64_t max, uint
 }
 
 #define BAD_ARGS(call, ...) (ctl_call_error((call), -EINVAL, __VA_ARGS__), 0)
+#define REFUSE(call, ...) (ctl_call_error((call), -EPERM, "Permission denied: " __VA_ARGS__), 0)
+
+static bool peer_is_root(const struct ctl_call *call)
+{
+        return ctl_call_peer_uid(call) == 0;
+}
+
+/* A peer other than root may use only the fd sets it created. */
+static bool may_use_fdset(struct daemon *d, const struct ctl_call *call, uint32_t id)
+{
+        uid_t owner;
+
+        return peer_is_root(call) || (fdset_owner(d->fdsets, id, &owner) == 0 && owner == ctl_call_peer_uid(call));
+}
 
 /* ---- commands --------------------------------------------------------------- */
 
@@ -182,6 +206,9 @@ static int cmd_hotplug(struct ctl_call *call, struct json_object *args, void *us
 
         if (arg_string(args, "path", true, &path) < 0 || !*path)
                 return BAD_ARGS(call, "\"path\" must name a backend, e.g. backend/vbd/3/51712");
+        if (!peer_is_root(call))
+                return REFUSE(call, "only root may %s a backend's disk (peer uid %u)", add ? "attach" : "detach",
+                              (unsigned)ctl_call_peer_uid(call));
         r = add ? vbd_request_add(d->vbd, path, call) : vbd_request_remove(d->vbd, path, call);
         if (r == -EINVAL)
                 return BAD_ARGS(call, "%s is not a vbd backend of %s", path, d->home);
@@ -268,12 +295,20 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", name);
                 return 0;
         }
+        if (!peer_is_root(call) && acc == CACHE_RW_FORCE)
+                return REFUSE(call, "only root may skip the sharing check (w!)");
 
         if (strncmp(target, "/dev/fdset/", 11) == 0) {
                 uint32_t id;
                 if (fdset_parse_path(target, &id) < 0)
                         return BAD_ARGS(call, "'%s' is not a valid fd set name", target);
+                if (!may_use_fdset(d, call, id))
+                        return REFUSE(call, "fd set %u is not one of yours (peer uid %u)", id,
+                                      (unsigned)ctl_call_peer_uid(call));
                 r = fdset_use(d->fdsets, id, acc != CACHE_RO, direct_io, &b, &use, err, sizeof(err));
+        } else if (!peer_is_root(call)) {
+                return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
+                              "pass an open fd instead (add-fd, then /dev/fdset/N)");
         } else {
                 r = backing_open_bounded(target, acc != CACHE_RO, direct_io, d->open_timeout_usec, &b);
                 if (r < 0)
@@ -293,6 +328,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 return -ENOMEM;
         }
         a->fdset_use = use;
+        a->owner = ctl_call_peer_uid(call);
         snprintf(uname, sizeof(uname), "attachment %s", name);
         req = (struct cache_request){
                 .backing = &b,
@@ -331,11 +367,15 @@ static int cmd_detach(struct ctl_call *call, struct json_object *args, void *use
 
         if (arg_string(args, "name", true, &name) < 0)
                 return BAD_ARGS(call, "\"name\" must be a string");
-        a = hashmap_remove(d->attachments, name);
+        a = hashmap_get(d->attachments, name);
         if (!a) {
                 ctl_call_error(call, -ENOENT, "no attachment is named '%s'", name);
                 return 0;
         }
+        if (!peer_is_root(call) && a->owner != ctl_call_peer_uid(call))
+                return REFUSE(call, "attachment '%s' is not one of yours (peer uid %u)", name,
+                              (unsigned)ctl_call_peer_uid(call));
+        hashmap_remove(d->attachments, name);
         log_info("Detached %s.", name);
         attachment_free(d, a);
         ctl_call_reply(call, NULL);
@@ -362,9 +402,9 @@ static int cmd_add_fd(struct ctl_call *call, struct json_object *args, void *use
         if (fd < 0)
                 return fd;
         r = fdset_add(d->fdsets, json_object_object_get_ex(args, "fdset-id", NULL) ? (int64_t)set : -1, fd,
-                      ctl_call_connection(call), opaque, &id, &num, err, sizeof(err));
+                      ctl_call_connection(call), ctl_call_peer_uid(call), opaque, &id, &num, err, sizeof(err));
         if (r < 0) {
-                ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
+                ctl_call_error(call, r, "%s%s", r == -EPERM ? "Permission denied: " : "", *err ? err : strerror(-r));
                 return 0;
         }
         o = json_object_new_object();
@@ -381,12 +421,17 @@ static int cmd_remove_fd(struct ctl_call *call, struct json_object *args, void *
         struct daemon *d = userdata;
         uint64_t set = 0, fd = 0;
         char err[256] = "";
+        uid_t owner;
         int r;
 
         if (!json_object_object_get_ex(args, "fdset-id", NULL) || arg_u64(args, "fdset-id", FDSET_ID_MAX, &set) < 0)
                 return BAD_ARGS(call, "\"fdset-id\" must be an integer from 0 to %u", FDSET_ID_MAX);
         if (arg_u64(args, "fd", INT32_MAX, &fd) < 0)
                 return BAD_ARGS(call, "\"fd\" must be a non-negative integer");
+        /* A set that does not exist is ENOENT below, whoever asks. */
+        if (fdset_owner(d->fdsets, (uint32_t)set, &owner) == 0 && !may_use_fdset(d, call, (uint32_t)set))
+                return REFUSE(call, "fd set %u is not one of yours (peer uid %u)", (unsigned)set,
+                              (unsigned)ctl_call_peer_uid(call));
         r = fdset_remove(d->fdsets, (uint32_t)set, json_object_object_get_ex(args, "fd", NULL) ? (int)fd : -1,
                          err, sizeof(err));
         if (r < 0) {
@@ -403,7 +448,7 @@ static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, voi
         struct json_object *o;
         int r;
 
-        r = fdset_query(d->fdsets, &o);
+        r = fdset_query(d->fdsets, peer_is_root(call) ? (uid_t)-1 : ctl_call_peer_uid(call), &o);
         if (r < 0)
                 return r;
         ctl_call_reply(call, o);
@@ -435,8 +480,14 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
                 fd = ctl_call_take_fd(call, 0);
         if (rc.direct_io < 0 && fd < 0)
                 return BAD_ARGS(call, "nothing to change: give \"direct-io\" and/or a new backing fd");
+        if (path && !peer_is_root(call))
+                return REFUSE(call, "only root may reconfigure a backend's disk (peer uid %u)",
+                              (unsigned)ctl_call_peer_uid(call));
         if (name) {
                 struct attachment *a = hashmap_get(d->attachments, name);
+                if (a && !peer_is_root(call) && a->owner != ctl_call_peer_uid(call))
+                        return REFUSE(call, "attachment '%s' is not one of yours (peer uid %u)", name,
+                                      (unsigned)ctl_call_peer_uid(call));
                 u = a ? a->user : NULL;
         } else
                 u = vbd_find_user(d->vbd, path);
@@ -444,6 +495,12 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
                 ctl_call_error(call, -ENOENT, "no disk is attached as %s", name ? name : path);
                 return 0;
         }
+        /* The device is everyone's who uses it: a read-only image shared
+         * with domains must not change under them at a non-root's word. */
+        if (!peer_is_root(call) && u->entry->n_users > 1)
+                return REFUSE(call, "%s is shared with %u other user(s) (%s among them); only root may "
+                              "reconfigure it", u->entry->dev.node, u->entry->n_users - 1,
+                              (u->entry->users == u ? u->next : u->entry->users)->name);
         rc.backing_fd = fd;
         rc.backing_path = backing;
         r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));

@@ -284,14 +284,21 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(d->event, 0);
 }
 
-/* STATUS= for systemctl status; cheap enough to refresh every few seconds. */
+#define STATUS_INTERVAL_USEC (5 * 1000000ULL)
+
+/* STATUS= for systemctl status; cheap enough to refresh every few seconds.
+ * A time source fires once: it is armed again each time, from now. */
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct daemon *d = userdata;
+        uint64_t now;
 
         sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
                    cache_n_entries(d->cache), xs_conn_connected(d->xs) ? "connected" : "reconnecting");
-        sd_event_source_set_time(s, usec + 5 * 1000000ULL);
+        if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
+                now = usec;
+        sd_event_source_set_time(s, now + STATUS_INTERVAL_USEC);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -299,7 +306,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
 {
-        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq);
+        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
 }
 
 static void on_entry_held(struct cache_entry *e, void *userdata)
@@ -352,18 +359,57 @@ static void on_disconnect(uint64_t conn, void *userdata)
         fdset_connection_closed(d->fdsets, conn);
 }
 
+/* Which names the store handed back for more than one fd.  An older
+ * xen-loopd could give two fds one name (a phy device held for r and w!, a
+ * taken-back fd-set fd and a new one); FDSTOREREMOVE drops every fd of a
+ * name, so such a name is removed and each of its fds stored again under a
+ * name of its own.  NULL when out of memory (then nothing is renamed). */
+static bool *shared_names(struct fdstore_fd *fds, size_t n)
+{
+        struct hashmap *seen = hashmap_new(hash_string, equal_string);
+        bool *shared = calloc(n + 1, sizeof(bool));
+
+        if (!seen || !shared) {
+                hashmap_free(seen);
+                free(shared);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                void *first = hashmap_get(seen, fds[i].name);
+                if (first) {
+                        shared[i] = true;
+                        shared[(uintptr_t)first - 1] = true;
+                } else if (hashmap_put(seen, fds[i].name, (void *)(uintptr_t)(i + 1)) < 0)
+                        break;
+        }
+        hashmap_free(seen);
+        return shared;
+}
+
 /* Takes back the devices an earlier run held; the first full xenstore scan
  * then gives them their disks again, and lets go of those with none. */
 static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
 {
+        _cleanup_free_ bool *shared = shared_names(fds, n);
+
         for (size_t i = 0; i < n; i++) {
+                fdset_reserve_store_name(d->fdsets, fds[i].name);
+                if (shared && shared[i]) {
+                        log_notice("Several fds came back from the fd store as %.64s: storing each under a name "
+                                   "of its own.", fds[i].name);
+                        fdstore_remove(fds[i].name);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool rename = shared && shared[i];
                 unsigned ma, mi;
                 uint64_t seq;
+                char acc, now[64];
                 struct cache_entry *e;
                 int r;
 
                 if (strncmp(fds[i].name, "fdset-", 6) == 0) {
-                        r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name);
+                        r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name, rename);
                         fds[i].fd = -1;
                         if (r < 0) {
                                 log_warning("Dropping %.64s from the fd store: %s", fds[i].name, strerror(-r));
@@ -371,7 +417,7 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         }
                         continue;
                 }
-                if (!xsv_parse_fdstore_dev(fds[i].name, &ma, &mi, &seq)) {
+                if (!xsv_parse_fdstore_dev(fds[i].name, &ma, &mi, &seq, &acc)) {
                         log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fds[i].fd, fds[i].name);
                         fdstore_remove(fds[i].name);
                         continue; /* fdstore_fds_free closes it */
@@ -395,6 +441,15 @@ static void adopt_stored(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         log_warning("%s from the fd store is not that device any more; dropping it.", fds[i].name);
                         fdstore_remove(fds[i].name);
                         continue;
+                }
+                /* A name without the access (an older xen-loopd's), one
+                 * shared, or one this run would not give the entry: stored
+                 * again under the name the entry's hooks will remove. */
+                fdstore_name(e, now, sizeof(now));
+                if (rename || strcmp(now, fds[i].name) != 0) {
+                        if (!rename)
+                                fdstore_remove(fds[i].name);
+                        fdstore_add(e->dev.fd, now);
                 }
                 log_info("Took back %s from the fd store.", e->dev.node);
         }

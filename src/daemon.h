@@ -42,6 +42,7 @@ struct daemon {
 /* A device attached through the control socket, held until detach. */
 struct attachment {
         char *name;
+        uid_t owner;                  /* the peer that attached it */
         struct cache_user *user;
         struct fdset_use *fdset_use;  /* when set up from an fd set */
 };

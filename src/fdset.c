@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <linux/kcmp.h>
 #include <stdarg.h>
@@ -33,6 +34,7 @@ struct fdset_fd {
 
 struct fdset {
         uint32_t id;
+        uid_t owner;
         struct fdset_fd *fds;
         unsigned n;
 };
@@ -41,6 +43,8 @@ struct fdset_registry {
         struct hashmap *sets;      /* id -> struct fdset */
         struct fdset_hooks hooks;
         uint32_t next_id;
+        unsigned n_fds;            /* in all sets */
+        uint64_t next_serial;      /* of store names; above every one taken back */
 };
 
 
@@ -118,23 +122,32 @@ int fdset_parse_path(const char *path, uint32_t *ret)
         return 0;
 }
 
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, int *ret_fd)
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial)
 {
-        unsigned long set, fd;
+        unsigned long long set, serial;
         char *end;
 
         if (strncmp(name, "fdset-", 6) != 0 || name[6] < '0' || name[6] > '9')
                 return -EINVAL;
         errno = 0;
-        set = strtoul(name + 6, &end, 10);
+        set = strtoull(name + 6, &end, 10);
         if (errno || *end != '-' || set > FDSET_ID_MAX || end[1] < '0' || end[1] > '9')
                 return -EINVAL;
-        fd = strtoul(end + 1, &end, 10);
-        if (errno || *end || fd > INT32_MAX)
+        serial = strtoull(end + 1, &end, 10);
+        if (errno || *end || serial > INT64_MAX)
                 return -EINVAL;
         *ret_set = (uint32_t)set;
-        *ret_fd = (int)fd;
+        *ret_serial = serial;
         return 0;
+}
+
+void fdset_reserve_store_name(struct fdset_registry *r, const char *name)
+{
+        uint32_t set;
+        uint64_t serial;
+
+        if (fdset_parse_store_name(name, &set, &serial) == 0 && serial >= r->next_serial)
+                r->next_serial = serial + 1;
 }
 
 static struct fdset *set_get(struct fdset_registry *r, uint32_t id, bool create)
@@ -166,6 +179,7 @@ static void drop(struct fdset_registry *r, struct fdset_fd *f)
                         break;
                 }
         s->n--;
+        r->n_fds--;
         if (r->hooks.dropped)
                 r->hooks.dropped(f->fd, f->name, r->hooks.userdata);
         fd_free(f);
@@ -182,8 +196,10 @@ static bool same_open_file(int a, int b)
         return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
 }
 
-static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, const char *opaque,
-               const char *name, int *ret_fd, char *err, size_t errlen)
+/* name: the fd is taken back from the fd store under that name; restored
+ * (taken back, maybe under a new name): no limit applies. */
+static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid_t owner, const char *opaque,
+               const char *name, bool restored, int *ret_fd, char *err, size_t errlen)
 {
         _cleanup_close_ int owned = fd;
         struct backing b;
@@ -207,10 +223,30 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
                         errbuf_set(err, errlen, "the fd passed cannot back a disk: %s", strerror(-r2));
                 return r2;
         }
-        created = !hashmap_get(r->sets, &id);
+        s = hashmap_get(r->sets, &id);
+        if (s && s->owner != owner) {
+                errbuf_set(err, errlen, "fd set %u belongs to uid %u: add the fd to a set of your own "
+                           "(leave \"fdset-id\" out for a new one)", id, (unsigned)s->owner);
+                return -EPERM;
+        }
+        created = !s;
+        /* Limits for what a client adds; fds taken back from the fd store
+         * are there already. */
+        if (!restored && created && hashmap_size(r->sets) >= FDSET_MAX_SETS) {
+                errbuf_set(err, errlen, "there are %u fd sets already, the most xen-loopd keeps: "
+                           "add the fd to an existing set or remove a set first", FDSET_MAX_SETS);
+                return -ENOSPC;
+        }
+        if (!restored && r->n_fds >= FDSET_MAX_TOTAL_FDS) {
+                errbuf_set(err, errlen, "the fd sets hold %u fds already, the most xen-loopd keeps in all sets: "
+                           "remove fds first", r->n_fds);
+                return -ENOSPC;
+        }
         s = set_get(r, id, true);
         if (!s)
                 return -ENOMEM;
+        if (created)
+                s->owner = owner;
         if (s->n >= FDSET_MAX_FDS) {
                 errbuf_set(err, errlen, "fd set %u holds %u fds already", id, s->n);
                 return -ENOSPC;
@@ -239,14 +275,15 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         f->flags = flags;
         f->conn = conn;
         f->set = s;
-        f->restored = name != NULL;
+        f->restored = restored;
         if (name)
                 snprintf(f->name, sizeof(f->name), "%s", name);
         else
-                snprintf(f->name, sizeof(f->name), "fdset-%u-%d", id, f->fd);
+                snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64, id, r->next_serial++);
         f->next = s->fds;
         s->fds = f;
         s->n++;
+        r->n_fds++;
         if (r->hooks.kept)
                 r->hooks.kept(f->fd, f->name, r->hooks.userdata);
         if (ret_fd)
@@ -254,7 +291,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, con
         return 0;
 }
 
-int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen)
 {
         uint32_t id;
@@ -279,22 +316,33 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, c
                 }
                 id = r->next_id;
         }
-        k = add(r, id, fd, conn, opaque, NULL, ret_fd, err, errlen);
+        k = add(r, id, fd, conn, owner, opaque, NULL, false, ret_fd, err, errlen);
         if (k >= 0 && ret_set)
                 *ret_set = id;
         return k;
 }
 
-int fdset_restore(struct fdset_registry *r, int fd, const char *name)
+int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool rename)
 {
         uint32_t id;
-        int old;
+        uint64_t serial;
 
-        if (fdset_parse_store_name(name, &id, &old) < 0) {
+        if (fdset_parse_store_name(name, &id, &serial) < 0) {
                 safe_close(fd);
                 return -EINVAL;
         }
-        return add(r, id, fd, 0, NULL, name, NULL, NULL, 0);
+        fdset_reserve_store_name(r, name);
+        return add(r, id, fd, 0, 0, NULL, rename ? NULL : name, true, NULL, NULL, 0);
+}
+
+int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
+{
+        struct fdset *s = hashmap_get(r->sets, &set_id);
+
+        if (!s)
+                return -ENOENT;
+        *ret = s->owner;
+        return 0;
 }
 
 int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
@@ -408,7 +456,7 @@ void fdset_settle(struct fdset_registry *r)
         sweep(r, 0, true);
 }
 
-int fdset_query(struct fdset_registry *r, struct json_object **ret)
+int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret)
 {
         struct hashmap_iter it = HASHMAP_ITER_INIT;
         struct json_object *o = json_object_new_object(), *sets = json_object_new_array();
@@ -421,6 +469,8 @@ int fdset_query(struct fdset_registry *r, struct json_object **ret)
         }
         json_object_object_add(o, "fdsets", sets);
         while (hashmap_iterate(r->sets, &it, (void **)&s, NULL)) {
+                if (owner != (uid_t)-1 && s->owner != owner)
+                        continue;
                 struct json_object *so = json_object_new_object(), *fds = json_object_new_array();
                 if (!so || !fds) {
                         json_object_put(so);

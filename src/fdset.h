@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backing.h"
 
@@ -22,9 +23,17 @@ struct fdset_use;
 
 #define FDSET_ID_MAX 0x7fffffffu
 #define FDSET_MAX_FDS 64
+/* Every fd kept in a set is also kept in the service manager's fd store,
+ * next to the held loop devices (FileDescriptorStoreMax=16384 in the unit):
+ * at most this many sets, and this many fds in all sets together, leave
+ * the store room for every device. */
+#define FDSET_MAX_SETS 4096
+#define FDSET_MAX_TOTAL_FDS 8192
 
 /* Told when an fd starts or stops being kept, for the fd store; name is
- * what it is stored under ("fdset-<set>-<fd>"). */
+ * what it is stored under: "fdset-<set>-<serial>", the serial unique among
+ * every name in the store (never the fd number, which a taken-back fd no
+ * longer has, and a new fd may get). */
 struct fdset_hooks {
         void (*kept)(int fd, const char *name, void *userdata);
         void (*dropped)(int fd, const char *name, void *userdata);
@@ -40,20 +49,32 @@ void fdset_registry_free(struct fdset_registry *r);
 
 /* Adds fd (taken, whatever the result) to set set_id, or to a new set when
  * set_id is -1, on behalf of connection conn (0: none, e.g. taken back from
- * the fd store).  Refused: a set id out of range, a set already holding
- * FDSET_MAX_FDS, an fd that is neither a regular file nor a block device,
+ * the fd store) of user owner.  A set belongs to the user who created it;
+ * adding to another user's set is -EPERM, whoever asks (a disk naming the
+ * set could otherwise be served a file its owner never passed).  Refused: a set id out of range, a set already holding
+ * FDSET_MAX_FDS, a new set past FDSET_MAX_SETS, any fd past
+ * FDSET_MAX_TOTAL_FDS in all sets (-ENOSPC, all three), an fd that is neither a regular file nor a block device,
  * and a second fd of one open file description in a set (they would share
  * their status flags: kcmp(KCMP_FILE) tells).  *ret_fd is the fd number that
  * names it in remove-fd and query-fdsets. */
-int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, const char *opaque,
+int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
+/* Who set_id belongs to; -ENOENT when there is no such set.  Sets taken
+ * back from the fd store belong to root (uid 0). */
+int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret);
 
+/* Before any fdset_restore(): every name taken back from the fd store, so
+ * that new serials stay clear of them. */
+void fdset_reserve_store_name(struct fdset_registry *r, const char *name);
 /* Takes back an fd the fd store kept under name: it joins its set again,
- * owned by no connection, until fdset_settle().  -EINVAL for a name that is
- * not an fd set's (fd is closed then). */
-int fdset_restore(struct fdset_registry *r, int fd, const char *name);
-/* Parses a stored name: "fdset-<set>-<fd>". */
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, int *ret_fd);
+ * owned by no connection, until fdset_settle().  It keeps its name, unless
+ * rename (the store held another fd under that name too, and the caller
+ * removed the name): it is then stored again under a new one.  -EINVAL for
+ * a name that is not an fd set's (fd is closed then). */
+int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool rename);
+/* Parses a stored name: "fdset-<set>-<serial>", serial at most INT64_MAX.
+ * An older xen-loopd put the fd number there: such names parse the same. */
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial);
 
 /* Removes one fd (fd >= 0) or the whole set (fd -1): closed now when not in
  * use, else once its last user lets go.  -ENOENT for an unknown set or fd. */
@@ -74,8 +95,9 @@ void fdset_connection_closed(struct fdset_registry *r, uint64_t conn);
 void fdset_settle(struct fdset_registry *r);
 
 /* {"fdsets": [{"fdset-id": N, "fds": [{"fd": N, "opaque": "...", "access":
- * "r"|"rw", "direct": bool, "in-use": bool}]}]} */
-int fdset_query(struct fdset_registry *r, struct json_object **ret);
+ * "r"|"rw", "direct": bool, "in-use": bool}]}]}: every set, or with owner
+ * other than (uid_t)-1 only that user's. */
+int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret);
 
 /* "/dev/fdset/N" -> N; -EINVAL when path is not of that form. */
 int fdset_parse_path(const char *path, uint32_t *ret);

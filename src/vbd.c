@@ -872,15 +872,26 @@ static void release(struct vbd_manager *m, struct vbd *v, bool dir_gone)
 
 /* ---- adoption of what an earlier run published ----------------------------- */
 
-/* Opens what physical-device-path names, if it is still devnum. */
+/* Opens what physical-device-path names, if it is still devnum.  The path
+ * comes from xenstore: look at the inode (O_PATH) before opening it for
+ * I/O, since opening a FIFO or a character device can have effects of its
+ * own, and reopen that same inode through /proc/self/fd. */
 static int open_published(const char *node, dev_t devnum, int *ret)
 {
+        _cleanup_close_ int path_fd = -1;
         struct stat st;
+        char link[64];
         int fd;
 
         if (node[0] != '/')
                 return -EINVAL;
-        fd = open(node, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        path_fd = open(node, O_PATH | O_CLOEXEC);
+        if (path_fd < 0)
+                return negative_errno();
+        if (fstat(path_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum)
+                return -ESTALE;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
+        fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum) {

@@ -148,15 +148,16 @@ int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
         return 0;
 }
 
-int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq)
+int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw)
 {
-        return snprintf(buf, len, "dev-%u-%u-%" PRIx64, major, minor, diskseq);
+        return snprintf(buf, len, "dev-%u-%u-%" PRIx64 "-%c", major, minor, diskseq, rw ? 'w' : 'r');
 }
 
-bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq)
+bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access)
 {
         uint64_t ma, mi, seq;
         const char *p;
+        char acc = 0;
 
         if (strncmp(name, "dev-", 4) != 0)
                 return false;
@@ -165,17 +166,22 @@ bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, u
         if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
                 return false;
         /* Lower-case, no leading zero, as the name was written: one name
-         * per device. */
-        if (p[1] == '0' && p[2])
+         * per fd. */
+        if (p[1] == '0' && hex_digit(p[2]) >= 0)
                 return false;
-        for (const char *q = p + 1; *q; q++)
+        for (const char *q = p + 1; hex_digit(*q) >= 0; q++)
                 if (*q >= 'A' && *q <= 'F')
                         return false;
-        if (!parse_hex(p + 1, 16, &seq, &p) || *p)
+        if (!parse_hex(p + 1, 16, &seq, &p))
+                return false;
+        if (p[0] == '-' && (p[1] == 'r' || p[1] == 'w') && !p[2])
+                acc = p[1];
+        else if (*p)
                 return false;
         *major = (unsigned)ma;
         *minor = (unsigned)mi;
         *diskseq = seq;
+        *access = acc;
         return true;
 }
 

@@ -45,11 +45,20 @@ bool xsv_parse_diskseq(const char *s, uint64_t *ret);
  * it is absolute, or a /dev/fdset/N, is for the opener to tell. */
 int xsv_check_params(const char *params, size_t len, char *err, size_t errlen);
 
-/* The fd store name of a held loop device: "dev-<major>-<minor>-<diskseq>",
- * major and minor in canonical decimal, diskseq in lower-case hex.  Format
- * returns what snprintf() does. */
-int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq);
-bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq);
+/* The fd store name of a held device fd:
+ * "dev-<major>-<minor>-<diskseq>-<r|w>", major and minor in canonical
+ * decimal, diskseq in lower-case hex, and the access of the entry the fd
+ * belongs to: one device can be held twice, read-only and read-write (a
+ * phy target used with r and w!), and each fd needs a name of its own, as
+ * FDSTOREREMOVE drops every fd of a name.  Format returns what snprintf()
+ * does.
+ *
+ * Parse also takes the name an older xen-loopd gave, without the access
+ * ("dev-<major>-<minor>-<diskseq>"): *access is then 0 (the caller learns
+ * the access from the fd and stores it again under the new name), else 'r'
+ * or 'w'. */
+int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw);
+bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access);
 
 /* Copies text into buf (len bytes with the NUL, truncated if need be),
  * writing each occurrence of quote that is longer than keep + 3 bytes as its

@@ -28,6 +28,9 @@ packages=(
 	# The Debian package (debian/) and its test: dpkg-buildpackage, its
 	# build dependencies beyond the above, lintian; git copies the tree.
 	build-essential dpkg-dev debhelper lintian git
+	# The real-Xen stage (tests/xen): Xen, dom0 and guests under QEMU;
+	# initramfs images made with cpio, with busybox as their userland.
+	qemu-system-x86 cpio busybox-static
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -3,9 +3,9 @@
 # integration tests need root), in stages, each in a build directory of its
 # own:
 #
-#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md)
-#             and the package, then the integration suite again on
-#             oxenstored (the test setup `oxenstored`,
+#   default   BUILD_DIR: every suite but the soak (tests/soak/README.md),
+#             the package and the real-Xen suite, then the integration
+#             suite again on oxenstored (the test setup `oxenstored`,
 #             tests/harness/README.md).
 #   valgrind  the same build under valgrind memcheck: every test program
 #             of ours (unit, loop engine and cache), and the daemon itself
@@ -22,6 +22,9 @@
 #             dpkg-buildpackage from a clean copy of the tree, lintian, the
 #             file list; install, upgrade with a held device, remove and
 #             purge in a throwaway root (tests/package/package.sh).
+#   xen       BUILD_DIR: the real-Xen suite (tests/xen/README.md), once:
+#             Xen 4.17, dom0 and PV guests under QEMU, a few minutes.  Its
+#             console log and timings stay in BUILD_DIR/tests/xen/stage.
 #
 #   tools/run-tests.sh [BUILD_DIR]      default: build-test
 #
@@ -33,11 +36,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/build-test}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package}
+stages=${RUN_TESTS_STAGES:-default valgrind asan fuzz package xen}
 cd "$root"
 
 # The integration tests whose daemon runs under valgrind.
-valgrind_daemon_tests=(watch-one-disk watch-rw control-socket fdset bad-params bad-access bad-races
+valgrind_daemon_tests=(watch-one-disk watch-rw control-socket control-group fdset fdset-limits bad-params bad-access bad-races
 	xenstored-restart xenstored-late)
 valgrind_opts=(--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1)
 
@@ -106,12 +109,12 @@ setup() {
 	fi
 }
 
-# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak and the
-# package left out), then check for skips.
+# run_suites BUILD_DIR [MESON TEST OPTIONS] — test (the soak, the package
+# and the real-Xen suite left out), then check for skips.
 run_suites() {
 	local d=$1 rc=0
 	shift
-	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package "$@" || rc=$?
+	meson test -C "$d" --no-rebuild --print-errorlogs --no-suite soak --no-suite package --no-suite xen "$@" || rc=$?
 	check_skips "$d/meson-logs/testlog.json" || rc=1
 	return "$rc"
 }
@@ -238,11 +241,21 @@ stage_package() {
 	return "$rc"
 }
 
+# The real-Xen suite, in the default build.
+stage_xen() {
+	local rc=0
+	[ -f "$dir/build.ninja" ] || setup "$dir"
+	meson compile -C "$dir"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --verbose --suite xen --logbase xen || rc=$?
+	check_skips "$dir/meson-logs/xen.json" || rc=1
+	return "$rc"
+}
+
 rc=0
 summary=()
 for s in $stages; do
 	case $s in
-	default | valgrind | asan | fuzz | package) ;;
+	default | valgrind | asan | fuzz | package | xen) ;;
 	*) echo "run-tests.sh: unknown stage $s" >&2; exit 2 ;;
 	esac
 	printf '\n===== stage %s =====\n' "$s"

@@ -11,4 +11,11 @@
  * after-configure (the loop device is set up, not published), after-publish. */
 #pragma once
 
+/* Compiled in only where XEN_LOOPD_CRASHPOINTS is defined: the test build
+ * of the daemon (xen-loopd-crash), never the installed one, which carries
+ * neither the code nor the environment variable's name. */
+#ifdef XEN_LOOPD_CRASHPOINTS
 void crashpoint(const char *name);
+#else
+#define crashpoint(name) do { } while (0)
+#endif

@@ -3,16 +3,19 @@
 
 # h_daemon_start [XEN-LOOPD OPTIONS] — start xen-loopd on a private control
 # socket; waits until it answers (xen-loopctl status).  Sets H_DAEMON_PID,
-# H_DAEMON_LOG and exports XEN_LOOPD_SOCKET.
+# H_DAEMON_LOG and exports XEN_LOOPD_SOCKET.  H_DAEMON_BIN, when set, is run
+# instead of $XEN_LOOPD: H_DAEMON_BIN=$XEN_LOOPD_CRASH for a test that needs
+# crash or stop points (the installed daemon has none).
 H__DAEMON_RUNS=0
 h_daemon_start() {
 	local i
-	[ -x "${XEN_LOOPD:-}" ] || h_fail "xen-loopd not built (XEN_LOOPD=${XEN_LOOPD:-unset})"
+	local bin=${H_DAEMON_BIN:-${XEN_LOOPD:-}}
+	[ -x "$bin" ] || h_fail "xen-loopd not built (XEN_LOOPD=${XEN_LOOPD:-unset}, H_DAEMON_BIN=${H_DAEMON_BIN:-unset})"
 	H__DAEMON_RUNS=$((H__DAEMON_RUNS + 1))
 	H_DAEMON_LOG="$H_TMP/log/xen-loopd.$H__DAEMON_RUNS.log"
 	export XEN_LOOPD_SOCKET="$H_TMP/run/control"
 	mkdir -p "$H_TMP/run"
-	${H_DAEMON_WRAPPER:-} "$XEN_LOOPD" --log-level debug "$@" </dev/null >>"$H_DAEMON_LOG" 2>&1 &
+	${H_DAEMON_WRAPPER:-} "$bin" --log-level debug "$@" </dev/null >>"$H_DAEMON_LOG" 2>&1 &
 	H_DAEMON_PID=$!
 	h_register_pid "$H_DAEMON_PID" xen-loopd
 	for ((i = 0; i < 400; i++)); do
@@ -107,7 +110,8 @@ h_systemd_user_start() {
 
 # h_daemon_service_start [XEN-LOOPD OPTIONS] — xen-loopd as a Type=notify
 # service of that manager, with an fd store and automatic restarts, as
-# hotplug/xen-loopd.service runs it.  Waits until it is ready.
+# hotplug/xen-loopd.service runs it.  Waits until it is ready.  The array
+# H_DAEMON_SERVICE_PROPS adds systemd-run options (-p NAME=VALUE ...).
 H_UNIT=xen-loopd-test
 h_daemon_service_start() {
 	H_DAEMON_LOG="$H_TMP/log/xen-loopd.service.log"
@@ -118,9 +122,10 @@ h_daemon_service_start() {
 		-p Type=notify -p FileDescriptorStoreMax=4096 \
 		-p Restart=always -p RestartSec=100ms -p StartLimitIntervalSec=0 \
 		-p StandardOutput="append:$H_DAEMON_LOG" -p StandardError="append:$H_DAEMON_LOG" \
+		${H_DAEMON_SERVICE_PROPS[@]+"${H_DAEMON_SERVICE_PROPS[@]}"} \
 		--setenv=XENSTORED_PATH="$XENSTORED_PATH" --setenv=XEN_LOOPD_SOCKET="$XEN_LOOPD_SOCKET" \
 		--setenv=XEN_LOOPD_CRASH_AT="$H_TMP/crash" \
-		"$XEN_LOOPD" --log-level debug "$@" ||
+		"${H_DAEMON_BIN:-$XEN_LOOPD}" --log-level debug "$@" ||
 		h_fail "systemd-run could not start xen-loopd (log: $H_DAEMON_LOG)"
 	h_wait_until 10 "xen-loopd to answer" "$XEN_LOOPCTL" status
 }
@@ -144,5 +149,7 @@ h_daemon_service_stored() {
 
 # h_arm_crash POINT — the daemon dies (SIGKILL) the next time it reaches
 # POINT (see src/shared/crashpoint.h); h_crash_fired POINT tells if it did.
+# Only xen-loopd-crash has crash points: the test sets
+# H_DAEMON_BIN=$XEN_LOOPD_CRASH before starting it.
 h_arm_crash() { touch "$H_TMP/crash/$1.armed"; }
 h_crash_fired() { [ -e "$H_TMP/crash/$1.fired" ]; }

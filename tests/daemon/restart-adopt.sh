@@ -3,7 +3,8 @@
 # earlier run published, and that blkback holds, are adopted by the next
 # run with the device they name (not set up again), keep their sharing
 # account, and are released as usual; a disk whose device went while no
-# daemon ran gets a clear error.
+# daemon ran gets a clear error, and a physical-device-path that names
+# something other than a block device is never opened for I/O.
 . "$(dirname "$0")/../harness/lib.sh"
 . "$(dirname "$0")/lib-daemon.sh"
 h_init "$@"
@@ -62,5 +63,24 @@ msg=$(h_wait_error "$be")
 case $msg in *"domain 5 disk xvda"*"is gone"*) ;; *) h_fail "lost device: $msg" ;; esac
 h_assert_eq 0 "$(h_loop_count_for "$rw")" "devices of rw.img after the error"
 h_libxl_remove_disk 5 xvda || true
+
+h_log "a published disk whose physical-device-path names a FIFO"
+# Opening a FIFO for reading lets a writer blocked in open() go on: the
+# daemon must look at what the path is before it opens it for I/O.
+h_libxl_add_disk 6 xvda "$rw" w -
+be=$H_BE
+h_wait_connected "$be"
+h_daemon_stop
+h_wait_until 10 "the orphaned device to go" bash -c "[ -z \"\$(losetup -j '$rw')\" ]"
+fifo="$H_TMP/fifo"
+mkfifo "$fifo"
+xenstore-write "$be/physical-device-path" "$fifo"
+bash -c 'exec 3>"$1"; touch "$2"' writer "$fifo" "$H_TMP/fifo-opened" &
+h_register_pid $! fifo-writer
+h_daemon_start
+msg=$(h_wait_error "$be")
+case $msg in *"domain 6 disk xvda"*"is gone"*) ;; *) h_fail "FIFO as physical-device-path: $msg" ;; esac
+[ -e "$H_TMP/fifo-opened" ] && h_fail "the daemon opened the FIFO named by physical-device-path"
+h_libxl_remove_disk 6 xvda || true
 h_daemon_alive
 h_daemon_stop

@@ -14,6 +14,7 @@ hold="$H_TMP/hold-off"
 touch "$hold"
 h_blkback_start --hold-off "$hold"
 h_systemd_user_start
+H_DAEMON_BIN=$XEN_LOOPD_CRASH
 h_daemon_service_start
 
 a=$(h_sparse_file a.img 32M)

@@ -4,7 +4,7 @@
 # the block-loopd hotplug script in the Xen scripts directory, the
 # systemd units, the manual pages (sections 7 and 8) and the examples.  The
 # link and the unit point at the installed programs, and the installed
-# manual pages carry the version.
+# manual pages carry the version, and the daemon has no crash points.
 #
 #   install.sh BUILD_DIR   (PREFIX, SBINDIR, MANDIR, DOCDIR, XEN_SCRIPTS_DIR,
 #                           UNIT_DIR, VERSION from the environment)
@@ -64,6 +64,19 @@ unit=$dest$UNIT_DIR/xen-loopd.service
 if [ -f "$unit" ]; then
 	grep -qx "ExecStart=$SBINDIR/xen-loopd\( .*\)\?" "$unit" ||
 		bad "xen-loopd.service does not start $SBINDIR/xen-loopd: $(grep ExecStart "$unit")"
+fi
+
+# The installed daemon has no test hooks: the crash points
+# (src/shared/crashpoint.h) and their environment variable are only in
+# xen-loopd-crash, which is never installed.
+daemon=$dest$SBINDIR/xen-loopd
+if [ -f "$daemon" ]; then
+	if grep -aq 'XEN_LOOPD_CRASH_AT' "$daemon"; then
+		bad "the installed xen-loopd carries the crash points (XEN_LOOPD_CRASH_AT)"
+	fi
+	for point in after-open after-configure after-publish; do
+		grep -aq -- "$point" "$daemon" && bad "the installed xen-loopd names the crash point $point"
+	done
 fi
 
 # The manual pages carry the version, and render from where they are.

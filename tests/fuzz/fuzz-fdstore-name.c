@@ -1,8 +1,9 @@
 /* fuzz-fdstore-name.c — libFuzzer target for the names fds come back under
  * from the service manager's fd store after a restart (the daemon gives
- * "dev-<maj>-<min>-<diskseq>" and "fdset-<set>-<fd>"; anything else may be
- * there too).  No crash, no overflow, and a loop device's name is accepted
- * only in the one form the daemon writes. */
+ * "dev-<maj>-<min>-<diskseq>-<r|w>" and "fdset-<set>-<serial>"; an older
+ * one gave "dev-<maj>-<min>-<diskseq>" and "fdset-<set>-<fd>"; anything
+ * else may be there too).  No crash, no overflow, and a device's name is
+ * accepted only in the one form a daemon writes. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,28 +26,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        char *name = malloc(size + 1), again[96];
+        char *name = malloc(size + 1), again[96], acc;
         unsigned ma, mi;
-        uint64_t seq;
+        uint64_t seq, serial;
         uint32_t set;
-        int fd;
 
         if (!name)
                 return 0;
         memcpy(name, data, size);
         name[size] = '\0';
 
-        if (xsv_parse_fdstore_dev(name, &ma, &mi, &seq)) {
+        if (xsv_parse_fdstore_dev(name, &ma, &mi, &seq, &acc)) {
                 CHECK(ma <= XSV_MAJOR_MAX && mi <= XSV_MINOR_MAX);
-                xsv_format_fdstore_dev(again, sizeof(again), ma, mi, seq);
-                CHECK(strcmp(again, name) == 0);
+                CHECK(acc == 0 || acc == 'r' || acc == 'w');
+                xsv_format_fdstore_dev(again, sizeof(again), ma, mi, seq, acc == 'w');
+                if (acc)
+                        CHECK(strcmp(again, name) == 0);
+                else    /* an older daemon's name: the same with "-r" */
+                        CHECK(strlen(again) == strlen(name) + 2 && strncmp(again, name, strlen(name)) == 0);
         }
-        if (fdset_parse_store_name(name, &set, &fd) == 0) {
+        if (fdset_parse_store_name(name, &set, &serial) == 0) {
                 uint32_t set2;
-                int fd2;
-                CHECK(fd >= 0);
-                snprintf(again, sizeof(again), "fdset-%" PRIu32 "-%d", set, fd);
-                CHECK(fdset_parse_store_name(again, &set2, &fd2) == 0 && set2 == set && fd2 == fd);
+                uint64_t serial2;
+                CHECK(set <= FDSET_ID_MAX && serial <= INT64_MAX);
+                snprintf(again, sizeof(again), "fdset-%" PRIu32 "-%" PRIu64, set, serial);
+                CHECK(fdset_parse_store_name(again, &set2, &serial2) == 0 && set2 == set && serial2 == serial);
         }
         free(name);
         return 0;

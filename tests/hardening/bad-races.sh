@@ -13,6 +13,7 @@
 . "$(dirname "$0")/../daemon/lib-daemon.sh"
 . "$(dirname "$0")/lib-hardening.sh"
 h_init "$@"
+HD_CRASHPOINTS=1 # the stop points: xen-loopd-crash
 hd_start
 
 I=$H_TMP/images

@@ -6,13 +6,18 @@
 h__find XS_RAW tests/hardening/xs-raw || true
 
 # hd_start — xenstored, blkback-emu and the daemon, with its stop points
-# (src/shared/crashpoint.h) in $H_TMP/crash.  Records the daemon's fds once
+# (src/shared/crashpoint.h) in $H_TMP/crash when HD_CRASHPOINTS is set (the
+# daemon is then xen-loopd-crash, the test build).  Records the daemon's fds once
 # it is up (HD_FDS0, HD_SOCKS0).
 hd_start() {
 	h_xenstored_start
 	h_blkback_start
 	mkdir -p "$H_TMP/crash"
-	XEN_LOOPD_CRASH_AT="$H_TMP/crash" h_daemon_start
+	if [ -n "${HD_CRASHPOINTS:-}" ]; then
+		H_DAEMON_BIN=$XEN_LOOPD_CRASH XEN_LOOPD_CRASH_AT="$H_TMP/crash" h_daemon_start
+	else
+		h_daemon_start
+	fi
 	# A frozen daemon must never outlive a failed test.
 	h_on_cleanup 'hd_thaw'
 	HD_FDS0=$(hd_fds)

@@ -143,29 +143,43 @@ static void test_params(void **state)
 
 static void test_fdstore(void **state)
 {
-        char name[64];
+        char name[64], acc;
         unsigned ma, mi;
         uint64_t seq;
 
-        xsv_format_fdstore_dev(name, sizeof(name), 7, 3, 0x2a);
-        assert_string_equal(name, "dev-7-3-2a");
-        assert_true(xsv_parse_fdstore_dev(name, &ma, &mi, &seq));
+        xsv_format_fdstore_dev(name, sizeof(name), 7, 3, 0x2a, false);
+        assert_string_equal(name, "dev-7-3-2a-r");
+        assert_true(xsv_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
         assert_int_equal(ma, 7);
         assert_int_equal(mi, 3);
         assert_true(seq == 0x2a);
-        xsv_format_fdstore_dev(name, sizeof(name), 0xfff, 0xfffff, UINT64_MAX);
-        assert_true(xsv_parse_fdstore_dev(name, &ma, &mi, &seq));
+        assert_int_equal(acc, 'r');
+        /* One device held read-only and read-write: two names. */
+        xsv_format_fdstore_dev(name, sizeof(name), 7, 3, 0x2a, true);
+        assert_string_equal(name, "dev-7-3-2a-w");
+        assert_true(xsv_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
+        assert_int_equal(acc, 'w');
+        xsv_format_fdstore_dev(name, sizeof(name), 0xfff, 0xfffff, UINT64_MAX, true);
+        assert_true(xsv_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
         assert_true(seq == UINT64_MAX);
-        assert_true(xsv_parse_fdstore_dev("dev-7-0-0", &ma, &mi, &seq));
+        assert_true(xsv_parse_fdstore_dev("dev-7-0-0-r", &ma, &mi, &seq, &acc));
+        assert_true(seq == 0 && acc == 'r');
+        /* Names of an older xen-loopd, without the access. */
+        assert_true(xsv_parse_fdstore_dev("dev-7-3-2a", &ma, &mi, &seq, &acc));
+        assert_true(ma == 7 && mi == 3 && seq == 0x2a && acc == 0);
+        assert_true(xsv_parse_fdstore_dev("dev-7-0-0", &ma, &mi, &seq, &acc));
+        assert_true(seq == 0 && acc == 0);
 
         static const char *const bad[] = {
                 "", "dev-", "dev-7", "dev-7-3", "dev-7-3-", "dev-7-3-2a-", "dev-07-3-2a",
                 "dev-7-03-2a", "dev-7-3-02a", "dev-7-3-2A", "dev--7-3-2a", "dev-+7-3-2a",
                 "dev-4096-0-1", "dev-7-1048576-1", "dev-4294967303-0-1", "dev-7-3-10000000000000000",
                 "dev-7-3-0x2a", "dev-7-3- 2a", "dev- 7-3-2a", "fdset-1-2", "dev-7-3-2a\n",
+                "dev-7-3-2a-x", "dev-7-3-2a-rw", "dev-7-3-2a-R", "dev-7-3-2a-r\n", "dev-7-3-02a-r",
+                "dev-7-3-2A-w", "dev-7-3--r", "dev-7-3-2a-r-", "dev-7-3-2a-w-r", "dev-7-3-00-r",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                if (xsv_parse_fdstore_dev(bad[i], &ma, &mi, &seq))
+                if (xsv_parse_fdstore_dev(bad[i], &ma, &mi, &seq, &acc))
                         fail_msg("accepted \"%s\"", bad[i]);
 }
 

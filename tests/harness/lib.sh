@@ -100,6 +100,7 @@ h__find_binaries() {
 	h__find XS_LIBXL tests/harness/xs-libxl || true
 	h__find XS_PROXY tests/harness/xs-proxy || true
 	h__find XEN_LOOPD src/xen-loopd || true
+	h__find XEN_LOOPD_CRASH src/xen-loopd-crash || true
 	h__find XEN_LOOPCTL src/xen-loopctl || true
 	h__find BLOCK_LOOPD src/block-loopd || true
 }
