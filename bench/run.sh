@@ -4,6 +4,7 @@
 # `meson setup build && meson compile -C build`:
 #
 #   bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N]
+#                [--xenstored c|ocaml]
 #
 # Everything runs on a private xenstored with the blkback emulator (the
 # integration tests' harness, tests/harness/lib.sh), in a private mount
@@ -22,12 +23,16 @@ BUILD_DIR=
 REPEAT=
 usage() {
 	cat <<EOF
-Usage: bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N]
+Usage: bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N] [--xenstored c|ocaml]
   --quick      a smaller run (fewer repeats, held levels 0 and 100, 1024
                devices for the memory figure); for a first look
   --json FILE  write the results there (default bench/results/latest.json)
   --build DIR  the meson build directory (default: build)
   --repeat N   runs of each daemon-mode domain start (default 5, quick 2)
+  --xenstored c|ocaml
+               the xenstored to run on: Debian's C xenstored (default) or
+               oxenstored, Debian's default (H_XENSTORED_KIND, see
+               tests/harness/README.md)
 EOF
 }
 while [ $# -gt 0 ]; do
@@ -39,11 +44,17 @@ while [ $# -gt 0 ]; do
 	--build=*) BUILD_DIR=${1#*=} ;;
 	--repeat) REPEAT=$2; shift ;;
 	--repeat=*) REPEAT=${1#*=} ;;
+	--xenstored) H_XENSTORED_KIND=${2:-}; shift ;;
+	--xenstored=*) H_XENSTORED_KIND=${1#*=} ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 	shift
 done
+case ${H_XENSTORED_KIND:=c} in
+c | ocaml) export H_XENSTORED_KIND ;;
+*) echo "bench/run.sh: --xenstored takes c or ocaml, not '$H_XENSTORED_KIND'" >&2; exit 2 ;;
+esac
 # Paths given are kept across the re-execution in a mount namespace.
 : "${JSON_OUT:=$BENCH_DIR/results/latest.json}"
 case $JSON_OUT in /*) ;; *) JSON_OUT=$PWD/$JSON_OUT ;; esac
@@ -71,7 +82,7 @@ RW_DISKS=8
 export H_BUILD_DIR=$BUILD_DIR
 
 for b in src/xen-loopd src/xen-loopctl src/block-loopd bench/loopd-bench tests/harness/blkback-emu \
-	 tests/harness/xsd-preload.so tests/harness/xs-libxl tests/harness/xl-preload.so; do
+	 tests/harness/xsd-preload.so tests/harness/oxsd-preload.so tests/harness/xs-libxl tests/harness/xl-preload.so; do
 	if [ ! -e "$BUILD_DIR/$b" ]; then
 		echo "bench/run.sh: $BUILD_DIR/$b is missing; run meson setup and meson compile first" >&2
 		exit 2
@@ -444,6 +455,7 @@ json.dump({
     "commit": e["B_COMMIT"],
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
     "stock_script": "$STOCK_SCRIPT",
+    "xenstored": "$H_XENSTORED_KIND",
 }, open(sys.argv[1], "w"))
 EOF
 mkdir -p "$(dirname "$JSON_OUT")"

@@ -31,7 +31,11 @@ enum {
 };
 
 #define PUBLISH_RETRIES 32
+/* hotplug-error, and every value the daemon writes, must fit oxenstored's
+ * limit (quota-maxsize, 2048 bytes), the lower of the two xenstoreds'. */
 #define ERROR_MAX 512
+#define XS_VALUE_MAX 2048
+_Static_assert(ERROR_MAX <= XS_VALUE_MAX, "hotplug-error must fit every xenstored");
 
 struct pending {
         struct list link;           /* in vbd->pending, newest first */

@@ -53,7 +53,12 @@ int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xs_op 
                                 r = batch[k].r;
                 xs_ops_clear(batch, n + 1);
                 if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
+                        /* -EAGAIN: the transaction was unknown to
+                         * xenstored, and so is what was read in it. */
+                        if (xs_conn_transaction_end(m->xs, t, true) == -EAGAIN) {
+                                r = -EAGAIN;
+                                continue;
+                        }
                         return r;
                 }
                 r = xs_conn_transaction_end(m->xs, t, false);

@@ -340,10 +340,15 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
         char path[PATH_MAX];
         _cleanup_free_ char **ents = NULL;
         unsigned n = 0;
+        int r;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        if (xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n) < 0)
+        r = xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n);
+        if (r < 0) {
+                if (r != -ENOENT && r != -ENOTCONN)
+                        log_warning_errno(r, "Cannot list %s: %m.", path);
                 n = 0;
+        }
         for (unsigned i = 0; i < n; i++) {
                 char dev[PATH_MAX + 16];
                 uint32_t devid;
@@ -369,11 +374,18 @@ static void rescan(struct vbd_manager *m)
         _cleanup_free_ char **doms = NULL;
         unsigned n = 0;
         struct vbd *v;
+        int r;
 
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
                 vbd_mark_dirty(m, v);
-        if (xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n) < 0)
+        r = xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
+        if (r < 0) {
+                /* Refused, or changing under every read of its parts: say
+                 * so; the disks known are looked at all the same. */
+                if (r != -ENOENT && r != -ENOTCONN)
+                        log_warning_errno(r, "Cannot list %s: %m.", m->base);
                 return;
+        }
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
                 if (xsv_parse_u32(doms[i], strlen(doms[i]), &domid))
