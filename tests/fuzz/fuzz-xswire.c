@@ -1,5 +1,5 @@
 /* fuzz-xswire.c — libFuzzer target for the xenstore wire protocol
- * (src/xswire.c): the input is a byte stream as xenstored (or the kernel's
+ * (src/xenstore/xswire.c): the input is a byte stream as xenstored (or the kernel's
  * xenbus device) sends it.  Messages are cut out of it with xsw_peek, as the
  * connection does, and each body is read by the reader for its type, from
  * a heap block of exactly its length so that any read past it is caught

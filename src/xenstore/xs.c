@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 struct watch {
         char *path, *token;
@@ -24,7 +26,7 @@ struct watch {
 /* A watch event received while a reply was awaited, or read from the
  * socket; path and token follow the struct in the same allocation. */
 struct event {
-        struct event *next;
+        struct list link;       /* in xs_conn.events, oldest first */
         const char *token;
         char path[];
 };
@@ -51,20 +53,12 @@ struct xs_conn {
         char *in;
         size_t in_cap;
         size_t in_off, in_len; /* taken up to in_off, read up to in_len */
-        struct event *events, **events_tail;
+        struct list events;
 };
 
 #define RETRY_MIN_MS 50u
 #define RETRY_MAX_MS 2000u
 #define TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
-
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* A request starts: its reply is due within the timeout. */
 static void start_deadline(struct xs_conn *x)
@@ -93,12 +87,11 @@ static int connect_now(struct xs_conn *x);
 
 static void drop_events(struct xs_conn *x)
 {
-        while (x->events) {
-                struct event *e = x->events;
-                x->events = e->next;
+        struct event *e, *tmp;
+
+        list_foreach_entry_safe(e, tmp, &x->events, link)
                 free(e);
-        }
-        x->events_tail = &x->events;
+        list_init(&x->events);
 }
 
 static int arm_timer(struct xs_conn *x, uint64_t usec)
@@ -143,7 +136,7 @@ static int conn_failed(struct xs_conn *x, int r)
                         log_warning("xenstored did not answer within %" PRIu64 " ms; reconnecting.",
                                     x->timeout_usec / 1000);
                 else
-                        log_warning("Lost the connection to xenstored (%s); reconnecting.", strerror(-r));
+                        log_warning_errno(r, "Lost the connection to xenstored (%m); reconnecting.");
                 disconnect(x);
         }
         return -ENOTCONN;
@@ -250,9 +243,7 @@ static int queue_event(struct xs_conn *x, const char *body, size_t len)
         memcpy(e->path, path, plen + 1);
         memcpy(e->path + plen + 1, token, tlen + 1);
         e->token = e->path + plen + 1;
-        e->next = NULL;
-        *x->events_tail = e;
-        x->events_tail = &e->next;
+        list_append(&x->events, &e->link);
         sd_event_source_set_enabled(x->defer, SD_EVENT_ON);
         return 0;
 }
@@ -525,11 +516,10 @@ static int on_defer(sd_event_source *s, void *userdata)
 
         /* A callback may make requests (more events queue behind) or lose
          * the connection (the queue is dropped). */
-        while (x->events) {
-                struct event *e = x->events;
-                x->events = e->next;
-                if (!x->events)
-                        x->events_tail = &x->events;
+        struct event *e;
+
+        while ((e = list_first_entry(&x->events, struct event, link))) {
+                list_unlink(&e->link);
                 x->ops->watch(x, e->path, e->token, x->userdata);
                 free(e);
         }
@@ -654,7 +644,7 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
                 return -ENOMEM;
         x->fd = -1;
         x->timeout_usec = TIMEOUT_DEFAULT_USEC;
-        x->events_tail = &x->events;
+        list_init(&x->events);
         x->event = sd_event_ref(ev);
         x->ops = ops;
         x->userdata = userdata;
