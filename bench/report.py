@@ -384,6 +384,9 @@ def print_table(doc):
     L.append(f"xen-loopd benchmark  {meta['date']}  commit {meta['commit']}  "
              f"kernel {meta['host']['kernel']}  {meta['host']['cpus']} CPUs"
              + ("  (quick)" if meta.get("quick") else ""))
+    # Results from before the choice was offered ran on the C xenstored.
+    L.append("xenstored: " + {"c": "Debian's C xenstored", "ocaml": "oxenstored (OCaml)"}.get(
+        meta.get("xenstored", "c"), meta.get("xenstored", "c")))
     L.append(f"load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}"
              "  (other work on the host skews every figure)")
     if meta.get("stock_losetup_races"):

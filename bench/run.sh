@@ -4,6 +4,7 @@
 # `meson setup build && meson compile -C build`:
 #
 #   bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N]
+#                [--xenstored c|ocaml]
 #
 # Everything runs on a private xenstored with the blkback emulator (the
 # integration tests' harness, tests/harness/lib.sh), in a private mount
@@ -36,7 +37,8 @@ Usage: bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N]
   --xenstored c|ocaml|both
                every phase on Debian's C xenstored, on oxenstored (Debian's
                default xenstored), or on both, one after the other, reported
-               side by side (default both)
+               side by side (default both; H_XENSTORED_KIND, see
+               tests/harness/README.md)
   --libxl DIR  the empty-script libxenlight for the real-xl phase (default
                build-test-libxl/lib, where tools/run-tests.sh's libxl stage
                builds it; tests/libxl/build-libxl.sh DIR builds one in
@@ -133,7 +135,7 @@ RW_DISKS=8
 export H_BUILD_DIR=$BUILD_DIR
 
 for b in src/xen-loopd src/xen-loopctl src/block-loopd bench/loopd-bench tests/harness/blkback-emu \
-	 tests/harness/xsd-preload.so tests/harness/xs-libxl tests/harness/xl-preload.so; do
+	 tests/harness/xsd-preload.so tests/harness/oxsd-preload.so tests/harness/xs-libxl tests/harness/xl-preload.so; do
 	if [ ! -e "$BUILD_DIR/$b" ]; then
 		echo "bench/run.sh: $BUILD_DIR/$b is missing; run meson setup and meson compile first" >&2
 		exit 2

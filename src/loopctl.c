@@ -738,6 +738,11 @@ static void xs_freep(struct xs_handle **h)
                 xs_close(*h);
 }
 
+/* The longest hotplug-error written here: under oxenstored's limit on a
+ * value (quota-maxsize, 2048 bytes), the lower of the two xenstoreds'. */
+#define HOTPLUG_ERROR_MAX 1536
+_Static_assert(HOTPLUG_ERROR_MAX < 2048, "hotplug-error must fit every xenstored");
+
 /* Leaves hotplug-error/hotplug-status=error in the backend directory, as
  * libxl expects of a failed script, unless an error is already there (the
  * daemon writes its own).  Nothing is created if the directory is gone. */
@@ -802,7 +807,7 @@ static int cmd_hotplug(int argc, char **argv)
         bool add = strcmp(action, "add") == 0;
         struct json_object *args;
         struct ctl_error err;
-        char msg[1536];
+        char msg[HOTPLUG_ERROR_MAX];
 
         if (argc > 1)
                 return usage_error("%s takes no arguments: it is run as a hotplug script.", action);

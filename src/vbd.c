@@ -30,7 +30,11 @@ enum {
 };
 
 #define PUBLISH_RETRIES 32
+/* hotplug-error, and every value the daemon writes, must fit oxenstored's
+ * limit (quota-maxsize, 2048 bytes), the lower of the two xenstoreds'. */
 #define ERROR_MAX 512
+#define XS_VALUE_MAX 2048
+_Static_assert(ERROR_MAX <= XS_VALUE_MAX, "hotplug-error must fit every xenstored");
 
 struct pending {
         struct pending *next;
@@ -315,7 +319,12 @@ static int backend_change(struct vbd_manager *m, struct vbd *v, struct xs_op *op
                                 r = ops[k].r;
                 xs_ops_clear(ops, n);
                 if (r < 0) {
-                        xs_conn_transaction_end(m->xs, t, true);
+                        /* -EAGAIN: the transaction was unknown to
+                         * xenstored, and so is what was read in it. */
+                        if (xs_conn_transaction_end(m->xs, t, true) == -EAGAIN) {
+                                r = -EAGAIN;
+                                continue;
+                        }
                         return r;
                 }
                 r = xs_conn_transaction_end(m->xs, t, false);
@@ -1157,10 +1166,15 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
         char path[PATH_MAX];
         _cleanup_free_ char **ents = NULL;
         unsigned n = 0;
+        int r;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        if (xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n) < 0)
+        r = xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n);
+        if (r < 0) {
+                if (r != -ENOENT && r != -ENOTCONN)
+                        log_warning("Cannot list %s: %s.", path, strerror(-r));
                 n = 0;
+        }
         for (unsigned i = 0; i < n; i++) {
                 char dev[PATH_MAX + 16];
                 uint32_t devid;
@@ -1186,11 +1200,18 @@ static void rescan(struct vbd_manager *m)
         _cleanup_free_ char **doms = NULL;
         unsigned n = 0;
         struct vbd *v;
+        int r;
 
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
                 mark_dirty(m, v);
-        if (xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n) < 0)
+        r = xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
+        if (r < 0) {
+                /* Refused, or changing under every read of its parts: say
+                 * so; the disks known are looked at all the same. */
+                if (r != -ENOENT && r != -ENOTCONN)
+                        log_warning("Cannot list %s: %s.", m->base, strerror(-r));
                 return;
+        }
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
                 if (xsv_parse_u32(doms[i], strlen(doms[i]), &domid))

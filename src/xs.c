@@ -29,7 +29,9 @@ struct event {
         char path[];
 };
 
-/* Bytes read but not yet taken as messages: room for several. */
+/* Bytes read but not yet taken as messages: room for several to start
+ * with; grown for a message longer than that (a long directory from
+ * oxenstored, bounded by xsw_peek). */
 #define IN_SIZE (16 * XSW_MSG_MAX)
 
 struct xs_conn {
@@ -47,7 +49,8 @@ struct xs_conn {
         uint64_t timeout_usec;  /* for each reply; then the connection is given up */
         uint64_t deadline;      /* of the request in flight (CLOCK_MONOTONIC, usec) */
         char *in;
-        size_t in_len;
+        size_t in_cap;
+        size_t in_off, in_len; /* taken up to in_off, read up to in_len */
         struct event *events, **events_tail;
 };
 
@@ -115,7 +118,7 @@ static void disconnect(struct xs_conn *x)
                 return;
         x->io = sd_event_source_disable_unref(x->io);
         x->fd = safe_close(x->fd);
-        x->in_len = 0;
+        x->in_off = x->in_len = 0;
         /* Events of the old connection: the rescan after reconnecting
          * looks at everything again. */
         drop_events(x);
@@ -146,12 +149,48 @@ static int conn_failed(struct xs_conn *x, int r)
         return -ENOTCONN;
 }
 
+/* Room at the end of the input: what was taken goes, once per read (not
+ * once per message: a burst of events would be moved over and over), and a
+ * first message longer than the buffer gets a buffer that holds it.  Called
+ * only when no whole message is left to take. */
+static int make_room(struct xs_conn *x)
+{
+        struct xsd_sockmsg hdr;
+        size_t need;
+        char *p;
+        int r;
+
+        if (x->in_off > 0) {
+                memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
+                x->in_len -= x->in_off;
+                x->in_off = 0;
+        }
+        if (x->in_len < x->in_cap)
+                return 0;
+        r = xsw_peek(x->in, x->in_len, &hdr);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -ENOBUFS; /* a whole message nobody took */
+        need = XSW_HEADER_SIZE + hdr.len;
+        p = realloc(x->in, need);
+        if (!p)
+                return -ENOMEM;
+        x->in = p;
+        x->in_cap = need;
+        return 0;
+}
+
 /* Reads what has arrived; with wait, blocks until something has.  -EAGAIN
  * when nothing is there, -ECONNRESET at the end of the stream. */
 static int receive(struct xs_conn *x, bool wait)
 {
+        int r = make_room(x);
+
+        if (r < 0)
+                return r;
         for (;;) {
-                ssize_t n = read(x->fd, x->in + x->in_len, IN_SIZE - x->in_len);
+                ssize_t n = read(x->fd, x->in + x->in_len, x->in_cap - x->in_len);
                 if (n > 0) {
                         x->in_len += (size_t)n;
                         return 0;
@@ -164,7 +203,7 @@ static int receive(struct xs_conn *x, bool wait)
                         return negative_errno();
                 if (!wait)
                         return -EAGAIN;
-                int r = wait_fd(x, POLLIN);
+                r = wait_fd(x, POLLIN);
                 if (r < 0)
                         return r;
         }
@@ -178,17 +217,18 @@ static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
         size_t total;
         int r;
 
-        r = xsw_peek(x->in, x->in_len, hdr);
+        r = xsw_peek(x->in + x->in_off, x->in_len - x->in_off, hdr);
         if (r <= 0)
                 return r;
         *body = malloc(hdr->len + 1);
         if (!*body)
                 return -ENOMEM;
-        memcpy(*body, x->in + XSW_HEADER_SIZE, hdr->len);
+        memcpy(*body, x->in + x->in_off + XSW_HEADER_SIZE, hdr->len);
         (*body)[hdr->len] = '\0';
         total = XSW_HEADER_SIZE + hdr->len;
-        memmove(x->in, x->in + total, x->in_len - total);
-        x->in_len -= total;
+        x->in_off += total;
+        if (x->in_off == x->in_len)
+                x->in_off = x->in_len = 0;
         return 1;
 }
 
@@ -505,7 +545,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 r = receive(x, false);
                 if (r >= 0)
                         r = take_events(x);
-        } while (r >= 0 && x->in_len < IN_SIZE);
+        } while (r >= 0);
         if (r != -EAGAIN && r < 0)
                 conn_failed(x, r == -ECONNRESET ? -EPIPE : r);
         return 0;
@@ -578,9 +618,12 @@ static int connect_now(struct xs_conn *x)
         fd = open_xenstore();
         if (fd < 0)
                 return fd;
-        if (!x->in && !(x->in = malloc(IN_SIZE))) {
-                safe_close(fd);
-                return -ENOMEM;
+        if (!x->in) {
+                if (!(x->in = malloc(IN_SIZE))) {
+                        safe_close(fd);
+                        return -ENOMEM;
+                }
+                x->in_cap = IN_SIZE;
         }
         r = sd_event_add_io(x->event, &x->io, fd, EPOLLIN, on_io, x);
         if (r < 0) {
@@ -588,7 +631,7 @@ static int connect_now(struct xs_conn *x)
                 return r;
         }
         x->fd = fd;
-        x->in_len = 0;
+        x->in_off = x->in_len = 0;
         for (size_t i = 0; i < x->n_watches && r >= 0; i++)
                 r = watch_now(x, x->watches[i].path, x->watches[i].token);
         if (r < 0) {
@@ -759,8 +802,15 @@ int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
         struct xsw_part part = { abort ? "F" : "T", 2 };
+        int r;
 
-        return request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
+        r = request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
+        /* xenstored did not know the transaction (the C one says ENOENT,
+         * oxenstored EIO): nothing was committed, and what was read in it
+         * meant nothing; the caller starts over. */
+        if (r == -ENOENT || r == -EIO)
+                return -EAGAIN;
+        return r;
 }
 
 int xs_conn_home(struct xs_conn *x, char **ret)

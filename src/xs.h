@@ -76,7 +76,10 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
 void xs_ops_clear(struct xs_op *ops, size_t n);
 
 int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret);
-/* Commits (or aborts); -EAGAIN when the transaction must be retried. */
+/* Commits (or aborts); -EAGAIN when the transaction must be retried: a
+ * conflict, or a transaction xenstored did not know (ENOENT from the C
+ * xenstored, EIO from oxenstored) — then the results of the requests made
+ * in it, an abort's too, say nothing. */
 int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort);
 
 /* Our own domain's xenstore home: "/local/domain/<domid>", from our

@@ -25,7 +25,9 @@ int xsw_peek(const void *buf, size_t len, struct xsd_sockmsg *hdr)
         if (len < XSW_HEADER_SIZE)
                 return 0;
         memcpy(hdr, buf, sizeof(*hdr));
-        if (hdr->len > XENSTORE_PAYLOAD_MAX || hdr->type >= XS_TYPE_COUNT)
+        if (hdr->type >= XS_TYPE_COUNT)
+                return -EBADMSG;
+        if (hdr->len > (hdr->type == XS_DIRECTORY ? XSW_DIRECTORY_MAX : XENSTORE_PAYLOAD_MAX))
                 return -EBADMSG;
         return len - XSW_HEADER_SIZE >= hdr->len;
 }

@@ -17,6 +17,16 @@
 #define XSW_HEADER_SIZE sizeof(struct xsd_sockmsg)
 #define XSW_MSG_MAX (XSW_HEADER_SIZE + XENSTORE_PAYLOAD_MAX)
 
+/* xs_wire.h holds every body to XENSTORE_PAYLOAD_MAX, and the C xenstored
+ * does: a longer directory is refused (E2BIG) and read with
+ * XS_DIRECTORY_PART.  oxenstored has no XS_DIRECTORY_PART and sends a
+ * directory of any length in one reply on its socket (a ring could not
+ * carry it).  So an XS_DIRECTORY reply, and only that, is taken up to this
+ * bound: room for an entry of every domid under backend/vbd (32752 names of
+ * at most 5 digits, 185402 bytes).  Any other body over
+ * XENSTORE_PAYLOAD_MAX is still malformed. */
+#define XSW_DIRECTORY_MAX (256u * 1024u)
+
 /* One piece of a request body, copied as is (a path's NUL included by the
  * caller when the protocol wants it). */
 struct xsw_part {
@@ -30,9 +40,10 @@ int xsw_build(void *buf, uint32_t type, uint32_t req_id, uint32_t tx_id, const s
               size_t n_parts);
 
 /* Looks at the start of a stream: 1 and *hdr when a whole message is there
- * (XSW_HEADER_SIZE + hdr->len bytes), 0 when more bytes are needed,
- * -EBADMSG when it cannot be a message (body over XENSTORE_PAYLOAD_MAX, or
- * a type xenstored never sends). */
+ * (XSW_HEADER_SIZE + hdr->len bytes), 0 when more bytes are needed (*hdr
+ * is then filled once the header is there), -EBADMSG when it cannot be a
+ * message (body over XENSTORE_PAYLOAD_MAX, an XS_DIRECTORY body over
+ * XSW_DIRECTORY_MAX, or a type xenstored never sends). */
 int xsw_peek(const void *buf, size_t len, struct xsd_sockmsg *hdr);
 
 /* An XS_ERROR body ("ENOENT\0"): the -errno it names, -EIO for a name this

@@ -1,10 +1,10 @@
 #!/bin/bash
 # tools/demo.sh — xen-loopd at work, on a machine without Xen.
 #
-#   tools/demo.sh [--no-bench] [--build DIR]      (as root)
+#   tools/demo.sh [--no-bench] [--build DIR] [--xenstored c|ocaml]   (as root)
 #
-# Starts a private xenstored (Debian's own, under the test harness's preload
-# library), the blkback emulator and xen-loopd; starts three domains that
+# Starts a private xenstored (Debian's own, the C one or with --xenstored
+# ocaml the OCaml oxenstored, under the test harness's preload libraries), the blkback emulator and xen-loopd; starts three domains that
 # share a read-only base image and have a read-write data disk each, some
 # disks through block-loopd as libxl runs it and some through the daemon's
 # xenstore watch; shows `xen-loopctl list` and `status`; tears everything
@@ -24,9 +24,11 @@ BENCH=1
 
 usage() {
 	cat <<EOF
-Usage: tools/demo.sh [--no-bench] [--build DIR]
+Usage: tools/demo.sh [--no-bench] [--build DIR] [--xenstored c|ocaml]
   --no-bench   skip the benchmark against the stock block script
   --build DIR  the meson build directory (default: build)
+  --xenstored c|ocaml
+               run on Debian's C xenstored (default) or on oxenstored
 Run as root, after: meson setup build && meson compile -C build
 EOF
 }
@@ -35,12 +37,20 @@ while [ $# -gt 0 ]; do
 	--no-bench) BENCH=0 ;;
 	--build) BUILD=${2:?--build needs a directory}; shift ;;
 	--build=*) BUILD=${1#*=} ;;
+	--xenstored) H_XENSTORED_KIND=${2:-}; shift ;;
+	--xenstored=*) H_XENSTORED_KIND=${1#*=} ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 	shift
 done
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+case ${H_XENSTORED_KIND:=c} in
+c) XSD_BIN=/usr/lib/xen-4.17/bin/xenstored ;;
+ocaml) XSD_BIN=/usr/lib/xen-4.17/bin/oxenstored ;;
+*) usage >&2; exit 2 ;;
+esac
+export H_XENSTORED_KIND
 
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
@@ -48,12 +58,12 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 if [ -z "${DEMO_CHECKED:-}" ]; then
 	[ "$(id -u)" = 0 ] || die "run it as root (it sets up loop devices and a private xenstored)"
 	for b in src/xen-loopd src/xen-loopctl tests/harness/blkback-emu tests/harness/xs-libxl \
-		tests/harness/xsd-preload.so; do
+		tests/harness/xsd-preload.so tests/harness/oxsd-preload.so; do
 		[ -e "$BUILD/$b" ] ||
 			die "$BUILD/$b is missing: build first (meson setup build && meson compile -C build)"
 	done
-	[ -x /usr/lib/xen-4.17/bin/xenstored ] ||
-		die "Debian's xenstored is missing (package xen-utils-4.17): run tools/install-deps.sh"
+	[ -x "$XSD_BIN" ] ||
+		die "Debian's $XSD_BIN is missing (package xen-utils-4.17): run tools/install-deps.sh"
 	command -v xenstore-ls >/dev/null || die "xenstore-ls is missing: run tools/install-deps.sh"
 	export DEMO_CHECKED=1
 fi
@@ -218,7 +228,7 @@ case ${XENSTORED_PATH:-} in
 "$H_TMP"/*) ;;
 *) h_fail "the private xenstored is not in use (XENSTORED_PATH=${XENSTORED_PATH:-unset})" ;;
 esac
-say "xenstored (pid $H_XSD_PID) answers on $XENSTORED_PATH"
+say "$([ "$H_XENSTORED_KIND" = ocaml ] && echo oxenstored || echo xenstored) (pid $H_XSD_PID) answers on $XENSTORED_PATH"
 HOLD=$H_TMP/blkback-hold-off
 touch "$HOLD"
 h_blkback_start --hold-off "$HOLD"
@@ -319,7 +329,7 @@ else
 	bench_log=$H_TMP/log/bench.log
 	if env -u XENSTORED_PATH -u H_IN_NS -u H_TMP -u XEN_LOOPD_SOCKET -u TMPDIR \
 		${DEMO_TMPDIR:+TMPDIR="$DEMO_TMPDIR"} \
-		bash "$ROOT/bench/run.sh" --quick --build "$BUILD" --json "$H_TMP/bench.json" \
+		bash "$ROOT/bench/run.sh" --quick --build "$BUILD" --xenstored "$H_XENSTORED_KIND" --json "$H_TMP/bench.json" \
 		</dev/null 2>&1 >"$H_TMP/bench.report" | tee "$bench_log" |
 		{ grep --line-buffered -E '^# [a-z0-9-]+ +(stock|script|watch|none) ' || true; } |
 		sed -u 's/^# /   /'; then

@@ -4,12 +4,16 @@
 # own:
 #
 #   default   BUILD_DIR: every suite but the soak (tests/soak/README.md),
-#             the package and the real-Xen suite.
+#             the package and the real-Xen suite, then the integration
+#             suite again on oxenstored (the test setup `oxenstored`,
+#             tests/harness/README.md).
 #   valgrind  the same build under valgrind memcheck: every test program
 #             of ours (unit, loop engine and cache), and the daemon itself
 #             in a few integration tests; no error, no definite leak.
 #   asan      BUILD_DIR-asan, built with -Db_sanitize=address,undefined:
-#             every suite but the soak; any sanitizer report fails it.
+#             every suite but the soak, and the integration suite on
+#             oxenstored (many-disks with 1200 guests, still more than a
+#             reply of 4096 bytes lists); any sanitizer report fails it.
 #   fuzz      BUILD_DIR-fuzz, built with clang and -Dfuzz=true: the fuzz
 #             targets over their corpora and for a short run each
 #             (tests/fuzz/README.md).  Skipped when clang is missing (a
@@ -121,10 +125,26 @@ run_suites() {
 	return "$rc"
 }
 
+# run_oxenstored BUILD_DIR [MESON TEST OPTIONS] — the integration suite
+# again, on oxenstored, with a log of its own; then check for skips.
+run_oxenstored() {
+	local d=$1 rc=0
+	shift
+	printf '\n----- the integration suite on oxenstored -----\n'
+	meson test -C "$d" --no-rebuild --print-errorlogs --setup oxenstored --suite integration \
+		--logbase integration "$@" || rc=$?
+	# meson names the log after the setup too.
+	check_skips "$d/meson-logs/integration-oxenstored.json" || rc=1
+	return "$rc"
+}
+
 stage_default() {
+	local rc=0
 	setup "$dir"
 	meson compile -C "$dir"
-	run_suites "$dir"
+	run_suites "$dir" || rc=$?
+	run_oxenstored "$dir" || rc=$?
+	return "$rc"
 }
 
 # Memcheck: the unit tests as they are; the daemon through lib-daemon.sh's
@@ -181,9 +201,11 @@ stage_asan() {
 	rm -rf "$logs"
 	mkdir -p "$logs"
 	chmod 1777 "$logs"          # tests run clients as nobody too
-	ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0" \
-	UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
-		run_suites "$d" --timeout-multiplier 2 || rc=$?
+	export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0"
+	export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
+	H_MANY_DISKS=1200 run_suites "$d" --timeout-multiplier 2 || rc=$?
+	H_MANY_DISKS=1200 run_oxenstored "$d" --timeout-multiplier 2 || rc=$?
+	unset ASAN_OPTIONS UBSAN_OPTIONS
 	for f in "$logs"/*; do
 		[ -e "$f" ] || continue
 		echo "*** sanitizer report $f:" >&2

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Bad params and mode, in one batch with good disks: a missing file, a
 # directory, a FIFO (must not hang), character devices, a relative path,
-# empty params, params with an embedded NUL, params of 4 KiB (and the
-# longest xenstored takes), modes other than r/w/w! (one of them trying to
+# empty params, params with an embedded NUL, params of 4 KiB (2 KiB on oxenstored, and
+# the longest xenstored takes), modes other than r/w/w! (one of them trying to
 # forge a log line), /dev/fdset/N naming no set or no
 # number.  Each disk ends in hotplug-status=error with a one-line
 # hotplug-error naming it and the cause, nothing published, no loop device;
@@ -20,9 +20,13 @@ good_rw=$(h_sparse_file good-rw.img 16M)
 nul_target=$(h_sparse_file nul-target.img 16M)
 mkdir -p "$I/a-directory"
 mkfifo "$I/a-fifo"
-long=/$(head -c 4000 /dev/zero | tr '\0' a)
-# The longest value xenstored takes for params (path + NUL + value <= 4096).
-maxlen=/$(head -c 4050 /dev/zero | tr '\0' b)
+# A name too long for the kernel, and the longest value this xenstored takes
+# for params: the C one, path + NUL + value <= 4096; oxenstored, 2048 bytes
+# (its quota-maxsize).
+case $(h_xenstored_kind) in
+c) long=/$(head -c 4000 /dev/zero | tr '\0' a) maxlen=/$(head -c 4050 /dev/zero | tr '\0' b) ;;
+*) long=/$(head -c 1900 /dev/zero | tr '\0' a) maxlen=/$(head -c 2047 /dev/zero | tr '\0' b) ;;
+esac
 
 # shown PARAMS — how hotplug-error quotes params: 157 bytes and "..." past 160.
 shown() { if [ "${#1}" -gt 160 ]; then printf '%s...' "${1:0:157}"; else printf '%s' "$1"; fi; }

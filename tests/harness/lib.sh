@@ -21,6 +21,8 @@ H_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 H_SRC_ROOT=$(cd "$H_LIB_DIR/../.." && pwd)
 
 : "${H_XENSTORED:=/usr/lib/xen-4.17/bin/xenstored}"
+: "${H_OXENSTORED:=/usr/lib/xen-4.17/bin/oxenstored}"
+: "${H_OXENSTORED_CONF:=/etc/xen/oxenstored.conf}"
 : "${H_SCRIPT_DIR:=/etc/xen/scripts}"
 : "${H_HOME:=/local/domain/0}"
 # libxl's timeouts (LIBXL_INIT_TIMEOUT, LIBXL_DESTROY_TIMEOUT,
@@ -93,6 +95,7 @@ h__find() {
 
 h__find_binaries() {
 	h__find XSD_PRELOAD tests/harness/xsd-preload.so || true
+	h__find OXSD_PRELOAD tests/harness/oxsd-preload.so || true
 	h__find BLKBACK_EMU tests/harness/blkback-emu || true
 	h__find XS_LIBXL tests/harness/xs-libxl || true
 	h__find XS_PROXY tests/harness/xs-proxy || true
@@ -194,13 +197,13 @@ h__pid_alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
-# h_kill_pid PID — TERM, wait up to 5 s, then KILL; reaps it if it is ours
-# and forgets it.
+# h_kill_pid PID [GRACE] — TERM, wait up to GRACE seconds (default 5),
+# then KILL; reaps it if it is ours and forgets it.
 h_kill_pid() {
-	local pid=$1 i
+	local pid=$1 grace=${2:-5} i
 	if h__pid_alive "$pid"; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
+		for ((i = 0; i < grace * 20; i++)); do
 			h__pid_alive "$pid" || break
 			sleep 0.05
 		done
@@ -258,7 +261,7 @@ h_init() {
 
 	h__find_binaries
 	# The project's own helpers must be there: a build problem, never a skip.
-	for c in XSD_PRELOAD BLKBACK_EMU XS_LIBXL; do
+	for c in XSD_PRELOAD OXSD_PRELOAD BLKBACK_EMU XS_LIBXL; do
 		if [ -z "${!c:-}" ] || [ ! -e "${!c}" ]; then
 			printf 'FAIL: harness binary %s not found (%s); build the tree with meson first\n' \
 				"$c" "${!c:-not set}" >&2
@@ -266,7 +269,11 @@ h_init() {
 		fi
 	done
 
-	[ -x "$H_XENSTORED" ] || missing+=("xenstored ($H_XENSTORED; Debian package xen-utils-4.17)")
+	case ${H_XENSTORED_KIND:-c} in
+	c) [ -x "$H_XENSTORED" ] || missing+=("xenstored ($H_XENSTORED; Debian package xen-utils-4.17)") ;;
+	ocaml) [ -x "$H_OXENSTORED" ] || missing+=("oxenstored ($H_OXENSTORED; Debian package xen-utils-4.17)") ;;
+	*) h_fail "H_XENSTORED_KIND=${H_XENSTORED_KIND}: c or ocaml" ;;
+	esac
 	if [ ! -e /dev/loop-control ]; then
 		modprobe loop 2>/dev/null || true
 		[ -e /dev/loop-control ] || missing+=("/dev/loop-control (the loop kernel module)")
@@ -306,21 +313,21 @@ h_init() {
 # ---------------------------------------------------------------- xenstored
 
 # h_xenstored_start — a fresh, empty xenstored of this test's own; exports
-# XENSTORED_PATH and sets H_XSD_PID.  Dom0's entries are written as
-# xen-init-dom0 writes them.  H_XSD_TRACE=1 keeps a full trace.
+# XENSTORED_PATH and sets H_XSD_PID.  H_XENSTORED_KIND chooses which: c
+# (default, Debian's C xenstored under xsd-preload) or ocaml (oxenstored,
+# Debian's default, under oxsd-preload).  Dom0's entries are written as
+# xen-init-dom0 writes them.  H_XSD_TRACE=1 keeps a full trace (the C one's
+# -T, oxenstored's access log) in $H_TMP/xenstored/trace.
 h_xenstored_start() {
 	local dir="$H_TMP/xenstored" i
 	mkdir -p "$dir"
 	rm -f "$dir/socket" "$dir/pid"
-	echo 1 >"$dir/xsd_port"
-	truncate -s 4096 "$dir/xsd_kva"
 
-	local trace=()
-	[ "${H_XSD_TRACE:-0}" = 1 ] && trace=(-T "$dir/trace")
-	# An inherited XENSTORED_PATH would move xenstored's own socket there.
-	env -u XENSTORED_PATH XENSTORED_RUNDIR="$dir" XENSTORED_ROOTDIR="$dir" LD_PRELOAD="$XSD_PRELOAD" \
-		"$H_XENSTORED" -N -F "$dir/pid" "${trace[@]}" </dev/null >>"$H_TMP/log/xenstored.log" 2>&1 &
-	H_XSD_PID=$!
+	case ${H_XENSTORED_KIND:-c} in
+	c) h__xenstored_c "$dir" ;;
+	ocaml) h__xenstored_ocaml "$dir" ;;
+	*) h_fail "H_XENSTORED_KIND=${H_XENSTORED_KIND}: c or ocaml" ;;
+	esac
 	h_register_pid "$H_XSD_PID" xenstored
 	export XENSTORED_PATH="$dir/socket"
 
@@ -335,13 +342,56 @@ h_xenstored_start() {
 		sleep 0.05
 	done
 	xenstore-ls / >/dev/null 2>&1 || h_fail "xenstored does not answer on $dir/socket"
+	h_log "xenstored ($(h_xenstored_kind)) pid $H_XSD_PID on $XENSTORED_PATH"
 	xenstore-write /local/domain/0/domid 0 /local/domain/0/name Domain-0
 }
 
-# h_xenstored_stop — stop it (its store is gone with it).
+# h_xenstored_kind — c or ocaml: which xenstored h_xenstored_start runs.
+h_xenstored_kind() { printf '%s\n' "${H_XENSTORED_KIND:-c}"; }
+
+# h__xenstored_c DIR — start the C xenstored in DIR; sets H_XSD_PID.
+h__xenstored_c() {
+	local dir=$1 trace=()
+	echo 1 >"$dir/xsd_port"
+	truncate -s 4096 "$dir/xsd_kva"
+	[ "${H_XSD_TRACE:-0}" = 1 ] && trace=(-T "$dir/trace")
+	# An inherited XENSTORED_PATH would move xenstored's own socket there.
+	env -u XENSTORED_PATH XENSTORED_RUNDIR="$dir" XENSTORED_ROOTDIR="$dir" LD_PRELOAD="$XSD_PRELOAD" \
+		"$H_XENSTORED" -N -F "$dir/pid" "${trace[@]}" </dev/null >>"$H_TMP/log/xenstored.log" 2>&1 &
+	H_XSD_PID=$!
+}
+
+# h__xenstored_ocaml DIR — start oxenstored in DIR with a private copy of
+# Debian's configuration (its quotas and limits as shipped; only the paths
+# moved into DIR); sets H_XSD_PID.
+h__xenstored_ocaml() {
+	local dir=$1 nfiles=0
+	[ -x "$H_OXENSTORED" ] || h_skip "oxenstored is missing ($H_OXENSTORED; Debian package xen-utils-4.17)"
+	[ -f "$H_OXENSTORED_CONF" ] || h_skip "$H_OXENSTORED_CONF is missing (Debian package xen-utils-common)"
+	# oxenstored reads the port as a bare number: no newline.
+	printf 1 >"$dir/xsd_port"
+	truncate -s 4096 "$dir/xsd_kva"
+	[ "${H_XSD_TRACE:-0}" = 1 ] && nfiles=2
+	{
+		grep -Ev '^[[:space:]]*(pid-file|xenstored-kva|xenstored-port|xenstored-log-file|access-log-file|access-log-nb-files|access-log-read-ops|access-log-transactions-ops)[[:space:]]*=' \
+			"$H_OXENSTORED_CONF"
+		printf '%s\n' "pid-file = $dir/pid" "xenstored-kva = $dir/xsd_kva" \
+			"xenstored-port = $dir/xsd_port" "xenstored-log-file = $H_TMP/log/xenstored.log" \
+			"access-log-file = $dir/trace" "access-log-nb-files = $nfiles" \
+			"access-log-read-ops = true" "access-log-transactions-ops = true"
+	} >"$dir/oxenstored.conf"
+	env -u XENSTORED_PATH XENSTORED_RUNDIR="$dir" LD_PRELOAD="$OXSD_PRELOAD" \
+		"$H_OXENSTORED" --no-fork --config-file "$dir/oxenstored.conf" \
+		</dev/null >>"$H_TMP/log/xenstored.log" 2>&1 &
+	H_XSD_PID=$!
+}
+
+# h_xenstored_stop — stop it (its store is gone with it).  By pid, never
+# by name; oxenstored ignores SIGTERM while a transaction is open, so it
+# gets SIGKILL after a short grace.
 h_xenstored_stop() {
 	[ -n "$H_XSD_PID" ] || return 0
-	h_kill_pid "$H_XSD_PID"
+	h_kill_pid "$H_XSD_PID" 2
 	H_XSD_PID=
 	rm -f "$H_TMP/xenstored/socket"
 }
@@ -611,6 +661,8 @@ h_cleanup() {
 
 	for ((i = ${#H_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${H_PIDS[$i]%% *}
+		# oxenstored ignores SIGTERM while a transaction is open.
+		[ "$pid" = "$H_XSD_PID" ] && { h_kill_pid "$pid" 2; continue; }
 		[ -n "$pid" ] && h_kill_pid "$pid"
 	done
 

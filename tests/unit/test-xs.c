@@ -553,6 +553,55 @@ static void test_requests(void **state)
         srv_finish();
 }
 
+/* --- a transaction xenstored does not know ------------------------------- */
+
+static void s_unknown_transaction(void)
+{
+        struct xsd_sockmsg r;
+
+        ACCEPT();
+        /* oxenstored: EIO for every request in it, the commit included. */
+        r = EXPECT(XS_READ, "/be\0");
+        CHECK(r.tx_id == 41);
+        REPLY(r, XS_ERROR, "EIO\0");
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "EIO\0");
+        r = EXPECT(XS_TRANSACTION_END, "F\0");
+        REPLY(r, XS_ERROR, "EIO\0");
+        /* The C xenstored: ENOENT. */
+        r = EXPECT(XS_READ, "/be\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        r = EXPECT(XS_TRANSACTION_END, "F\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "ENOENT\0");
+        /* Other failures of a commit stay what they are. */
+        r = EXPECT(XS_TRANSACTION_END, "T\0");
+        REPLY(r, XS_ERROR, "EACCES\0");
+        EXPECT_EOF();
+}
+
+static void test_unknown_transaction(void **state)
+{
+        char *v = NULL;
+
+        client_new();
+        srv_start(s_unknown_transaction);
+        assert_int_equal(xs_conn_read(x, 41, "/be", &v, NULL), -EIO);
+        assert_int_equal(xs_conn_transaction_end(x, 41, false), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 41, true), -EAGAIN);
+        /* A read that says "gone" in it; the abort tells it meant nothing. */
+        assert_int_equal(xs_conn_read(x, 42, "/be", &v, NULL), -ENOENT);
+        assert_int_equal(xs_conn_transaction_end(x, 42, true), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 42, false), -EAGAIN);
+        assert_int_equal(xs_conn_transaction_end(x, 43, false), -EACCES);
+        assert_null(v);
+        assert_true(xs_conn_connected(x));
+        assert_int_equal(seen.n_states, 0);
+        client_free();
+        srv_finish();
+}
+
 /* --- batches ------------------------------------------------------------ */
 
 static void s_batch(void)
@@ -880,6 +929,134 @@ static void test_directory_parts_batch(void **state)
         srv_finish();
 }
 
+/* --- a long directory in one reply, as oxenstored sends it -------------- */
+
+/* Names "<from>\0" .. "<to>\0", as a directory of domids reads. */
+static char *domids(unsigned from, unsigned to, size_t *len)
+{
+        char *v = malloc((to - from + 1) * 11);
+        size_t n = 0;
+
+        assert_non_null(v);
+        for (unsigned i = from; i <= to; i++)
+                n += (size_t)sprintf(v + n, "%u", i) + 1;
+        *len = n;
+        return v;
+}
+
+/* Writes a message whole, however long (the client reads meanwhile). */
+static void srv_send_all(int line, uint32_t type, uint32_t req_id, const void *body, size_t len)
+{
+        struct xsd_sockmsg h = { .type = type, .req_id = req_id, .len = (uint32_t)len };
+        const char *parts[] = { (const char *)&h, body };
+        size_t lens[] = { sizeof(h), len };
+
+        for (int i = 0; i < 2; i++)
+                for (size_t off = 0; off < lens[i] && !srv_failed();) {
+                        ssize_t n;
+                        if (!srv_wait(line, srv.conn_fd, POLLOUT))
+                                return;
+                        n = send(srv.conn_fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                                continue;
+                        if (n < 0) {
+                                srv_fail(line, "send: %s", strerror(errno));
+                                return;
+                        }
+                        off += (size_t)n;
+                }
+}
+
+#define N_AFTER 40
+
+static void s_directory_whole(void)
+{
+        _cleanup_free_ char *dir4096 = NULL, *all = NULL;
+        struct xsd_sockmsg r[3];
+        size_t len;
+
+        ACCEPT();
+        r[0] = EXPECT(XS_READ, "/a\0");
+        r[1] = EXPECT(XS_DIRECTORY, "/backend/vbd\0");
+        r[2] = EXPECT(XS_READ, "/b\0");
+        EVENT("/w/before\0tok\0");
+        REPLY(r[0], XS_READ, "A");
+        /* 4096 guests: 19,877 bytes in one reply, then a burst of events
+         * and the batch's last reply behind it. */
+        dir4096 = domids(1, 4096, &len);
+        srv_send_all(__LINE__, XS_DIRECTORY, r[1].req_id, dir4096, len);
+        for (int i = 0; i < N_AFTER; i++) {
+                char event[32];
+                int n = snprintf(event, sizeof(event), "/w/%d%ctok", i, '\0');
+                srv_send(__LINE__, XS_WATCH_EVENT, 0, 0, event, (size_t)n + 1);
+        }
+        REPLY(r[2], XS_READ, "B");
+
+        /* Every domid there can be: longer than the client's buffer. */
+        r[0] = EXPECT(XS_DIRECTORY, "/all\0");
+        all = domids(0, 32751, &len);
+        CHECK(len <= XSW_DIRECTORY_MAX);
+        srv_send_all(__LINE__, XS_DIRECTORY, r[0].req_id, all, len);
+
+        /* Over the bound: refused from the header, the connection ends. */
+        r[0] = EXPECT(XS_DIRECTORY, "/over\0");
+        srv_send(__LINE__, XS_DIRECTORY, r[0].req_id, 0, "", XSW_DIRECTORY_MAX + 1);
+        EXPECT_EOF();
+}
+
+static bool all_after(void)
+{
+        return seen.n == N_AFTER + 1;
+}
+
+static void test_directory_whole(void **state)
+{
+        struct xs_op o[] = {
+                { .type = XS_READ, .dir = "/a" },
+                { .type = XS_DIRECTORY, .dir = "/backend/vbd" },
+                { .type = XS_READ, .dir = "/b" },
+        };
+        char **ents = NULL, name[16];
+        unsigned n = 0;
+
+        client_new();
+        srv_start(s_directory_whole);
+        assert_int_equal(xs_conn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
+        assert_int_equal(o[0].r, 0);
+        assert_string_equal(o[0].data, "A");
+        assert_int_equal(o[1].r, 0);
+        assert_int_equal(o[1].n_ents, 4096);
+        for (unsigned i = 0; i < o[1].n_ents; i++) {
+                snprintf(name, sizeof(name), "%u", i + 1);
+                assert_string_equal(o[1].ents[i], name);
+        }
+        assert_int_equal(o[2].r, 0);
+        assert_string_equal(o[2].data, "B");
+        xs_ops_clear(o, ARRAY_SIZE(o));
+        /* The events around it, every one, in order. */
+        assert_true(run_until(all_after, WAIT_MS));
+        assert_event(0, "/w/before", "tok");
+        for (int i = 0; i < N_AFTER; i++) {
+                snprintf(name, sizeof(name), "/w/%d", i);
+                assert_event((size_t)i + 1, name, "tok");
+        }
+
+        assert_int_equal(xs_conn_directory(x, XBT_NULL, "/all", &ents, &n), 0);
+        assert_int_equal(n, 32752);
+        assert_string_equal(ents[0], "0");
+        assert_string_equal(ents[9999], "9999");
+        assert_string_equal(ents[32751], "32751");
+        assert_null(ents[n]);
+        free(ents);
+        assert_int_equal(seen.n_states, 0);
+
+        ents = NULL;
+        assert_lost(xs_conn_directory(x, XBT_NULL, "/over", &ents, &n));
+        assert_null(ents);
+        client_free();
+        srv_finish();
+}
+
 /* --- replies that end the connection ----------------------------------- */
 
 /* What the client asks, and what the fake answers instead of a reply. */
@@ -1201,10 +1378,12 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 T(test_requests),
+                T(test_unknown_transaction),
                 T(test_batch),
                 T(test_events_in_batch),
                 T(test_directory_parts),
                 T(test_directory_parts_batch),
+                T(test_directory_whole),
                 T(test_bad_replies),
                 T(test_unsolicited_reply),
                 T(test_reconnect),

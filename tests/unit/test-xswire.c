@@ -157,6 +157,34 @@ static void test_peek(void **state)
         assert_int_equal(xsw_peek(buf, n, &hdr), 1);
         assert_int_equal(hdr.len, XENSTORE_PAYLOAD_MAX);
 
+        /* A directory may be longer (oxenstored sends one whole), up to
+         * XSW_DIRECTORY_MAX: waited for, then taken. */
+        put_hdr(buf, XS_DIRECTORY, 1, XENSTORE_PAYLOAD_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_MSG_MAX, &hdr), 0);
+        assert_int_equal(hdr.len, XENSTORE_PAYLOAD_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_MSG_MAX + 1, &hdr), 1);
+        put_hdr(buf, XS_DIRECTORY, 1, XSW_DIRECTORY_MAX);
+        assert_int_equal(xsw_peek(buf, sizeof(buf), &hdr), 0);
+        assert_int_equal(hdr.len, XSW_DIRECTORY_MAX);
+        {
+                char *big = calloc(1, XSW_HEADER_SIZE + XSW_DIRECTORY_MAX);
+                assert_non_null(big);
+                put_hdr(big, XS_DIRECTORY, 1, XSW_DIRECTORY_MAX);
+                assert_int_equal(xsw_peek(big, XSW_HEADER_SIZE + XSW_DIRECTORY_MAX - 1, &hdr), 0);
+                assert_int_equal(xsw_peek(big, XSW_HEADER_SIZE + XSW_DIRECTORY_MAX, &hdr), 1);
+                free(big);
+        }
+        put_hdr(buf, XS_DIRECTORY, 1, XSW_DIRECTORY_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_HEADER_SIZE, &hdr), -EBADMSG);
+        /* No other type: a part, an event or an error stays within
+         * XENSTORE_PAYLOAD_MAX. */
+        put_hdr(buf, XS_DIRECTORY_PART, 1, XENSTORE_PAYLOAD_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_HEADER_SIZE, &hdr), -EBADMSG);
+        put_hdr(buf, XS_WATCH_EVENT, 0, XENSTORE_PAYLOAD_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_HEADER_SIZE, &hdr), -EBADMSG);
+        put_hdr(buf, XS_ERROR, 1, XENSTORE_PAYLOAD_MAX + 1);
+        assert_int_equal(xsw_peek(buf, XSW_HEADER_SIZE, &hdr), -EBADMSG);
+
         /* Oversized: refused from the header alone, not waited for. */
         put_hdr(buf, XS_READ, 1, XENSTORE_PAYLOAD_MAX + 1);
         assert_int_equal(xsw_peek(buf, XSW_HEADER_SIZE, &hdr), -EBADMSG);
