@@ -631,9 +631,9 @@ def print_combined(doc):
          "call counts hardly do)", ""]
 
     def row(name, fc, fo, unit="", digits=1):
-        L.append(f"  {name:52}{fmt(fc, unit, digits):>13}{fmt(fo, unit, digits):>13}")
+        L.append(f"  {name:52}{fmt(fc, unit, digits):>19}{fmt(fo, unit, digits):>19}")
 
-    hdr = f"  {'':52}{'C xenstored':>13}{'oxenstored':>13}"
+    hdr = f"  {'':52}{'C xenstored':>19}{'oxenstored':>19}"
     names = {"stock": "stock", "script": "block-loopd", "watch": "watch", "none": "floor"}
     for label, title in (("start-40-shared-ro", "40 domains x 1 read-only disk of one image, domain start"),
                          ("start-8-rw", "1 domain x 8 read-write disks, domain start")):
@@ -648,8 +648,8 @@ def print_combined(doc):
                 row(f"{names[m]}: added over the floor", a.get("added_ms"), b.get("added_ms"), " ms")
             row(f"{names[m]}: per-disk p50 / p99", None, None)
             L[-1] = (f"  {names[m] + ': per-disk p50 / p99':52}"
-                     f"{fmt(a['latency_p50_ms'], '', 2) + ' / ' + fmt(a['latency_p99_ms'], '', 2):>13}"
-                     f"{fmt(b['latency_p50_ms'], '', 2) + ' / ' + fmt(b['latency_p99_ms'], '', 2):>13}")
+                     f"{fmt(a['latency_p50_ms'], '', 2) + ' / ' + fmt(a['latency_p99_ms'], '', 2):>19}"
+                     f"{fmt(b['latency_p50_ms'], '', 2) + ' / ' + fmt(b['latency_p99_ms'], '', 2):>19}")
         a, b = c["scenarios"][label]["detach"], o["scenarios"][label]["detach"]
         for m in ("stock", "script", "watch", "none"):
             if a.get(m) and b.get(m):

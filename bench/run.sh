@@ -297,16 +297,18 @@ count_start() {
 	# before that would go partly uncounted.
 	sleep 0.3
 }
-# count_stop — "name syscalls" for each counted process.
+# count_stop — COUNTED gets "name syscalls" for each counted process (not
+# run in a subshell: it must wait for its own perf processes).
 count_stop() {
 	local e pid name n
+	COUNTED=
 	for e in "${PERF_PIDS[@]}"; do
 		pid=${e%%:*} name=${e#*:}
 		kill -INT "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		h_unregister_pid "$pid"
 		n=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$H_TMP/perf.$name" 2>/dev/null)
-		case $n in '' | *[!0-9]*) ;; *) printf '%s %s\n' "$name" "$n" ;; esac
+		case $n in '' | *[!0-9]*) ;; *) COUNTED+="$name $n"$'\n' ;; esac
 	done
 	PERF_PIDS=()
 }
@@ -348,7 +350,7 @@ drive() {
 		wait "$pid" || rc=$?
 		h_unregister_pid "$pid"
 		counted=
-		[ "$count" = 1 ] && counted=$(count_stop)
+		[ "$count" = 1 ] && count_stop && counted=$COUNTED
 		[ "$rc" = 0 ] && break
 		if [ "$attempt" -ge "$tries" ] || ! grep -q 'losetup.*failed' "$out" 2>/dev/null; then
 			h_fail "phase $label ($action, $mode) failed: $(cat "$out" 2>/dev/null || echo 'no result')"
