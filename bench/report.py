@@ -329,7 +329,8 @@ def build(meta, phases, previous=None):
     r = ratios.get("real xl block-attach, one disk, added over no-op, stock/script")
     target("real xl block-attach, one disk: stock added / block-loopd added", r,
            r is not None and r >= 100, ">= 100x",
-           f"an added time under {XL_RESOLUTION_MS} ms is counted as {XL_RESOLUTION_MS} ms" if r else None)
+           f"block-loopd's added time, under {XL_RESOLUTION_MS} ms, is counted as {XL_RESOLUTION_MS} ms"
+           if r is not None and v is not None and v < XL_RESOLUTION_MS else None)
     if xa.get("empty") and "added_ms" in xa["empty"]:
         ref("real xl block-attach, one disk: empty script= (watch) added over a no-op script, ms",
             xa["empty"]["added_ms"])
@@ -389,6 +390,10 @@ def print_table(doc):
         meta.get("xenstored", "c"), meta.get("xenstored", "c")))
     L.append(f"load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}"
              "  (other work on the host skews every figure)")
+    hl = meta.get("host_loop_devices_at_start")
+    if hl:
+        L.append(f"loop devices on the host at start: {hl['all']}, {hl['bound']} of them bound "
+                 "(the daemon's sharing check reads each one that is not its own)")
     if meta.get("stock_losetup_races"):
         L.append(f"the stock script lost its loop device to another process {meta['stock_losetup_races']} "
                  "time(s) (losetup -f, then losetup: its race); those attaches were run again")

@@ -394,6 +394,10 @@ EOF
 # ---------------------------------------------------------------- set-up
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# The daemon's sharing check reads every loop device on the host that is
+# not its own (src/outside.c): how many there are matters.
+HOST_LOOPS=$(ls /sys/block | grep -c '^loop' || true)
+HOST_LOOPS_BOUND=$(ls -d /sys/block/loop*/loop 2>/dev/null | wc -l)
 h_log "benchmark dir $H_TMP (quick=$QUICK, repeat=$REPEAT, load average $LOADAVG_START)"
 h_xenstored_start
 h_blkback_start
@@ -634,6 +638,7 @@ json.dump({
     "wall_s": $SECONDS,
     "syscalls_counted_by": "perf raw_syscalls:sys_enter" if $PERF_OK == 1 else "/proc/PID/io syscr+syscw",
     "real_xl_libxl_empty": e["B_XL_LIBXL"] or None,
+    "host_loop_devices_at_start": {"all": $HOST_LOOPS, "bound": $HOST_LOOPS_BOUND},
 }, open(sys.argv[1], "w"))
 EOF
 mkdir -p "$(dirname "$JSON_OUT")"
