@@ -94,7 +94,8 @@ case $PREVIOUS in '' | /*) ;; *) PREVIOUS=$PWD/$PREVIOUS ;; esac
 if [ "$XSD_KINDS" = both ]; then
 	[ "$(id -u)" = 0 ] || { echo "bench/run.sh: must run as root (loop devices, a private xenstored)" >&2; exit 2; }
 	both_dir=$(mktemp -d "${TMPDIR:-/tmp}/loopd-bench-both.XXXXXX")
-	trap 'rm -rf "$both_dir"' EXIT
+	# What a finished half wrote is kept if the other fails.
+	trap 'if [ -n "${both_ok:-}" ]; then rm -rf "$both_dir"; else echo "bench/run.sh: what was measured is in $both_dir" >&2; fi' EXIT
 	[ -n "$PREVIOUS" ] && cp "$PREVIOUS" "$both_dir/previous.json"
 	child=()
 	[ "$QUICK" = 1 ] && child+=(--quick)
@@ -109,6 +110,7 @@ if [ "$XSD_KINDS" = both ]; then
 	python3 "$BENCH_DIR/report.py" --combine "$JSON_OUT" "$both_dir/c.json" "$both_dir/ocaml.json" \
 		${PREVIOUS:+--previous "$both_dir/previous.json"} --wall-s $((SECONDS - start))
 	echo "bench/run.sh: results in $JSON_OUT" >&2
+	both_ok=1
 	exit 0
 fi
 export H_XENSTORED_KIND=$XSD_KINDS
@@ -396,8 +398,13 @@ EOF
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # The daemon's sharing check reads every loop device on the host that is
 # not its own (src/outside.c): how many there are matters.
-HOST_LOOPS=$(ls /sys/block | grep -c '^loop' || true)
-HOST_LOOPS_BOUND=$(ls -d /sys/block/loop*/loop 2>/dev/null | wc -l)
+# (Globs, not ls: devices come and go meanwhile.)
+host_loops=(/sys/block/loop*)
+host_loops_bound=(/sys/block/loop*/loop)
+HOST_LOOPS=${#host_loops[@]}
+HOST_LOOPS_BOUND=${#host_loops_bound[@]}
+[ -e "${host_loops[0]}" ] || HOST_LOOPS=0
+[ -e "${host_loops_bound[0]}" ] || HOST_LOOPS_BOUND=0
 h_log "benchmark dir $H_TMP (quick=$QUICK, repeat=$REPEAT, load average $LOADAVG_START)"
 h_xenstored_start
 h_blkback_start
