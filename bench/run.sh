@@ -403,8 +403,8 @@ host_loops=(/sys/block/loop*)
 host_loops_bound=(/sys/block/loop*/loop)
 HOST_LOOPS=${#host_loops[@]}
 HOST_LOOPS_BOUND=${#host_loops_bound[@]}
-[ -e "${host_loops[0]}" ] || HOST_LOOPS=0
-[ -e "${host_loops_bound[0]}" ] || HOST_LOOPS_BOUND=0
+[ -e "${host_loops[0]:-}" ] || HOST_LOOPS=0
+[ -e "${host_loops_bound[0]:-}" ] || HOST_LOOPS_BOUND=0
 h_log "benchmark dir $H_TMP (quick=$QUICK, repeat=$REPEAT, load average $LOADAVG_START)"
 h_xenstored_start
 h_blkback_start
