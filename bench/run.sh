@@ -321,8 +321,8 @@ STOCK_RETRIES=0
 # its JSON goes to $RESULTS.  A phase with failed disks fails the run, but
 # for one: the stock script's `losetup -f` then `losetup DEV FILE` loses its
 # device when another process on the host sets up a loop device in between
-# (its known race); such an attach is torn down and run again, up to 9 times,
-# and the count is reported.
+# (its known race); such an attach is torn down and run again, up to 9 times
+# (29 for the held devices), and the count is reported.
 drive() {
 	local label=$1 action=$2 mode=$3 disks=$4 out script=() attempt tries=1 work_before pid rc
 	local count=0 counted=
@@ -338,6 +338,8 @@ drive() {
 	script) script=(--script "$BLOCK_LOOPD") ;;
 	esac
 	[ "$mode" = stock ] && [ "$action" = attach ] && tries=10
+	# Setting up the held devices (100 at once) loses the race most often.
+	[ "$mode" = stock ] && [ "$action" = attach ] && [ "${label#hold-}" != "$label" ] && tries=30
 	for ((attempt = 1; ; attempt++)); do
 		[ "$count" = 1 ] && count_start
 		work_before=$(proc_work)
