@@ -56,7 +56,7 @@ restart() {
 	local pid
 	pid=$(h_daemon_service_pid)
 	kill -KILL "$pid"
-	h_wait_until 15 "xen-loopd to come back" h_daemon_service_restarted "$pid"
+	h_wait_until 60 "xen-loopd to come back" h_daemon_service_restarted "$pid"
 }
 held() { h_loopctl list --json | grep -c '"held": *true' || true; }
 

@@ -14,7 +14,8 @@ h_assert_node /test/node value
 # hold_transaction READY — a client that opens a transaction, writes in
 # it, touches READY and then waits, holding it open.
 hold_transaction() {
-	python3 - "$XENSTORED_PATH" "$1" <<'PY'
+	# exec: the pid the caller registers is the client's own.
+	exec python3 - "$XENSTORED_PATH" "$1" <<'PY'
 import socket, struct, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
