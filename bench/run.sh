@@ -385,7 +385,7 @@ for n in after:
     r["work"][n] = {"cpu_ms": (after[n][0] - before[n][0]) / 1e6, "rw_syscalls": rw,
                     "syscalls": counted.get(n, rw),
                     "syscalls_source": "perf raw_syscalls:sys_enter" if n in counted else "/proc/PID/io syscr+syscw"}
-# The host's load as the phase ended: other developers' work skews times.
+# The host's load as the phase ended: other work on the host skews times.
 r["loadavg"] = open("/proc/loadavg").read().split()[:3]
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 lat = r.get("latency_ms", {})
