@@ -21,18 +21,31 @@ QUICK=0
 JSON_OUT=
 BUILD_DIR=
 REPEAT=
+XSD_KINDS=
+LIBXL_DIR=${XEN_LIBXL_DIR:-}
+PREVIOUS=
 usage() {
 	cat <<EOF
-Usage: bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N] [--xenstored c|ocaml]
+Usage: bench/run.sh [--quick] [--json FILE] [--build DIR] [--repeat N]
+                    [--xenstored c|ocaml|both] [--libxl DIR] [--previous FILE]
   --quick      a smaller run (fewer repeats, held levels 0 and 100, 1024
-               devices for the memory figure); for a first look
+               devices for the memory figure, 5 real-xl rounds); for a first
+               look
   --json FILE  write the results there (default bench/results/latest.json)
   --build DIR  the meson build directory (default: build)
   --repeat N   runs of each daemon-mode domain start (default 5, quick 2)
-  --xenstored c|ocaml
-               the xenstored to run on: Debian's C xenstored (default) or
-               oxenstored, Debian's default (H_XENSTORED_KIND, see
+  --xenstored c|ocaml|both
+               every phase on Debian's C xenstored, on oxenstored (Debian's
+               default xenstored), or on both, one after the other, reported
+               side by side (default both; H_XENSTORED_KIND, see
                tests/harness/README.md)
+  --libxl DIR  the empty-script libxenlight for the real-xl phase (default
+               build-test-libxl/lib, where tools/run-tests.sh's libxl stage
+               builds it; tests/libxl/build-libxl.sh DIR builds one in
+               DIR/lib); without it that column is left out
+  --previous FILE
+               an earlier run to compare with (default: the JSON file this
+               run replaces, if there is one)
 EOF
 }
 while [ $# -gt 0 ]; do
@@ -44,22 +57,64 @@ while [ $# -gt 0 ]; do
 	--build=*) BUILD_DIR=${1#*=} ;;
 	--repeat) REPEAT=$2; shift ;;
 	--repeat=*) REPEAT=${1#*=} ;;
-	--xenstored) H_XENSTORED_KIND=${2:-}; shift ;;
-	--xenstored=*) H_XENSTORED_KIND=${1#*=} ;;
+	--xenstored) XSD_KINDS=${2:-}; shift ;;
+	--xenstored=*) XSD_KINDS=${1#*=} ;;
+	--libxl) LIBXL_DIR=${2:-}; shift ;;
+	--libxl=*) LIBXL_DIR=${1#*=} ;;
+	--previous) PREVIOUS=${2:-}; shift ;;
+	--previous=*) PREVIOUS=${1#*=} ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 	shift
 done
-case ${H_XENSTORED_KIND:=c} in
-c | ocaml) export H_XENSTORED_KIND ;;
-*) echo "bench/run.sh: --xenstored takes c or ocaml, not '$H_XENSTORED_KIND'" >&2; exit 2 ;;
+case ${XSD_KINDS:=both} in
+c | ocaml | both) ;;
+*) echo "bench/run.sh: --xenstored takes c, ocaml or both, not '$XSD_KINDS'" >&2; exit 2 ;;
+esac
+case $REPEAT in
+'' | [1-9] | [1-9][0-9]) ;;
+*) echo "bench/run.sh: --repeat takes a number from 1 to 99, not '$REPEAT'" >&2; exit 2 ;;
 esac
 # Paths given are kept across the re-execution in a mount namespace.
 : "${JSON_OUT:=$BENCH_DIR/results/latest.json}"
 case $JSON_OUT in /*) ;; *) JSON_OUT=$PWD/$JSON_OUT ;; esac
 : "${BUILD_DIR:=$SRC_ROOT/build}"
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
+: "${LIBXL_DIR:=$SRC_ROOT/build-test-libxl/lib}"
+case $LIBXL_DIR in /*) ;; *) LIBXL_DIR=$PWD/$LIBXL_DIR ;; esac
+if [ -z "$PREVIOUS" ] && [ -z "${B_CHILD:-}" ] && [ -s "$JSON_OUT" ]; then
+	PREVIOUS=$JSON_OUT
+fi
+case $PREVIOUS in '' | /*) ;; *) PREVIOUS=$PWD/$PREVIOUS ;; esac
+[ -z "$PREVIOUS" ] || [ -r "$PREVIOUS" ] || { echo "bench/run.sh: cannot read $PREVIOUS" >&2; exit 2; }
+
+# Both xenstoreds: this script once for each, one after the other (each in a
+# harness of its own), then one report with the two side by side.
+if [ "$XSD_KINDS" = both ]; then
+	[ "$(id -u)" = 0 ] || { echo "bench/run.sh: must run as root (loop devices, a private xenstored)" >&2; exit 2; }
+	both_dir=$(mktemp -d "${TMPDIR:-/tmp}/loopd-bench-both.XXXXXX")
+	# What a finished half wrote is kept if the other fails.
+	trap 'if [ -n "${both_ok:-}" ]; then rm -rf "$both_dir"; else echo "bench/run.sh: what was measured is in $both_dir" >&2; fi' EXIT
+	[ -n "$PREVIOUS" ] && cp "$PREVIOUS" "$both_dir/previous.json"
+	child=()
+	[ "$QUICK" = 1 ] && child+=(--quick)
+	[ -n "$REPEAT" ] && child+=(--repeat "$REPEAT")
+	start=$SECONDS
+	for kind in c ocaml; do
+		echo "bench/run.sh: every phase on the $kind xenstored" >&2
+		B_CHILD=1 bash "$BENCH_DIR/run.sh" "${child[@]}" --build "$BUILD_DIR" --libxl "$LIBXL_DIR" \
+			--xenstored "$kind" --json "$both_dir/$kind.json" >"$both_dir/$kind.txt"
+	done
+	mkdir -p "$(dirname "$JSON_OUT")"
+	python3 "$BENCH_DIR/report.py" --combine "$JSON_OUT" "$both_dir/c.json" "$both_dir/ocaml.json" \
+		${PREVIOUS:+--previous "$both_dir/previous.json"} --wall-s $((SECONDS - start))
+	echo "bench/run.sh: results in $JSON_OUT" >&2
+	both_ok=1
+	exit 0
+fi
+export H_XENSTORED_KIND=$XSD_KINDS
+
 if [ "$QUICK" = 1 ]; then
 	: "${REPEAT:=2}"
 	HELD_LEVELS=(0 100)
@@ -70,7 +125,7 @@ if [ "$QUICK" = 1 ]; then
 	XL_ROUNDS=5
 else
 	: "${REPEAT:=5}"
-	HELD_LEVELS=(0 100 1000)
+	HELD_LEVELS=(0 100 1000 4096)
 	STOCK_LEVELS=(0 100)
 	RSS_DEVICES=4096
 	K_DAEMON=20
@@ -105,7 +160,8 @@ export XEN_LOOPD XEN_LOOPCTL
 # it reports as a leak; the benchmark's cleanup handles them first.
 export H_ALLOW_LEFTOVER_LOOPS=1
 LOOPS_AT_START=$(ls /sys/block | sed -n 's/^loop\([0-9]\+\)$/\1/p')
-h_init --json "$JSON_OUT" --build "$BUILD_DIR" --repeat "$REPEAT" $([ "$QUICK" = 1 ] && echo --quick)
+h_init --json "$JSON_OUT" --build "$BUILD_DIR" --repeat "$REPEAT" --xenstored "$XSD_KINDS" \
+	--libxl "$LIBXL_DIR" ${PREVIOUS:+--previous "$PREVIOUS"} $([ "$QUICK" = 1 ] && echo --quick)
 
 # Runs first among the exit handlers (before the harness stops its
 # processes): stop everything, let autoclear work, detach what is still
@@ -196,8 +252,8 @@ lines() { sed -n "$2,$3p" "$1"; }
 
 # ---------------------------------------------------------------- the driver
 
-# proc_work — "name cpu_ns syscalls" for xenstored and the daemon: time on a
-# CPU (schedstat) and read/write system calls (io), for what each phase
+# proc_work — "name cpu_ns rw_syscalls" for xenstored and the daemon: time on
+# a CPU (schedstat) and read/write system calls (io), for what each phase
 # costs them whatever else runs on the host.
 proc_work() {
 	local name pid cpu r w
@@ -214,17 +270,65 @@ proc_work() {
 	done
 }
 
+# Every system call of xenstored and the daemon, counted by the kernel
+# (perf stat on the raw_syscalls:sys_enter tracepoint, per process) in the
+# phases that measure the work of one attach.  /proc/PID/io counts only the
+# read and write kinds.  Without a working perf the phase says so.
+PERF_OK=0
+if command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+	PERF_OK=1
+fi
+PERF_PIDS=()
+# count_start — one perf stat per process, attached before the phase starts.
+count_start() {
+	local name pid
+	PERF_PIDS=()
+	[ "$PERF_OK" = 1 ] || return 0
+	for name in xenstored xen-loopd; do
+		case $name in
+		xenstored) pid=$H_XSD_PID ;;
+		*) pid=${H_DAEMON_PID:-} ;;
+		esac
+		[ -n "$pid" ] || continue
+		perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$H_TMP/perf.$name" </dev/null \
+			>/dev/null 2>>"$H_TMP/log/perf.log" &
+		PERF_PIDS+=("$!:$name")
+		h_register_pid "$!" "perf stat $name"
+	done
+	# perf opens its counters a moment after it starts; a phase begun
+	# before that would go partly uncounted.
+	sleep 0.3
+}
+# count_stop — COUNTED gets "name syscalls" for each counted process (not
+# run in a subshell: it must wait for its own perf processes).
+count_stop() {
+	local e pid name n
+	COUNTED=
+	for e in "${PERF_PIDS[@]}"; do
+		pid=${e%%:*} name=${e#*:}
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		h_unregister_pid "$pid"
+		n=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$H_TMP/perf.$name" 2>/dev/null)
+		case $n in '' | *[!0-9]*) ;; *) COUNTED+="$name $n"$'\n' ;; esac
+	done
+	PERF_PIDS=()
+}
+
 PHASE=0
 STOCK_RETRIES=0
 # drive LABEL ACTION MODE DISKFILE [LOOPD-BENCH OPTIONS] — one timed phase;
 # its JSON goes to $RESULTS.  A phase with failed disks fails the run, but
 # for one: the stock script's `losetup -f` then `losetup DEV FILE` loses its
 # device when another process on the host sets up a loop device in between
-# (its known race); such an attach is torn down and run again, up to 9 times,
-# and the count is reported.
+# (its known race); such an attach is torn down and run again, up to 9 times
+# (29 for the held devices), and the count is reported.
 drive() {
 	local label=$1 action=$2 mode=$3 disks=$4 out script=() attempt tries=1 work_before pid rc
+	local count=0 counted=
 	shift 4
+	# The attach-cost phases count every system call (count_start).
+	case $label:$action in attach-held-*:attach) count=1 ;; esac
 	PHASE=$((PHASE + 1))
 	out=$(printf '%s/%03d.json' "$RESULTS" "$PHASE")
 	case $mode in
@@ -234,7 +338,10 @@ drive() {
 	script) script=(--script "$BLOCK_LOOPD") ;;
 	esac
 	[ "$mode" = stock ] && [ "$action" = attach ] && tries=10
+	# Setting up the held devices (100 at once) loses the race most often.
+	[ "$mode" = stock ] && [ "$action" = attach ] && [ "${label#hold-}" != "$label" ] && tries=30
 	for ((attempt = 1; ; attempt++)); do
+		[ "$count" = 1 ] && count_start
 		work_before=$(proc_work)
 		# In the background, so that a signal to this script is acted on
 		# at once (the teardown stops the driver, which kills its scripts).
@@ -246,6 +353,8 @@ drive() {
 		rc=0
 		wait "$pid" || rc=$?
 		h_unregister_pid "$pid"
+		counted=
+		[ "$count" = 1 ] && count_stop && counted=$COUNTED
 		[ "$rc" = 0 ] && break
 		if [ "$attempt" -ge "$tries" ] || ! grep -q 'losetup.*failed' "$out" 2>/dev/null; then
 			h_fail "phase $label ($action, $mode) failed: $(cat "$out" 2>/dev/null || echo 'no result')"
@@ -259,14 +368,25 @@ drive() {
 	done
 	# The work of xenstored and the daemon goes into the phase's JSON; one
 	# line of progress per phase.
-	B_WORK_BEFORE=$work_before B_WORK_AFTER=$(proc_work) python3 - "$out" <<'EOF' >&2
+	B_WORK_BEFORE=$work_before B_WORK_AFTER=$(proc_work) B_COUNTED=$counted python3 - "$out" <<'EOF' >&2
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 def parse(s):
     return {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in s.splitlines() if l.strip()}
 before, after = parse(os.environ["B_WORK_BEFORE"]), parse(os.environ["B_WORK_AFTER"])
-r["work"] = {n: {"cpu_ms": (after[n][0] - before[n][0]) / 1e6, "syscalls": after[n][1] - before[n][1]}
-             for n in after if n in before}
+counted = {l.split()[0]: int(l.split()[1]) for l in os.environ["B_COUNTED"].splitlines() if l.strip()}
+# syscalls: every system call where perf counted them, else the read and
+# write kinds of /proc/PID/io (what runs before this one reported).
+r["work"] = {}
+for n in after:
+    if n not in before:
+        continue
+    rw = after[n][1] - before[n][1]
+    r["work"][n] = {"cpu_ms": (after[n][0] - before[n][0]) / 1e6, "rw_syscalls": rw,
+                    "syscalls": counted.get(n, rw),
+                    "syscalls_source": "perf raw_syscalls:sys_enter" if n in counted else "/proc/PID/io syscr+syscw"}
+# The host's load as the phase ended: other work on the host skews times.
+r["loadavg"] = open("/proc/loadavg").read().split()[:3]
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 lat = r.get("latency_ms", {})
 print("# %-28s %-6s %-6s %4d disks  total %9.1f ms  p50 %8.2f ms  p99 %8.2f ms" % (
@@ -278,6 +398,15 @@ EOF
 # ---------------------------------------------------------------- set-up
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# The daemon's sharing check reads every loop device on the host that is
+# not its own (src/outside.c): how many there are matters.
+# (Globs, not ls: devices come and go meanwhile.)
+host_loops=(/sys/block/loop*)
+host_loops_bound=(/sys/block/loop*/loop)
+HOST_LOOPS=${#host_loops[@]}
+HOST_LOOPS_BOUND=${#host_loops_bound[@]}
+[ -e "${host_loops[0]:-}" ] || HOST_LOOPS=0
+[ -e "${host_loops_bound[0]:-}" ] || HOST_LOOPS_BOUND=0
 h_log "benchmark dir $H_TMP (quick=$QUICK, repeat=$REPEAT, load average $LOADAVG_START)"
 h_xenstored_start
 h_blkback_start
@@ -288,8 +417,12 @@ disks_rw "$H_TMP/disks/rw" 100 "$RW_DISKS" "$RW_DISKS" rw 64M
 # Disks for the attach cost: one-disk domains, attached one at a time.
 MAXK=$((K_DAEMON > K_STOCK ? K_DAEMON : K_STOCK))
 disks_rw "$H_TMP/disks/probe" 200 "$MAXK" 1 probe 1M
-# The devices the host holds meanwhile: 4 rw disks to a domain.
-disks_rw "$H_TMP/disks/held" 1000 "$RSS_DEVICES" 4 held 1M
+# The devices the host holds meanwhile: 8 rw disks to a domain.  (With 4,
+# the 1024 domains of 4096 devices make backend/vbd a directory longer
+# than a xenstore message: oxenstored sends it whole, and libxenstore, in
+# the driver as in libxl, drops the connection when libxl's path cleanup
+# lists that directory on a detach.)
+disks_rw "$H_TMP/disks/held" 1000 "$RSS_DEVICES" 8 held 1M
 
 # attach_cost MODE LEVEL K — K one-disk domain starts, one at a time, then
 # their teardown.
@@ -370,37 +503,96 @@ done
 # ---------------------------------------------------------------- real xl
 
 # Debian's real `xl block-attach` and `block-detach` (tests/harness/lib-xl.sh),
-# one disk at a time into a running guest: the stock script and block-loopd
-# in alternate rounds of the same run (the daemon leaves the stock script's
-# disks alone).  Each time is xl's whole run, its own start included.
-h_log "the real xl: one disk at a time into a running guest, stock and block-loopd"
+# one disk at a time into a running guest, in alternate rounds of the same
+# run: the stock script; block-loopd; an empty script= with the empty-script
+# libxenlight (contrib/libxl), served by the daemon's watch; and a script
+# that does nothing (/bin/true), the toolstack's own floor: xl's start, its
+# transaction, the wait for InitWait, a fork and exec, the teardown.  The
+# daemon leaves the stock script's and the no-op's disks alone.  Each time
+# is xl's whole run, its own start included; a failed xl fails the run.
+# Besides the time, the CPU time xenstored and the daemon spent on each xl
+# command (schedstat), which the host's other load hardly changes.
+XL_MODES=(stock script noop)
+XL_LIBXL=
+if [ -f "$LIBXL_DIR/libxenlight.so.4.17" ]; then
+	XL_LIBXL=$LIBXL_DIR
+	XL_MODES=(stock script empty noop)
+else
+	h_log "real xl: no empty-script libxenlight in $LIBXL_DIR, so no column for it; build it with" \
+		"tests/libxl/build-libxl.sh build-test-libxl (or RUN_TESTS_STAGES=libxl tools/run-tests.sh)," \
+		"or give --libxl DIR"
+fi
+h_log "the real xl: one disk at a time into a running guest, ${XL_MODES[*]}"
 . "$SRC_ROOT/tests/harness/lib-xl.sh"
 h_xl_init
+ln -s /bin/true "$H_XL_DIR/scripts/noop"
+if [ -n "$XL_LIBXL" ]; then
+	so=$(LD_LIBRARY_PATH=$XL_LIBXL ldd "$H_XL" | awk '$1 == "libxenlight.so.4.17" { print $3 }')
+	[ "$so" = "$XL_LIBXL/libxenlight.so.4.17" ] ||
+		h_fail "xl loads libxenlight from '$so', not from $XL_LIBXL"
+fi
 XL_DOMID=9001
 h_xl_domain "$XL_DOMID"
 XL_IMG=$(h_sparse_file xl.img 64M)
-xl_ms() { echo $(($(date +%s%N) / 1000000)); }
+# cpu_ns PID — time on a CPU so far.
+cpu_ns() { local c; read -r c _ <"/proc/$1/schedstat"; echo "$c"; }
+# xl_run MODE ARGS — h_xl, with the empty-script library for MODE empty;
+# sets XL_RESULT to "wall_us xenstored_cpu_ns daemon_cpu_ns".
+xl_run() {
+	local mode=$1 t0 t1 x0 d0 rc=0
+	shift
+	x0=$(cpu_ns "$H_XSD_PID") d0=$(cpu_ns "$H_DAEMON_PID")
+	t0=${EPOCHREALTIME/./}
+	if [ "$mode" = empty ]; then
+		LD_LIBRARY_PATH=$XL_LIBXL${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} h_xl "$@" || rc=$?
+	else
+		h_xl "$@" || rc=$?
+	fi
+	t1=${EPOCHREALTIME/./}
+	[ "$rc" = 0 ] || return "$rc"
+	XL_RESULT="$((t1 - t0)) $(($(cpu_ns "$H_XSD_PID") - x0)) $(($(cpu_ns "$H_DAEMON_PID") - d0))"
+}
 for ((r = 1; r <= XL_ROUNDS; r++)); do
-	for mode in stock script; do
-		xl_script=block
-		[ "$mode" = script ] && xl_script=block-loopd
-		t0=$(xl_ms)
-		h_xl block-attach "$XL_DOMID" "$(h_xl_disk_spec xvda "$XL_IMG" w "$xl_script")" &&
-			rc=0 || rc=$?
-		t1=$(xl_ms)
-		if [ "$rc" = 0 ] && h_xl block-detach "$XL_DOMID" xvda; then
-			printf '%s attach %s\n%s detach %s\n' "$mode" $((t1 - t0)) "$mode" $(($(xl_ms) - t1))
-		else
-			h_fail "real xl, $mode, round $r: xl failed: $(grep -v '^libxl: debug' "$H_XL_ERR" | tr '\n' ' ')"
+	for mode in "${XL_MODES[@]}"; do
+		case $mode in
+		stock) spec=$(h_xl_disk_spec xvda "$XL_IMG" w) ;;
+		script) spec=$(h_xl_disk_spec xvda "$XL_IMG" w block-loopd) ;;
+		noop) spec=$(h_xl_disk_spec xvda "$XL_IMG" w noop) ;;
+		empty) spec=$(h_xl_disk_spec xvda "$XL_IMG" w "" "script=") ;;
+		esac
+		xl_run "$mode" block-attach "$XL_DOMID" "$spec" ||
+			h_fail "real xl, $mode, round $r: xl block-attach failed: $(tr '\n' ' ' <"$H_XL_ERR")"
+		a=$XL_RESULT
+		# Once, outside the timing: the backend's script is the mode's.
+		if [ "$r" = 1 ]; then
+			case $mode in
+			stock) want=/etc/xen/scripts/block ;;
+			script) want=/etc/xen/scripts/block-loopd ;;
+			noop) want=/etc/xen/scripts/noop ;;
+			empty) want= ;;
+			esac
+			got=$(xenstore-read "$(h_xl_be "$XL_DOMID" xvda)/script" 2>&1) ||
+				h_fail "real xl, $mode: no backend script node: $got"
+			[ "$got" = "$want" ] || h_fail "real xl, $mode: the backend's script is '$got', not '$want'"
 		fi
+		xl_run "$mode" block-detach "$XL_DOMID" xvda ||
+			h_fail "real xl, $mode, round $r: xl block-detach failed: $(tr '\n' ' ' <"$H_XL_ERR")"
+		printf '%s attach %s\n%s detach %s\n' "$mode" "$a" "$mode" "$XL_RESULT"
 	done
+	# The loop device goes with blkback's close (autoclear), the stock
+	# script's with its remove: none may be left before the next round.
+	[ -z "$(losetup -j "$XL_IMG")" ] || h_wait_until 10 "the loop device of $XL_IMG to go" \
+		bash -c "[ -z \"\$(losetup -j '$XL_IMG')\" ]"
 done >"$H_TMP/xl-times"
 python3 - "$H_TMP/xl-times" "$RESULTS/xl.json" <<'EOF'
 import json, sys
 r = {}
 for line in open(sys.argv[1]):
-    mode, action, ms = line.split()
-    r.setdefault(mode, {}).setdefault(action + "_ms_samples", []).append(int(ms))
+    mode, action, us, xsd, loopd = line.split()
+    m = r.setdefault(mode, {})
+    m.setdefault(action + "_ms_samples", []).append(int(us) / 1000)
+    m.setdefault(action + "_xenstored_cpu_us_samples", []).append(int(xsd) / 1000)
+    m.setdefault(action + "_daemon_cpu_us_samples", []).append(int(loopd) / 1000)
 json.dump({"domains": 1, "disks_per_round": 1, "modes": r}, open(sys.argv[2], "w"))
 EOF
 h_log "real xl: $XL_ROUNDS rounds of each done"
@@ -438,7 +630,7 @@ h_daemon_stop
 kb() { awk -v k="$1:" '$1 == k { print $2 }' <<<"$status"; }
 B_LIST_ERROR=$list_err B_CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) \
 B_COMMIT=$(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) \
-B_LOAD_START=$LOADAVG_START B_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg) \
+B_LOAD_START=$LOADAVG_START B_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg) B_XL_LIBXL=$XL_LIBXL \
 python3 - "$RESULTS/meta.json" <<EOF
 import json, os, sys
 e = os.environ
@@ -456,8 +648,12 @@ json.dump({
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
     "stock_script": "$STOCK_SCRIPT",
     "xenstored": "$H_XENSTORED_KIND",
+    "wall_s": $SECONDS,
+    "syscalls_counted_by": "perf raw_syscalls:sys_enter" if $PERF_OK == 1 else "/proc/PID/io syscr+syscw",
+    "real_xl_libxl_empty": e["B_XL_LIBXL"] or None,
+    "host_loop_devices_at_start": {"all": $HOST_LOOPS, "bound": $HOST_LOOPS_BOUND},
 }, open(sys.argv[1], "w"))
 EOF
 mkdir -p "$(dirname "$JSON_OUT")"
-python3 "$BENCH_DIR/report.py" "$RESULTS" "$JSON_OUT"
+python3 "$BENCH_DIR/report.py" "$RESULTS" "$JSON_OUT" ${PREVIOUS:+--previous "$PREVIOUS"}
 h_log "results in $JSON_OUT"

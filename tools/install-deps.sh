@@ -36,6 +36,8 @@ packages=(
 	# libxenlight needs.
 	dpkg-dev patch make autoconf acpica-tools libyajl-dev libncurses-dev
 	uuid-dev zlib1g-dev python3-dev
+	# The benchmark (bench/run.sh): system calls counted per process.
+	linux-perf
 )
 
 if [ "$(id -u)" != 0 ]; then

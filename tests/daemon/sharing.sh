@@ -88,6 +88,8 @@ h_libxl_remove_disk 13 xvda
 h_libxl_remove_disk 12 xvdb
 add 14 xvda "$other" w
 h_wait_connected "$H_BE"
+# No fd store here: only blkback's open keeps the device across the kill.
+h_wait_until 10 "blkback to open domain 14's device" grep -q "14/51712: opened" "$H_BLKBACK_LOG"
 kill -KILL "$H_DAEMON_PID"
 h_unregister_pid "$H_DAEMON_PID"
 # Written while no daemon runs; domain 12 comes first in the listing.
