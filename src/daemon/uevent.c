@@ -7,20 +7,24 @@
 
 #include "log.h"
 #include "macro.h"
+#include "outside.h"
 
 struct uevent_monitor {
         struct udev *udev;
         struct udev_monitor *mon;
         sd_event_source *io;
         struct cache *cache;
+        struct outside_loops *loops;    /* every bound loop device, for the sharing rule */
 };
 
-static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* Reads every uevent queued so far.  A loop device is bound and cleared
+ * with a `change`: the registry of bound loop devices looks at it again
+ * (after the cache, which may have just let it go). */
+static void drain(struct uevent_monitor *u)
 {
-        struct uevent_monitor *u = userdata;
         struct udev_device *d;
 
-        /* Drain: one wake-up may carry many events. */
+        /* One wake-up may carry many events. */
         while ((d = udev_monitor_receive_device(u->mon))) {
                 const char *action = udev_device_get_action(d);
                 dev_t devnum = udev_device_get_devnum(d);
@@ -28,9 +32,23 @@ static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (action && devnum && (strcmp(action, "change") == 0 || strcmp(action, "remove") == 0) &&
                     cache_device_changed(u->cache, devnum) > 0)
                         log_debug("%s: the kernel dropped it (%s).", udev_device_get_devnode(d) ?: "?", action);
+                if (devnum)
+                        outside_loops_update(u->loops, udev_device_get_sysname(d), devnum);
                 udev_device_unref(d);
         }
+}
+
+static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        drain(userdata);
         return 0;
+}
+
+/* Before an attach decides: a loop device bound a moment ago has sent its
+ * uevent by the time its LOOP_CONFIGURE returned. */
+static void refresh(void *userdata)
+{
+        drain(userdata);
 }
 
 int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor **ret)
@@ -64,6 +82,14 @@ int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor 
         r = sd_event_add_io(ev, &u->io, udev_monitor_get_fd(u->mon), EPOLLIN, on_uevent, u);
         if (r < 0)
                 goto fail;
+        /* Receiving first, then the scan: no binding falls in between. */
+        r = outside_loops_new(&u->loops);
+        if (r >= 0)
+                r = outside_loops_scan(u->loops);
+        if (r < 0)
+                goto fail;
+        log_debug("%zu loop devices are bound on this host.", outside_loops_size(u->loops));
+        cache_set_outside_loops(cache, u->loops, refresh, u);
         *ret = u;
         return 0;
 fail:
@@ -75,6 +101,9 @@ void uevent_monitor_free(struct uevent_monitor *u)
 {
         if (!u)
                 return;
+        if (u->loops)
+                cache_set_outside_loops(u->cache, NULL, NULL, NULL);
+        outside_loops_free(u->loops);
         sd_event_source_disable_unref(u->io);
         udev_monitor_unref(u->mon);
         udev_unref(u->udev);

@@ -1,9 +1,12 @@
 /* uevent.h — kernel block-device uevents, for the cache.
  *
- * Owns a libudev monitor on the kernel netlink source (no udevd needed) and
- * its event source.  Every `change` or `remove` of a block disk is handed to
- * cache_device_changed(), which decides by diskseq and backing identity
- * whether the device the cache knows is still the same. */
+ * Owns a libudev monitor on the kernel netlink source (no udevd needed), its
+ * event source, and the registry of bound loop devices (outside.h) it keeps
+ * current for the cache's sharing rule.  Every `change` or `remove` of a
+ * block disk is handed to cache_device_changed(), which decides by diskseq
+ * and backing identity whether the device the cache knows is still the
+ * same, and then to the registry; every cache_acquire() first reads what
+ * has been queued. */
 #pragma once
 
 #include <systemd/sd-event.h>

@@ -71,6 +71,9 @@ struct cache {
         size_t n_entries;
         struct cache_hooks hooks;
         size_t n_adopting;                  /* entries waiting for cache_settle() */
+        struct outside_loops *loops;        /* bound loop devices, or NULL: walk sysfs */
+        void (*refresh_loops)(void *userdata);
+        void *refresh_userdata;
 };
 
 const struct cache_ops cache_loop_ops = {
@@ -237,6 +240,14 @@ static void entry_held(struct cache *c, struct entry *e)
 void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks)
 {
         c->hooks = hooks ? *hooks : (struct cache_hooks){};
+}
+
+void cache_set_outside_loops(struct cache *c, struct outside_loops *loops, void (*refresh)(void *userdata),
+                             void *userdata)
+{
+        c->loops = loops;
+        c->refresh_loops = refresh;
+        c->refresh_userdata = userdata;
 }
 
 void cache_free(struct cache *c)
@@ -735,7 +746,9 @@ int cache_outside_users(struct cache *c, const struct cache_outside_query *q, ch
         int r;
 
         if (q->has_file) {
-                r = outside_loop_users(q->dev, q->ino, q->skip, !q->rw, device_is_ours, c, node, sizeof(node));
+                r = c->loops ? outside_loops_find(c->loops, q->dev, q->ino, q->skip, !q->rw, device_is_ours, c, node,
+                                                  sizeof(node))
+                             : outside_loop_users(q->dev, q->ino, q->skip, !q->rw, device_is_ours, c, node, sizeof(node));
                 if (r > 0)
                         snprintf(what, len, "bound%s to %s, a loop device xen-loopd did not set up",
                                  q->rw ? "" : " read-write", node);
@@ -793,6 +806,9 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
                 errbuf_set(err, errlen, "Invalid disk request");
                 return -EINVAL;
         }
+        /* Before anything is looked at: what the kernel reported since. */
+        if (c->refresh_loops)
+                c->refresh_loops(c->refresh_userdata);
         r = cache_key_from_request(req, &key);
         if (r < 0) {
                 if (req->backing->is_block)

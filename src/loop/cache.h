@@ -185,6 +185,15 @@ struct cache_hooks {
 };
 void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks);
 
+struct outside_loops;
+/* Users the cache did not make are looked up in loops (outside.h), which the
+ * caller keeps current, instead of by a walk over every loop device on the
+ * host; refresh (optional) is called first thing in every cache_acquire()
+ * to bring loops up to date (the daemon reads the uevents queued so far).
+ * NULL loops: walk. */
+void cache_set_outside_loops(struct cache *c, struct outside_loops *loops, void (*refresh)(void *userdata),
+                             void *userdata);
+
 /* ---- safe reopen ------------------------------------------------------------ */
 
 struct cache_reconfig {

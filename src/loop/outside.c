@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "hashmap.h"
 #include "macro.h"
 
 #define LOOP_MAJOR_NR 7
@@ -65,40 +66,68 @@ static unsigned part_shift(void)
         return (unsigned)shift;
 }
 
+/* What the loop device sysname serves: 1 with its file and read-only flag
+ * when bound, 0 when not (or its file cannot be looked at from here). */
+static int loop_binding(const char *sysname, dev_t *fdev, ino_t *fino, bool *ro)
+{
+        char attr[PATH_MAX], backing[PATH_MAX], flag[8];
+        struct stat st;
+
+        snprintf(attr, sizeof(attr), "/sys/block/%s/loop/backing_file", sysname);
+        if (read_attr(attr, backing, sizeof(backing)) < 0)
+                return 0; /* not bound */
+        if (stat(backing, &st) < 0)
+                return 0;
+        snprintf(attr, sizeof(attr), "/sys/block/%s/ro", sysname);
+        *ro = read_attr(attr, flag, sizeof(flag)) == 0 && strcmp(flag, "1") == 0;
+        *fdev = st.st_dev;
+        *fino = st.st_ino;
+        return 1;
+}
+
+/* "loopN" and its device number; false for any other name. */
+static bool loop_name(const char *name, dev_t *devnum)
+{
+        unsigned nr;
+        int end = -1;
+
+        if (sscanf(name, "loop%u%n", &nr, &end) != 1 || end < 0 || name[end] != '\0')
+                return false;
+        *devnum = makedev(LOOP_MAJOR_NR, nr << part_shift());
+        return true;
+}
+
+/* Whether a device found serving the file counts: not the one the disk
+ * names, not ours, and with rw_only bound read-write. */
+static bool counts(dev_t devnum, bool ro, dev_t skip, bool rw_only, bool (*ours)(dev_t devnum, void *userdata),
+                   void *userdata)
+{
+        return devnum != skip && !(ours && ours(devnum, userdata)) && !(rw_only && ro);
+}
+
 int outside_loop_users(dev_t dev, ino_t ino, dev_t skip, bool rw_only, bool (*ours)(dev_t devnum, void *userdata),
                        void *userdata, char *node, size_t len)
 {
         _cleanup_(closedirp) DIR *d = opendir("/sys/block");
         struct dirent *de;
-        int found = 0;
 
         if (!d)
                 return negative_errno();
-        while (!found && (de = readdir(d))) {
-                char attr[PATH_MAX], backing[PATH_MAX], ro[8];
-                unsigned nr;
-                int end = -1;
-                struct stat st;
-                dev_t devnum;
+        while ((de = readdir(d))) {
+                dev_t devnum, fdev;
+                ino_t fino;
+                bool ro;
 
-                if (sscanf(de->d_name, "loop%u%n", &nr, &end) != 1 || de->d_name[end] != '\0')
+                if (!loop_name(de->d_name, &devnum) || devnum == skip || (ours && ours(devnum, userdata)))
                         continue;
-                devnum = makedev(LOOP_MAJOR_NR, nr << part_shift());
-                /* Ours, or the device the disk names: not someone else's. */
-                if (devnum == skip || (ours && ours(devnum, userdata)))
+                if (loop_binding(de->d_name, &fdev, &fino, &ro) <= 0 || fdev != dev || fino != ino)
                         continue;
-                snprintf(attr, sizeof(attr), "/sys/block/%s/loop/backing_file", de->d_name);
-                if (read_attr(attr, backing, sizeof(backing)) < 0)
-                        continue; /* not bound */
-                if (stat(backing, &st) < 0 || st.st_dev != dev || st.st_ino != ino)
-                        continue;
-                snprintf(attr, sizeof(attr), "/sys/block/%s/ro", de->d_name);
-                if (rw_only && read_attr(attr, ro, sizeof(ro)) == 0 && strcmp(ro, "1") == 0)
-                        continue;
-                snprintf(node, len, "/dev/%s", de->d_name);
-                found = 1;
+                if (counts(devnum, ro, skip, rw_only, ours, userdata)) {
+                        snprintf(node, len, "/dev/%s", de->d_name);
+                        return 1;
+                }
         }
-        return found;
+        return 0;
 }
 
 /* One line of mountinfo: its device and mount point, and whether it is
@@ -166,4 +195,164 @@ int outside_blockdev_users(int fd, bool rw_only, bool exclusive, char *what, siz
                 }
         }
         return found;
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+struct file_id {
+        dev_t dev;
+        ino_t ino;
+};
+
+struct bound {
+        dev_t devnum;                   /* key of by_devnum */
+        struct file_id file;
+        bool ro;
+        char name[24];                  /* "loop5" */
+        struct bound *next;             /* the other devices on file */
+};
+
+struct outside_loops {
+        struct hashmap *by_devnum;      /* struct bound by devnum */
+        struct hashmap *by_file;        /* first struct bound by file */
+};
+
+static uint64_t devnum_hash(const void *p)
+{
+        uint64_t v = *(const dev_t *)p;
+
+        return hash_bytes(&v, sizeof(v));
+}
+
+static bool devnum_equal(const void *a, const void *b)
+{
+        return *(const dev_t *)a == *(const dev_t *)b;
+}
+
+static uint64_t file_hash(const void *p)
+{
+        const struct file_id *f = p;
+        uint64_t v[2] = { (uint64_t)f->dev, (uint64_t)f->ino };
+
+        return hash_bytes(v, sizeof(v));
+}
+
+static bool file_equal(const void *a, const void *b)
+{
+        const struct file_id *x = a, *y = b;
+
+        return x->dev == y->dev && x->ino == y->ino;
+}
+
+int outside_loops_new(struct outside_loops **ret)
+{
+        struct outside_loops *o = calloc(1, sizeof(*o));
+
+        if (!o)
+                return -ENOMEM;
+        o->by_devnum = hashmap_new(devnum_hash, devnum_equal);
+        o->by_file = hashmap_new(file_hash, file_equal);
+        if (!o->by_devnum || !o->by_file) {
+                outside_loops_free(o);
+                return -ENOMEM;
+        }
+        *ret = o;
+        return 0;
+}
+
+void outside_loops_free(struct outside_loops *o)
+{
+        struct hashmap_iter it = HASHMAP_ITER_INIT;
+        struct bound *b;
+
+        if (!o)
+                return;
+        if (o->by_devnum)
+                while (hashmap_iterate(o->by_devnum, &it, (void **)&b, NULL))
+                        free(b);
+        hashmap_free(o->by_devnum);
+        hashmap_free(o->by_file);
+        free(o);
+}
+
+static void forget(struct outside_loops *o, dev_t devnum)
+{
+        struct bound *b = hashmap_remove(o->by_devnum, &devnum), *head, **pp;
+
+        if (!b)
+                return;
+        head = hashmap_get(o->by_file, &b->file);
+        for (pp = &head; *pp && *pp != b; pp = &(*pp)->next)
+                ;
+        if (*pp)
+                *pp = b->next;
+        /* The map's key lives in the first device: put the list back under
+         * its new first one. */
+        hashmap_remove(o->by_file, &b->file);
+        if (head)
+                (void)hashmap_put(o->by_file, &head->file, head);
+        free(b);
+}
+
+void outside_loops_update(struct outside_loops *o, const char *sysname, dev_t devnum)
+{
+        struct bound *b, *head;
+        dev_t named;
+
+        if (!o || !sysname || !loop_name(sysname, &named))
+                return;
+        forget(o, devnum);
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return;
+        b->devnum = devnum;
+        snprintf(b->name, sizeof(b->name), "%s", sysname);
+        if (loop_binding(sysname, &b->file.dev, &b->file.ino, &b->ro) <= 0 ||
+            hashmap_put(o->by_devnum, &b->devnum, b) < 0) {
+                free(b);
+                return;
+        }
+        head = hashmap_remove(o->by_file, &b->file);
+        b->next = head;
+        if (hashmap_put(o->by_file, &b->file, b) < 0) {
+                /* Out of memory: unrecorded, as if unbound. */
+                hashmap_remove(o->by_devnum, &b->devnum);
+                if (head)
+                        (void)hashmap_put(o->by_file, &head->file, head);
+                free(b);
+        }
+}
+
+int outside_loops_scan(struct outside_loops *o)
+{
+        _cleanup_(closedirp) DIR *d = opendir("/sys/block");
+        struct dirent *de;
+
+        if (!d)
+                return negative_errno();
+        while ((de = readdir(d))) {
+                dev_t devnum;
+
+                if (loop_name(de->d_name, &devnum))
+                        outside_loops_update(o, de->d_name, devnum);
+        }
+        return 0;
+}
+
+int outside_loops_find(const struct outside_loops *o, dev_t dev, ino_t ino, dev_t skip, bool rw_only,
+                       bool (*ours)(dev_t devnum, void *userdata), void *userdata, char *node, size_t len)
+{
+        struct file_id f = { .dev = dev, .ino = ino };
+
+        for (const struct bound *b = hashmap_get(o->by_file, &f); b; b = b->next)
+                if (counts(b->devnum, b->ro, skip, rw_only, ours, userdata)) {
+                        snprintf(node, len, "/dev/%s", b->name);
+                        return 1;
+                }
+        return 0;
+}
+
+size_t outside_loops_size(const struct outside_loops *o)
+{
+        return o ? hashmap_size(o->by_devnum) : 0;
 }

@@ -5,7 +5,8 @@
  * script or by losetup, a file system dom0 has mounted, device-mapper or md
  * holding a disk.  This module finds them, from what the kernel shows:
  * every bound loop device's backing file (/sys/block/loopN/loop), the mount
- * table (/proc/self/mountinfo) and an O_EXCL probe.  It owns nothing. */
+ * table (/proc/self/mountinfo) and an O_EXCL probe.  It owns the registry
+ * of bound loop devices (struct outside_loops) its users keep. */
 #pragma once
 
 #include <stdbool.h>
@@ -28,3 +29,26 @@ int outside_loop_users(dev_t dev, ino_t ino, dev_t skip, bool rw_only, bool (*ou
  * 1 with what in what ("mounted read-write in dom0": not where, as guests
  * read it), 0 when not, -errno. */
 int outside_blockdev_users(int fd, bool rw_only, bool exclusive, char *what, size_t len);
+
+/* ---- bound loop devices, kept current ------------------------------------ */
+
+/* Every bound loop device the registry was told about, with the file it
+ * serves, so that "another loop device on this file?" is a lookup, not a
+ * walk over /sys/block (one sysfs read per loop device on the host, on
+ * every attach).  Filled by one scan, then kept current device by device:
+ * the kernel sends a `change` uevent whenever a loop device is bound or
+ * cleared. */
+struct outside_loops;
+
+int outside_loops_new(struct outside_loops **ret);
+void outside_loops_free(struct outside_loops *o);
+/* Looks at every loop device on the host once. */
+int outside_loops_scan(struct outside_loops *o);
+/* Looks at the loop device sysname ("loop5", number devnum) again: bound,
+ * it is recorded with its file; unbound or gone, it is forgotten.  Names
+ * that are not loop devices are ignored. */
+void outside_loops_update(struct outside_loops *o, const char *sysname, dev_t devnum);
+/* outside_loop_users(), from what the registry holds. */
+int outside_loops_find(const struct outside_loops *o, dev_t dev, ino_t ino, dev_t skip, bool rw_only,
+                       bool (*ours)(dev_t devnum, void *userdata), void *userdata, char *node, size_t len);
+size_t outside_loops_size(const struct outside_loops *o);

@@ -23,6 +23,7 @@
 #include "cache.h"
 #include "loop-test.h"
 #include "loop.h"
+#include "outside.h"
 
 #define MiB (1024ull * 1024ull)
 
@@ -344,6 +345,43 @@ static void test_uevent_on_autoclear(void **state)
 }
 
 /* A phy target is served as it is: no loop device, same sharing rule. */
+/* The registry of bound loop devices agrees with the walk over
+ * /sys/block: a device bound to the image is found once updated, read-only
+ * ones do not count for rw_only, a cleared one is forgotten. */
+static void test_outside_registry(void **state)
+{
+        struct fixture *f = *state;
+        struct outside_loops *o = NULL;
+        struct loop_config cfg = { .read_only = true };
+        struct loop_device d;
+        char name[32], node[64];
+
+        assert_int_equal(outside_loops_new(&o), 0);
+        assert_int_equal(outside_loops_scan(o), 0);
+        assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
+                                            sizeof(node)), 0);
+        assert_int_equal(loop_attach(f->ro.fd, &cfg, &d), 0);
+        snprintf(name, sizeof(name), "loop%d", d.nr);
+        outside_loops_update(o, name, d.devnum);
+        assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
+                                            sizeof(node)), 1);
+        assert_string_equal(node, d.node);
+        assert_int_equal(outside_loop_users(f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
+                                            sizeof(node)), 1);
+        /* Bound read-only: no writer. */
+        assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, true, NULL, NULL, node,
+                                            sizeof(node)), 0);
+        /* The device the disk names itself is not another user. */
+        assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, d.devnum, false, NULL, NULL,
+                                            node, sizeof(node)), 0);
+        close(d.fd);
+        assert_true(lt_wait_released(d.nr, d.diskseq));
+        outside_loops_update(o, name, d.devnum);
+        assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
+                                            sizeof(node)), 0);
+        outside_loops_free(o);
+}
+
 static void test_block_device_served_directly(void **state)
 {
         struct fixture *f = *state;
@@ -482,6 +520,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_stale_found_on_reuse, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_uevent_on_autoclear, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_block_device_served_directly, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_outside_registry, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_closes_devices, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_released_device_reused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_released_device_taken_by_another_process, setup, teardown),
