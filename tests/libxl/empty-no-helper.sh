@@ -8,10 +8,7 @@
 . "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
-h_xenstored_start
-h_blkback_start
-h_xl_init
-hl_use_patched_libxl
+hl_setup --no-daemon
 h_xl_domain 5
 img=$(h_sparse_file one.img 16M)
 

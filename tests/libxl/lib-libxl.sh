@@ -23,12 +23,16 @@ hl_use_patched_libxl() {
 		h_fail "xl loads libxenlight from '$so', not from $XEN_LIBXL_DIR"
 }
 
-# hl_setup [BLKBACK OPTIONS] — the usual pieces: xenstored, blkback
-# emulator, xen-loopd in watch mode, the real xl with the patched library.
+# hl_setup [--no-daemon] [BLKBACK OPTIONS] — the usual pieces: xenstored,
+# blkback emulator, xen-loopd in watch mode (unless --no-daemon: a test that
+# plays the helper itself, or has none), the real xl with the patched
+# library.
 hl_setup() {
+	local daemon=1
+	[ "${1:-}" = --no-daemon ] && { daemon=0; shift; }
 	h_xenstored_start
 	h_blkback_start "$@"
-	h_daemon_start
+	[ "$daemon" = 0 ] || h_daemon_start
 	h_xl_init
 	hl_use_patched_libxl
 }
