@@ -27,6 +27,7 @@
 #endif
 #include <xenstore.h>
 
+#include "access.h"
 #include "config.h"
 #include "ctl-client.h"
 #include "log.h"
@@ -355,6 +356,7 @@ static char **list_row(struct json_object *d)
 {
         int64_t maj = -1, min = -1, seq = -1;
         const char *access = get_str(d, "access", "?");
+        enum access a;
         int held = get_bool(d, "held"), dead = get_bool(d, "dead");
         char **row = calloc(LIST_COLUMNS, sizeof(char *));
 
@@ -368,7 +370,7 @@ static char **list_row(struct json_object *d)
                 row[1] = NULL;
         if (seq >= 0 ? asprintf(&row[2], "%" PRId64, seq) < 0 : !(row[2] = strdup("-")))
                 row[2] = NULL;
-        row[3] = strdup(strcmp(access, "r") == 0 ? "ro" : strcmp(access, "w") == 0 ? "rw" : access);
+        row[3] = strdup(access_parse(access, false, &a) == 0 ? access_alias(a) : access);
         row[4] = strdup(dead == 1 ? "dead" : held == 1 ? "yes" : held == 0 ? "no" : "?");
         row[5] = strdup(get_str(d, "backing", "?"));
         row[6] = device_users(d);
@@ -431,6 +433,13 @@ static int cmd_list(int argc, char **argv)
 
 /* --- attach / detach ---------------------------------------------------- */
 
+static bool is_read_only(const char *mode)
+{
+        enum access a;
+
+        return access_parse(mode, false, &a) == 0 && a == ACCESS_RO;
+}
+
 static void print_device(const char *verb, const char *name, struct json_object *d)
 {
         int64_t maj = -1, min = -1, seq = -1;
@@ -442,7 +451,7 @@ static void print_device(const char *verb, const char *name, struct json_object 
         if (seq >= 0)
                 printf(", diskseq %" PRId64, seq);
         printf(") backed by %s, %s.\n", get_str(d, "backing", "?"),
-               strcmp(get_str(d, "access", "r"), "r") == 0 ? "read-only" : "read-write");
+               is_read_only(get_str(d, "access", "r")) ? "read-only" : "read-write");
 }
 
 #if LOOPCTL_DISK_SPECS
@@ -460,7 +469,8 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         _cleanup_free_ char *target = NULL;
         libxl_device_disk disk;
         XLU_Config *cfg;
-        const char *name, *access;
+        const char *name;
+        enum access access;
         int r, status = EXIT_USAGE;
 
         cfg = xlu_cfg_init(stderr, "command line");
@@ -508,7 +518,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         else if (asprintf(&target, "/dev/%s", disk.pdev_path) < 0)
                 target = NULL;
         name = arg_name ? arg_name : disk.vdev;
-        access = !disk.readwrite ? "r" : arg_no_sharing_check ? "w!" : "w";
+        access = !disk.readwrite ? ACCESS_RO : arg_no_sharing_check ? ACCESS_RW_FORCE : ACCESS_RW;
         status = EXIT_FAILED;
         if (!target || !name) {
                 log_error("Out of memory.");
@@ -518,7 +528,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         args = json_object_new_object();
         if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0 ||
             proto_add_field(args, "target", json_object_new_string(target)) < 0 ||
-            proto_add_field(args, "access", json_object_new_string(access)) < 0 ||
+            proto_add_field(args, "access", json_object_new_string(access_mode(access))) < 0 ||
             /* Without direct-io-safe the daemon's own setting applies. */
             (disk.direct_io_safe && proto_add_field(args, "direct-io", json_object_new_boolean(true)) < 0) ||
             (arg_block_size_set && proto_add_field(args, "block-size", json_object_new_int64((int64_t)arg_block_size)) < 0) ||

@@ -44,7 +44,7 @@ static struct json_object *device_json(const struct cache_entry *e)
         json_object_object_add(o, "minor", json_object_new_int((int)minor(e->dev.devnum)));
         json_object_object_add(o, "diskseq", json_object_new_uint64(e->dev.diskseq));
         json_object_object_add(o, "backing", json_object_new_string(e->path ? e->path : ""));
-        json_object_object_add(o, "access", json_object_new_string(cache_access_mode(e->key.rw ? CACHE_RW : CACHE_RO)));
+        json_object_object_add(o, "access", json_object_new_string(access_mode(e->key.rw ? ACCESS_RW : ACCESS_RO)));
         json_object_object_add(o, "loop", json_object_new_boolean(!e->key.is_block));
         json_object_object_add(o, "held", json_object_new_boolean(e->dev.fd >= 0));
         json_object_object_add(o, "dead", json_object_new_boolean(e->dead));
@@ -63,7 +63,7 @@ static struct json_object *device_json(const struct cache_entry *e)
                         json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
                         json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
                 }
-                json_object_object_add(uo, "access", json_object_new_string(cache_access_mode(u->access)));
+                json_object_object_add(uo, "access", json_object_new_string(access_mode(u->access)));
                 json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
                 json_object_array_add(users, uo);
         }
@@ -142,7 +142,7 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         json_object_object_add(o, "pid", json_object_new_int(getpid()));
         json_object_object_add(o, "uptime-seconds", json_object_new_uint64((now - d->started_usec) / 1000000));
         json_object_object_add(o, "home", json_object_new_string(d->home ? d->home : ""));
-        json_object_object_add(o, "xenstore", json_object_new_string(xs_conn_connected(d->xs) ? "connected" : "reconnecting"));
+        json_object_object_add(o, "xenstore", json_object_new_string(xsconn_connected(d->xs) ? "connected" : "reconnecting"));
         json_object_object_add(o, "devices", json_object_new_uint64(cache_n_entries(d->cache)));
         json_object_object_add(o, "disks", json_object_new_uint64(vbd_manager_size(d->vbd)));
         json_object_object_add(o, "attachments", json_object_new_uint64(hashmap_size(d->attachments)));
@@ -270,7 +270,7 @@ static int attach_open_set(uint32_t id, void *data, struct backing *ret, char *e
 /* What an attach asks for. */
 struct attach_args {
         const char *name, *target;
-        enum cache_access access;
+        enum access access;
         struct loop_config cfg;
 };
 
@@ -285,7 +285,7 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
                 return "\"name\" must be a non-empty string of at most 255 bytes";
         if (arg_string(args, "target", true, &ret->target) < 0 || !*ret->target)
                 return "\"target\" must name a file, block device or /dev/fdset/N";
-        if (arg_string(args, "access", false, &access) < 0 || cache_access_parse(access, true, &ret->access) < 0)
+        if (arg_string(args, "access", false, &access) < 0 || access_parse(access, true, &ret->access) < 0)
                 return "\"access\" must be \"r\", \"w\" or \"w!\"";
         if (arg_bool(args, "direct-io", &direct_io) < 0 ||
             arg_u64(args, "block-size", 65536, &block_size) < 0 ||
@@ -295,7 +295,7 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
         if (block_size && (block_size < 512 || (block_size & (block_size - 1))))
                 return "\"block-size\" must be a power of two from 512 to 65536";
         ret->cfg = (struct loop_config){
-                .read_only = ret->access == CACHE_RO,
+                .read_only = ret->access == ACCESS_RO,
                 .direct_io = direct_io,
                 .block_size = (uint32_t)block_size,
                 .offset = offset,
@@ -350,13 +350,13 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", aa.name);
                 return 0;
         }
-        if (!peer_is_root(call) && aa.access == CACHE_RW_FORCE)
+        if (!peer_is_root(call) && aa.access == ACCESS_RW_FORCE)
                 return REFUSE(call, "only root may skip the sharing check (w!)");
         if (!fdset_is_path(aa.target) && !peer_is_root(call))
                 return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
                               "pass an open fd instead (add-fd, then /dev/fdset/N)");
 
-        o.writable = aa.access != CACHE_RO;
+        o.writable = aa.access != ACCESS_RO;
         o.direct_io = aa.cfg.direct_io;
         r = fdset_open_target(aa.target, o.writable, o.direct_io, d->open_timeout_usec, attach_open_set, &o, &b,
                               err, sizeof(err));

@@ -22,7 +22,7 @@
 #include "macro.h"
 #include "restart.h"
 #include "time-util.h"
-#include "xsvalue.h"
+#include "values.h"
 
 struct options {
         const char *socket;
@@ -191,7 +191,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 1;
 }
 
-static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, void *userdata)
+static void on_xs_watch(struct xsconn *x, const char *path, const char *token, void *userdata)
 {
         struct daemon *d = userdata;
 
@@ -209,7 +209,7 @@ static int start_disks(struct daemon *d)
 
         if (o->home)
                 d->home = strdup(o->home);
-        else if ((r = xs_conn_home(d->xs, &d->home)) == -ENOENT) {
+        else if ((r = xsconn_home(d->xs, &d->home)) == -ENOENT) {
                 /* In dom0, xen-init-dom0 writes it at boot: wait for it rather
                  * than guess, which in a driver domain serves the wrong tree. */
                 if (!d->home_waiting)
@@ -261,12 +261,12 @@ static int on_home_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct daemon *d = userdata;
 
-        if (!d->vbd && xs_conn_connected(d->xs))
+        if (!d->vbd && xsconn_connected(d->xs))
                 try_start_disks(d);
         return 0;
 }
 
-static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
+static void on_xs_state(struct xsconn *x, bool connected, void *userdata)
 {
         struct daemon *d = userdata;
 
@@ -278,7 +278,7 @@ static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
                 sd_notifyf(0, "STATUS=%s", connected ? "Connected to xenstored again." : "Reconnecting to xenstored...");
 }
 
-static const struct xs_conn_ops xs_ops = {
+static const struct xsconn_ops xs_ops = {
         .watch = on_xs_watch,
         .state = on_xs_state,
 };
@@ -310,7 +310,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t now;
 
         sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
-                   cache_n_entries(d->cache), xs_conn_connected(d->xs) ? "connected" : "reconnecting");
+                   cache_n_entries(d->cache), xsconn_connected(d->xs) ? "connected" : "reconnecting");
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
                 now = usec;
         sd_event_source_set_time(s, now + STATUS_INTERVAL_USEC);
@@ -359,7 +359,7 @@ static void daemon_done(struct daemon *d)
                          "a stop lets them go.", held);
         else if (held)
                 log_info("Let go of %zu device(s); each goes once its last user closes it.", held);
-        xs_conn_free(d->xs);
+        xsconn_free(d->xs);
         sd_event_unref(d->event);
         free(d->home);
 }
@@ -482,12 +482,12 @@ static int setup_xenstore(struct daemon *d, const struct options *o)
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(d->home_retry, SD_EVENT_OFF);
-        r = xs_conn_new(d->event, &xs_ops, d, &d->xs);
+        r = xsconn_new(d->event, &xs_ops, d, &d->xs);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the xenstore connection: %m");
         if (o->xenstore_timeout_usec)
-                xs_conn_set_timeout(d->xs, o->xenstore_timeout_usec);
-        if (!xs_conn_connected(d->xs)) {
+                xsconn_set_timeout(d->xs, o->xenstore_timeout_usec);
+        if (!xsconn_connected(d->xs)) {
                 log_notice("xenstored does not answer yet; waiting for it.");
                 return 0;
         }

@@ -14,13 +14,13 @@
 #include "hashmap.h"
 #include "uevent.h"
 #include "vbd.h"
-#include "xs.h"
+#include "xsconn.h"
 
 struct options;
 
 struct daemon {
         sd_event *event;
-        struct xs_conn *xs;
+        struct xsconn *xs;
         struct cache *cache;
         struct vbd_manager *vbd;
         struct uevent_monitor *uevent;

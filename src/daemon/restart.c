@@ -12,11 +12,11 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "xsvalue.h"
+#include "values.h"
 
 static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
 {
-        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
+        val_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
 }
 
 static void on_entry_held(struct cache_entry *e, void *userdata)
@@ -100,7 +100,7 @@ static void take_back_device(struct daemon *d, struct fdstore_fd *fd, bool renam
         char acc, now[64];
         int r;
 
-        if (!xsv_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc)) {
+        if (!val_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc)) {
                 log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fd->fd, fd->name);
                 fdstore_remove(fd->name);
                 return; /* fdstore_fds_free closes it */

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 /* ---- adoption of what an earlier run published ----------------------------- */
 
@@ -59,7 +59,7 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
                             *params = NULL, *mode = NULL;
         struct cache_entry *e;
         struct backend_state s;
-        enum cache_access access = CACHE_RO;
+        enum access access = ACCESS_RO;
         uint64_t diskseq = 0;
         char name[64];
         dev_t devnum;
@@ -67,13 +67,13 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
 
         if (vbd_read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !xsv_parse_physdev(physdev, &devnum))
+        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !val_parse_physdev(physdev, &devnum))
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !xsv_parse_diskseq(seq, &diskseq))
+        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !val_parse_diskseq(seq, &diskseq))
                 return 0;
         vbd_read_node(m, XBT_NULL, v, "params", &params, NULL);
         if (vbd_read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
-                (void)xsv_parse_mode(mode, &access);
+                (void)val_parse_mode(mode, &access);
         if (vbd_read_backend_state(m, v, true, &s) < 0)
                 return 0;
 

@@ -138,7 +138,7 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 
         if (r < 0)
                 return r;
-        if (!xs_conn_connected(m->xs))
+        if (!xsconn_connected(m->xs))
                 return -ENOTCONN;
         v->requested = true;
         if (v->state == VBD_FOREIGN)
@@ -147,7 +147,7 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
          * A failed or released record may be a directory written anew. */
         if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 vbd_evaluate(m, v);
-        if (!xs_conn_connected(m->xs)) {
+        if (!xsconn_connected(m->xs)) {
                 /* Lost while looking (no answer in time): say so now rather
                  * than keep the script waiting for a resync. */
                 ctl_call_error(call, -ENOTCONN, "xenstored did not answer while %s was set up", abs);

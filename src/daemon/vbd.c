@@ -16,7 +16,7 @@
 #include "macro.h"
 #include "proto.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 static const char *const state_names[_VBD_STATE_MAX] = {
         [VBD_NEW] = "new",
@@ -61,13 +61,13 @@ int vbd_split_path(const struct vbd_manager *m, const char *path, uint32_t *domi
         if (*p++ != '/')
                 return -1;
         slash = strchr(p, '/');
-        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
+        if (!val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
                 return -1;
         if (!slash)
                 return 1;
         p = slash + 1;
         slash = strchr(p, '/');
-        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
+        if (!val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
                 return -1;
         *dev_path_len = slash ? (size_t)(slash - path) : strlen(path);
         *node = slash ? slash + 1 : NULL;
@@ -206,7 +206,7 @@ static void evaluate_new(struct vbd_manager *m, struct vbd *v)
         /* Whatever blkback or the toolstack write from now on comes as a
          * watch event and brings the disk back here: no need to read the
          * state again after publishing. */
-        vbd_attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
+        vbd_setup(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
 }
 
 /* A disk set up: published when due, handed to blkback, or released. */
@@ -343,7 +343,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
         int r;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        r = xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n);
+        r = xsconn_directory(m->xs, XBT_NULL, path, &ents, &n);
         if (r < 0) {
                 if (r != -ENOENT && r != -ENOTCONN)
                         log_warning_errno(r, "Cannot list %s: %m.", path);
@@ -354,7 +354,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                 uint32_t devid;
                 struct vbd *v;
 
-                if (!xsv_parse_u32(ents[i], strlen(ents[i]), &devid))
+                if (!val_parse_u32(ents[i], strlen(ents[i]), &devid))
                         continue;
                 snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
                 v = vbd_get(m, dev, strlen(dev), domid, devid, true);
@@ -378,7 +378,7 @@ static void rescan(struct vbd_manager *m)
 
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
                 vbd_mark_dirty(m, v);
-        r = xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
+        r = xsconn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
         if (r < 0) {
                 /* Refused, or changing under every read of its parts: say
                  * so; the disks known are looked at all the same. */
@@ -388,7 +388,7 @@ static void rescan(struct vbd_manager *m)
         }
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
-                if (xsv_parse_u32(doms[i], strlen(doms[i]), &domid))
+                if (val_parse_u32(doms[i], strlen(doms[i]), &domid))
                         scan_domain(m, domid);
         }
 }
@@ -400,7 +400,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
         struct vbd *v;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        if (xs_conn_exists(m->xs, XBT_NULL, path))
+        if (xsconn_exists(m->xs, XBT_NULL, path))
                 return scan_domain(m, domid);
         /* The domain's directory went: so did every disk in it. */
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
@@ -450,7 +450,7 @@ static int on_defer(sd_event_source *s, void *userdata)
 
         bool scanning = false;
 
-        if (m->rescan && xs_conn_connected(m->xs)) {
+        if (m->rescan && xsconn_connected(m->xs)) {
                 m->rescan = false;
                 scanning = true;
                 rescan(m);
@@ -463,7 +463,7 @@ static int on_defer(sd_event_source *s, void *userdata)
         }
         /* Devices handed back at start-up that no disk claimed in the first
          * full scan are let go. */
-        if (scanning && xs_conn_connected(m->xs) && !m->scanned) {
+        if (scanning && xsconn_connected(m->xs) && !m->scanned) {
                 m->scanned = true;
                 if (m->cfg.settled)
                         m->cfg.settled(m->cfg.settled_userdata);
@@ -489,14 +489,14 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
                 v = hashmap_get(m->by_path, path);
                 if (!v || v->user != u)
                         continue;
-                const struct xs_op ops[] = { OP_WRITE(v, "diskseq", seq) };
+                const struct xsconn_op ops[] = { OP_WRITE(v, "diskseq", seq) };
                 vbd_backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         }
 }
 
 /* ---- setup -------------------------------------------------------------- */
 
-int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
+int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct cache *cache,
                     const struct vbd_config *cfg, struct vbd_manager **ret)
 {
         struct vbd_manager *m = calloc(1, sizeof(*m));
@@ -525,7 +525,7 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
         if (r < 0)
                 goto fail;
         sd_event_source_set_enabled(m->defer, SD_EVENT_OFF);
-        r = xs_conn_watch(xs, m->base, "vbd");
+        r = xsconn_watch(xs, m->base, "vbd");
         if (r < 0)
                 goto fail;
         *ret = m;

@@ -21,7 +21,7 @@
 
 #include "backing.h"
 #include "cache.h"
-#include "xs.h"
+#include "xsconn.h"
 
 struct ctl_call;
 struct vbd_manager;
@@ -62,7 +62,7 @@ struct vbd_config {
         void *settled_userdata;
 };
 
-int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
+int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct cache *cache,
                     const struct vbd_config *cfg, struct vbd_manager **ret);
 /* Forgets every record without touching xenstore (the cache still owns the
  * devices). */

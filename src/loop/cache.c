@@ -77,7 +77,7 @@ struct cache {
 };
 
 const struct cache_ops cache_loop_ops = {
-        .attach = loop_attach,
+        .bind = loop_bind,
         .reopen = loop_reopen,
         .inspect = loop_inspect,
         .blockdev_inspect = blockdev_inspect,
@@ -151,12 +151,12 @@ int cache_key_from_request(const struct cache_request *req, struct cache_key *re
 
         if (!req || !req->backing || !ret)
                 return -EINVAL;
-        if (req->access != CACHE_RO && req->access != CACHE_RW && req->access != CACHE_RW_FORCE)
+        if (req->access != ACCESS_RO && req->access != ACCESS_RW && req->access != ACCESS_RW_FORCE)
                 return -EINVAL;
         b = req->backing;
 
         memset(&k, 0, sizeof(k));
-        k.rw = req->access != CACHE_RO;
+        k.rw = req->access != ACCESS_RO;
         k.is_block = b->is_block;
         if (k.is_block) {
                 /* Served as it is: the loop parameters mean nothing here. */
@@ -461,7 +461,7 @@ static int entry_setup_device(struct cache *c, const struct cache_request *req,
         if (!key->is_block) {
                 cfg.read_only = !key->rw;
                 cfg.block_size = key->block_size;
-                return c->ops->attach(req->backing->fd, &cfg, ret);
+                return c->ops->bind(req->backing->fd, &cfg, ret);
         }
 
         fd = fcntl(req->backing->fd, F_DUPFD_CLOEXEC, 3);
@@ -584,22 +584,22 @@ static int check_sharing(const struct ident *id, const struct cache_request *req
         const struct user *holder;
         unsigned others = 0;
 
-        if (!id || req->access == CACHE_RW_FORCE)
+        if (!id || req->access == ACCESS_RW_FORCE)
                 return 0;
         /* Read-only is refused by writers; read-write by anyone. */
         holder = first_conflict(&id->rw_users, req, NULL, &others);
-        if (req->access != CACHE_RO)
+        if (req->access != ACCESS_RO)
                 holder = first_conflict(&id->ro_users, req, holder, &others);
         if (!holder)
                 return 0;
 
         if (others)
                 errbuf_set(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
-                          cache_access_name(holder->pub.access), holder->pub.name, others,
+                          access_name(holder->pub.access), holder->pub.name, others,
                           others == 1 ? "" : "s");
         else
                 errbuf_set(err, errlen, "%s is in use %s by %s", req->path,
-                          cache_access_name(holder->pub.access), holder->pub.name);
+                          access_name(holder->pub.access), holder->pub.name);
         return -EBUSY;
 }
 
@@ -644,16 +644,16 @@ static void ident_drop(struct cache *c, struct ident *id)
         free(id);
 }
 
-static struct list *ident_list(struct ident *id, enum cache_access a)
+static struct list *ident_list(struct ident *id, enum access a)
 {
-        return a == CACHE_RO ? &id->ro_users : &id->rw_users;
+        return a == ACCESS_RO ? &id->ro_users : &id->rw_users;
 }
 
 /* The ident's side of a user: its list for the user's access and counts. */
 static void ident_link_user(struct ident *id, struct user *u)
 {
         list_prepend(ident_list(id, u->pub.access), &u->ident_link);
-        if (u->pub.access == CACHE_RO)
+        if (u->pub.access == ACCESS_RO)
                 id->n_ro++;
         else
                 id->n_rw++;
@@ -662,7 +662,7 @@ static void ident_link_user(struct ident *id, struct user *u)
 static void ident_unlink_user(struct ident *id, struct user *u)
 {
         list_unlink(&u->ident_link);
-        if (u->pub.access == CACHE_RO)
+        if (u->pub.access == ACCESS_RO)
                 id->n_ro--;
         else
                 id->n_rw--;
@@ -770,12 +770,12 @@ static int check_outside(struct cache *c, const struct cache_request *req, const
                 .dev = ik->dev,
                 .ino = ik->ino,
                 .skip = key->is_block ? key->dev : 0,
-                .rw = req->access != CACHE_RO,
+                .rw = req->access != ACCESS_RO,
         };
         char what[256] = "";
         int r;
 
-        if (req->access == CACHE_RW_FORCE || !c->ops->outside_users)
+        if (req->access == ACCESS_RW_FORCE || !c->ops->outside_users)
                 return 0;
         r = c->ops->outside_users(c, &q, what, sizeof(what));
         if (r < 0) {
@@ -1054,7 +1054,7 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
 }
 
 int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, uint32_t domid,
-                     uint32_t devid, enum cache_access access, bool holding, struct cache_user **ret)
+                     uint32_t devid, enum access access, bool holding, struct cache_user **ret)
 {
         struct entry *e = container_of(pe, struct entry, pub);
         struct cache_request req = {

@@ -56,7 +56,7 @@ struct cache_user {
         struct list link;                /* in entry->users */
         char *name;                      /* e.g. "domain 3 disk 51712" */
         uint32_t domid, devid;           /* for listings; UINT32_MAX if none */
-        enum cache_access access;
+        enum access access;
         bool holding;                    /* waiting for its blkback */
 };
 
@@ -75,7 +75,7 @@ struct cache_request {
         struct backing *backing;         /* opened by the caller; stays the caller's */
         const char *path;                /* as given, for listings and messages */
         struct loop_config cfg;          /* cfg.read_only is derived from access */
-        enum cache_access access;
+        enum access access;
         const char *name;                /* the disk, for messages and listings */
         uint32_t domid, devid;
         /* Optional: whether this disk may share its backing with holder
@@ -101,7 +101,7 @@ struct cache;
  * (cache_loop_ops); unit tests pass their own so that no root and no loop
  * device is needed.  The functions behave as their loop.h namesakes. */
 struct cache_ops {
-        int (*attach)(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
+        int (*bind)(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
         int (*reopen)(const struct loop_device *want, bool writable, int *ret_fd);
         int (*inspect)(int fd, struct loop_device *ret);
         int (*blockdev_inspect)(int fd, struct loop_device *ret);
@@ -111,7 +111,7 @@ struct cache_ops {
         int (*change_fd)(int fd, int backing_fd);
         /* Optional (loop_hint_free): told the number of a loop device of the
          * cache's that is free, or will be once its last opener closes it,
-         * so that the next attach can try it first. */
+         * so that the next bind can try it first. */
         int (*hint_free)(int nr);
         /* Optional (outside_loop_backing): the file a loop device serves. */
         int (*loop_backing)(int fd, dev_t *ret_dev, ino_t *ret_ino);
@@ -233,7 +233,7 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
 /* Adds a user to an adopted entry, without the sharing check (the state was
  * already there): holding when its blkback has not opened the device yet. */
 int cache_adopt_user(struct cache *c, struct cache_entry *e, const char *name, uint32_t domid,
-                     uint32_t devid, enum cache_access access, bool holding, struct cache_user **ret);
+                     uint32_t devid, enum access access, bool holding, struct cache_user **ret);
 
 /* Start-up is over: adopted entries nobody claimed are closed and forgotten
  * (their devices autoclear once unused), and the others keep their fd only

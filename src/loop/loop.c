@@ -535,16 +535,16 @@ static int real_add(int ctl)
         return nr < 0 ? negative_errno() : nr;
 }
 
-static const struct loop_attach_ops real_attach_ops = {
+static const struct loop_bind_ops real_attach_ops = {
         .open_control = real_open_control,
         .get_free = real_get_free,
         .add = real_add,
         .take = try_device,
 };
 
-static const struct loop_attach_ops *attach_ops = &real_attach_ops;
+static const struct loop_bind_ops *attach_ops = &real_attach_ops;
 
-void loop_set_attach_ops(const struct loop_attach_ops *ops)
+void loop_set_bind_ops(const struct loop_bind_ops *ops)
 {
         attach_ops = ops ? ops : &real_attach_ops;
 }
@@ -677,7 +677,7 @@ static int attach_hinted(int backing_fd, const struct stat *st, const struct loo
         return 0;
 }
 
-int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
+int loop_bind(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
 {
         _cleanup_close_ int ctl = -1;
         struct loop_config want = { 0 };

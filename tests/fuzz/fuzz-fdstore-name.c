@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fdset.h"
-#include "xsvalue.h"
+#include "values.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(name, data, size);
         name[size] = '\0';
 
-        if (xsv_parse_fdstore_dev(name, &ma, &mi, &seq, &acc)) {
-                CHECK(ma <= XSV_MAJOR_MAX && mi <= XSV_MINOR_MAX);
+        if (val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc)) {
+                CHECK(ma <= VAL_MAJOR_MAX && mi <= VAL_MINOR_MAX);
                 CHECK(acc == 0 || acc == 'r' || acc == 'w');
-                xsv_format_fdstore_dev(again, sizeof(again), ma, mi, seq, acc == 'w');
+                val_format_fdstore_dev(again, sizeof(again), ma, mi, seq, acc == 'w');
                 if (acc)
                         CHECK(strcmp(again, name) == 0);
                 else    /* an older daemon's name: the same with "-r" */

@@ -99,7 +99,7 @@ static int teardown(void **state)
         return 0;
 }
 
-static struct cache_request req(struct backing *b, enum cache_access a, const char *name)
+static struct cache_request req(struct backing *b, enum access a, const char *name)
 {
         return (struct cache_request){
                 .backing = b, .path = img, .access = a, .name = name,
@@ -131,13 +131,13 @@ static void test_ro_users_share_one_device(void **state)
 {
         struct fixture *f = *state;
         struct backing other;
-        struct cache_request r1 = req(&f->ro, CACHE_RO, "domain 1 disk 51712");
+        struct cache_request r1 = req(&f->ro, ACCESS_RO, "domain 1 disk 51712");
         struct cache_request r2;
         struct cache_user *u1, *u2;
 
         /* Two opens of the image (two disks): one file, one device. */
         assert_int_equal(backing_open(img, false, false, &other), 0);
-        r2 = req(&other, CACHE_RO, "domain 2 disk 51712");
+        r2 = req(&other, ACCESS_RO, "domain 2 disk 51712");
         u1 = acquire(f, &r1);
         u2 = acquire(f, &r2);
         assert_ptr_equal(u1->entry, u2->entry);
@@ -160,8 +160,8 @@ static void test_ro_users_share_one_device(void **state)
 static void test_rw_exclusion(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request rw = req(&f->rw, CACHE_RW, "domain 3 disk 51712");
-        struct cache_request ro = req(&f->ro, CACHE_RO, "domain 4 disk 51712");
+        struct cache_request rw = req(&f->rw, ACCESS_RW, "domain 3 disk 51712");
+        struct cache_request ro = req(&f->ro, ACCESS_RO, "domain 4 disk 51712");
         struct cache_user *u;
         char want[512];
 
@@ -184,8 +184,8 @@ static void test_rw_exclusion(void **state)
 static void test_force_bypasses_check(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request ro = req(&f->ro, CACHE_RO, "domain 5 disk 51712");
-        struct cache_request force = req(&f->rw, CACHE_RW_FORCE, "domain 6 disk 51712");
+        struct cache_request ro = req(&f->ro, ACCESS_RO, "domain 5 disk 51712");
+        struct cache_request force = req(&f->rw, ACCESS_RW_FORCE, "domain 6 disk 51712");
         struct cache_user *u1 = acquire(f, &ro), *u2 = acquire(f, &force);
         char buf[512] = "forced write";
         int fd;
@@ -210,8 +210,8 @@ static void test_force_bypasses_check(void **state)
 static void test_hold_unhold_and_autoclear(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r1 = req(&f->ro, CACHE_RO, "domain 7 disk 51712");
-        struct cache_request r2 = req(&f->ro, CACHE_RO, "domain 8 disk 51712");
+        struct cache_request r1 = req(&f->ro, ACCESS_RO, "domain 7 disk 51712");
+        struct cache_request r2 = req(&f->ro, ACCESS_RO, "domain 8 disk 51712");
         struct cache_user *u1 = acquire(f, &r1), *u2, *u3;
         struct cache_entry *e = u1->entry;
         struct loop_device dev = e->dev;
@@ -257,7 +257,7 @@ static void test_hold_unhold_and_autoclear(void **state)
 static void test_stale_found_on_reuse(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 9 disk 51712");
+        struct cache_request r = req(&f->ro, ACCESS_RO, "domain 9 disk 51712");
         struct cache_user *u1 = acquire(f, &r), *u2;
         struct cache_entry *old = u1->entry;
         struct loop_device dev = old->dev;
@@ -311,7 +311,7 @@ static void drain(struct udev_monitor *mon)
 static void test_uevent_on_autoclear(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 10 disk 51712");
+        struct cache_request r = req(&f->ro, ACCESS_RO, "domain 10 disk 51712");
         struct udev *udev = udev_new();
         struct udev_monitor *mon;
         struct cache_user *u;
@@ -360,7 +360,7 @@ static void test_outside_registry(void **state)
         assert_int_equal(outside_loops_scan(o), 0);
         assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
                                             sizeof(node)), 0);
-        assert_int_equal(loop_attach(f->ro.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(f->ro.fd, &cfg, &d), 0);
         snprintf(name, sizeof(name), "loop%d", d.nr);
         outside_loops_update(o, name, d.devnum);
         assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
@@ -391,14 +391,14 @@ static void test_block_device_served_directly(void **state)
         struct cache_user *u1, *u2;
         struct cache_request r1, r2, rw;
 
-        assert_int_equal(loop_attach(f->rw.fd, &cfg, &phy), 0);
+        assert_int_equal(loop_bind(f->rw.fd, &cfg, &phy), 0);
         assert_int_equal(backing_open(phy.node, false, false, &b1), 0);
         assert_int_equal(backing_open(phy.node, false, false, &b2), 0);
         assert_int_equal(backing_open(phy.node, true, false, &bw), 0);
         assert_true(b1.is_block);
-        r1 = req(&b1, CACHE_RO, "domain 11 disk 51712");
-        r2 = req(&b2, CACHE_RO, "domain 12 disk 51712");
-        rw = req(&bw, CACHE_RW, "domain 13 disk 51712");
+        r1 = req(&b1, ACCESS_RO, "domain 11 disk 51712");
+        r2 = req(&b2, ACCESS_RO, "domain 12 disk 51712");
+        rw = req(&bw, ACCESS_RW, "domain 13 disk 51712");
         r1.path = r2.path = rw.path = phy.node;
 
         u1 = acquire(f, &r1);
@@ -433,8 +433,8 @@ static void test_block_device_served_directly(void **state)
 static void test_free_closes_devices(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 14 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW_FORCE, "domain 15 disk 51712");
+        struct cache_request r = req(&f->ro, ACCESS_RO, "domain 14 disk 51712");
+        struct cache_request w = req(&f->rw, ACCESS_RW_FORCE, "domain 15 disk 51712");
 
         w.cfg.offset = 1 * MiB;
         (void)acquire(f, &r);
@@ -451,8 +451,8 @@ static void test_free_closes_devices(void **state)
 static void test_released_device_reused(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 16 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW, "domain 17 disk 51712");
+        struct cache_request r = req(&f->ro, ACCESS_RO, "domain 16 disk 51712");
+        struct cache_request w = req(&f->rw, ACCESS_RW, "domain 17 disk 51712");
         struct cache_user *u = acquire(f, &r);
         struct loop_device dev = u->entry->dev;
         int h[LOOP_HINTS_MAX];
@@ -476,8 +476,8 @@ static void test_released_device_reused(void **state)
 static void test_released_device_taken_by_another_process(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 18 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW, "domain 19 disk 51712");
+        struct cache_request r = req(&f->ro, ACCESS_RO, "domain 18 disk 51712");
+        struct cache_request w = req(&f->rw, ACCESS_RW, "domain 19 disk 51712");
         struct cache_user *u = acquire(f, &r);
         struct loop_device dev = u->entry->dev;
         int h[LOOP_HINTS_MAX], rc;

@@ -50,7 +50,7 @@ static struct fake_blk blks[8];
 static int n_blks;
 
 static struct {
-        int attach, reopen, inspect, blockdev_inspect, diskseq_by_devnum;
+        int bind, reopen, inspect, blockdev_inspect, diskseq_by_devnum;
 } calls;
 static struct loop_config last_cfg;
 static int attach_error, reopen_error;
@@ -86,11 +86,11 @@ static void fill_dev(int nr, int fd, struct loop_device *d)
         snprintf(d->node, sizeof(d->node), "/dev/loop%d", nr);
 }
 
-static int fake_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
+static int fake_bind(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
 {
         int nr;
 
-        calls.attach++;
+        calls.bind++;
         last_cfg = *cfg;
         if (attach_error)
                 return attach_error;
@@ -173,7 +173,7 @@ static int fake_diskseq_by_devnum(dev_t devnum, uint64_t *ret)
 }
 
 static const struct cache_ops fake_ops = {
-        .attach = fake_attach,
+        .bind = fake_bind,
         .reopen = fake_reopen,
         .inspect = fake_inspect,
         .blockdev_inspect = fake_blockdev_inspect,
@@ -220,7 +220,7 @@ static struct backing block_backing(dev_t devnum, uint64_t diskseq, bool writabl
         return b;
 }
 
-static struct cache_request req_for(struct backing *b, const char *path, enum cache_access a, const char *name)
+static struct cache_request req_for(struct backing *b, const char *path, enum access a, const char *name)
 {
         return (struct cache_request){
                 .backing = b, .path = path, .access = a, .name = name,
@@ -313,7 +313,7 @@ static int acquire_err(struct fixture *f, struct cache_request *req)
 static void test_key_defaults(void **state)
 {
         struct backing b = file_backing(makedev(8, 1), 1234, true);
-        struct cache_request req = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_request req = req_for(&b, "/img", ACCESS_RO, "d");
         struct cache_key k;
 
         assert_int_equal(cache_key_from_request(&req, &k), 0);
@@ -326,14 +326,14 @@ static void test_key_defaults(void **state)
         assert_int_equal(k.offset, 0);
         assert_int_equal(k.size_limit, 0);
 
-        req.access = CACHE_RW;
+        req.access = ACCESS_RW;
         assert_int_equal(cache_key_from_request(&req, &k), 0);
         assert_true(k.rw);
-        req.access = CACHE_RW_FORCE;
+        req.access = ACCESS_RW_FORCE;
         assert_int_equal(cache_key_from_request(&req, &k), 0);
         assert_true(k.rw);
 
-        req.access = (enum cache_access)7;
+        req.access = (enum access)7;
         assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
         close(b.fd);
 }
@@ -341,7 +341,7 @@ static void test_key_defaults(void **state)
 static void test_key_block_device(void **state)
 {
         struct backing b = block_backing(makedev(8, 16), 9, true);
-        struct cache_request req = req_for(&b, "/dev/sdb", CACHE_RW, "d");
+        struct cache_request req = req_for(&b, "/dev/sdb", ACCESS_RW, "d");
         struct cache_key k;
 
         req.cfg.direct_io = true;
@@ -392,9 +392,9 @@ static void test_key_equality_and_hash(void **state)
 
 static void test_access_names(void **state)
 {
-        assert_string_equal(cache_access_name(CACHE_RO), "read-only");
-        assert_string_equal(cache_access_name(CACHE_RW), "read-write");
-        assert_string_equal(cache_access_name(CACHE_RW_FORCE), "read-write (w!)");
+        assert_string_equal(access_name(ACCESS_RO), "read-only");
+        assert_string_equal(access_name(ACCESS_RW), "read-write");
+        assert_string_equal(access_name(ACCESS_RW_FORCE), "read-write (w!)");
 }
 
 /* ---- the sharing rule ---------------------------------------------------------- */
@@ -403,11 +403,11 @@ static void test_ro_users_share_one_device(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "domain 1 disk 51712");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "domain 2 disk 51712");
+        struct cache_request r1 = req_for(&b, "/img", ACCESS_RO, "domain 1 disk 51712");
+        struct cache_request r2 = req_for(&b, "/img", ACCESS_RO, "domain 2 disk 51712");
         struct cache_user *u1 = acquire_ok(f, &r1), *u2 = acquire_ok(f, &r2);
 
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         assert_true(last_cfg.read_only);
         assert_int_equal(last_cfg.block_size, 512);
         assert_ptr_equal(u1->entry, u2->entry);
@@ -430,13 +430,13 @@ static void test_rw_refused_while_ro_user(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 3 disk 51712");
-        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51728");
+        struct cache_request ro = req_for(&b, "/srv/img", ACCESS_RO, "domain 3 disk 51712");
+        struct cache_request rw = req_for(&b, "/srv/img", ACCESS_RW, "domain 4 disk 51728");
         struct cache_user *u = acquire_ok(f, &ro);
 
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-only by domain 3 disk 51712");
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         assert_int_equal(cache_n_entries(f->c), 1);
 
         cache_release(f->c, u);
@@ -449,8 +449,8 @@ static void test_ro_refused_while_rw_user(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
-        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
+        struct cache_request rw = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct cache_request ro = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
         struct cache_user *u = acquire_ok(f, &rw);
 
         assert_false(last_cfg.read_only);
@@ -459,7 +459,7 @@ static void test_ro_refused_while_rw_user(void **state)
         /* And a second writer, too. */
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         cache_release(f->c, u);
         close(b.fd);
 }
@@ -477,9 +477,9 @@ static void test_related_users_share(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request guest = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
-        struct cache_request stub = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51712");
-        struct cache_request other = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
+        struct cache_request guest = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct cache_request stub = req_for(&b, "/srv/img", ACCESS_RW, "domain 4 disk 51712");
+        struct cache_request other = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
         struct cache_user *u1, *u2;
         int asked = 0;
 
@@ -492,7 +492,7 @@ static void test_related_users_share(void **state)
         u2 = acquire_ok(f, &stub);
         assert_int_equal(asked, 1);
         assert_ptr_equal(u1->entry, u2->entry);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         /* Related to 3, not to 4: refused, naming 4. */
         assert_int_equal(acquire_err(f, &other), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-write by domain 4 disk 51712");
@@ -508,9 +508,9 @@ static void test_sharing_is_per_file_not_per_key(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request a = req_for(&b, "/img", CACHE_RO, "disk a");
-        struct cache_request c = req_for(&b, "/img", CACHE_RO, "disk c");
-        struct cache_request w = req_for(&b, "/img", CACHE_RW, "disk w");
+        struct cache_request a = req_for(&b, "/img", ACCESS_RO, "disk a");
+        struct cache_request c = req_for(&b, "/img", ACCESS_RO, "disk c");
+        struct cache_request w = req_for(&b, "/img", ACCESS_RW, "disk w");
         struct cache_user *ua, *uc;
 
         c.cfg.offset = 1 << 20;
@@ -518,13 +518,13 @@ static void test_sharing_is_per_file_not_per_key(void **state)
         ua = acquire_ok(f, &a);
         uc = acquire_ok(f, &c);
         assert_ptr_not_equal(ua->entry, uc->entry);   /* different keys */
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
         assert_int_equal(acquire_err(f, &w), -EBUSY);
         assert_non_null(strstr(f->err, "and 1 other disk)"));
 
         /* Another file is not concerned. */
         struct backing other = file_backing(makedev(8, 1), 101, true);
-        struct cache_request o = req_for(&other, "/other", CACHE_RW, "disk o");
+        struct cache_request o = req_for(&other, "/other", ACCESS_RW, "disk o");
         struct cache_user *uo = acquire_ok(f, &o);
 
         cache_release(f->c, ua);
@@ -539,10 +539,10 @@ static void test_force_bypasses_and_counts_as_writer(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request ro = req_for(&b, "/img", CACHE_RO, "domain 1 disk 1");
-        struct cache_request force = req_for(&b, "/img", CACHE_RW_FORCE, "domain 2 disk 2");
-        struct cache_request force2 = req_for(&b, "/img", CACHE_RW_FORCE, "domain 3 disk 3");
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 4 disk 4");
+        struct cache_request ro = req_for(&b, "/img", ACCESS_RO, "domain 1 disk 1");
+        struct cache_request force = req_for(&b, "/img", ACCESS_RW_FORCE, "domain 2 disk 2");
+        struct cache_request force2 = req_for(&b, "/img", ACCESS_RW_FORCE, "domain 3 disk 3");
+        struct cache_request rw = req_for(&b, "/img", ACCESS_RW, "domain 4 disk 4");
         struct cache_user *u1 = acquire_ok(f, &ro), *u2, *u3;
 
         u2 = acquire_ok(f, &force);
@@ -551,7 +551,7 @@ static void test_force_bypasses_and_counts_as_writer(void **state)
         /* Two forced writers with one key share the read-write device. */
         u3 = acquire_ok(f, &force2);
         assert_ptr_equal(u2->entry, u3->entry);
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
 
         /* Everybody else sees the forced users as writers. */
         cache_release(f->c, u1);
@@ -570,11 +570,11 @@ static void test_rw_needs_writable_backing(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "d");
+        struct cache_request rw = req_for(&b, "/img", ACCESS_RW, "d");
 
         assert_int_equal(acquire_err(f, &rw), -EACCES);
         assert_non_null(strstr(f->err, "opened read-only"));
-        assert_int_equal(calls.attach, 0);
+        assert_int_equal(calls.bind, 0);
         assert_int_equal(cache_n_entries(f->c), 0);
         close(b.fd);
 }
@@ -599,7 +599,7 @@ static void test_attach_failure_leaves_nothing(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 7 disk 1");
+        struct cache_request rw = req_for(&b, "/img", ACCESS_RW, "domain 7 disk 1");
         struct cache_user *u;
 
         attach_error = -EAGAIN;
@@ -620,8 +620,8 @@ static void test_hold_unhold_reopen(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "d1");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "d2");
+        struct cache_request r1 = req_for(&b, "/img", ACCESS_RO, "d1");
+        struct cache_request r2 = req_for(&b, "/img", ACCESS_RO, "d2");
         struct cache_user *u1 = acquire_ok(f, &r1), *u2;
         struct cache_entry *e = u1->entry;
         uint64_t seq = e->dev.diskseq;
@@ -637,7 +637,7 @@ static void test_hold_unhold_reopen(void **state)
         /* Reused with its fd closed: reopened and verified, not re-attached. */
         u2 = acquire_ok(f, &r2);
         assert_ptr_equal(u2->entry, e);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         assert_int_equal(calls.reopen, 1);
         assert_true(e->dev.fd >= 0);
         assert_int_equal(e->dev.diskseq, seq);
@@ -657,7 +657,7 @@ static void test_reuse_held_entry_is_verified(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_request r = req_for(&b, "/img", ACCESS_RO, "d");
         struct cache_user *u1 = acquire_ok(f, &r), *u2;
 
         u2 = acquire_ok(f, &r);
@@ -684,8 +684,8 @@ static void test_stale_entry_replaced(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "old");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "new");
+        struct cache_request r = req_for(&b, "/img", ACCESS_RO, "old");
+        struct cache_request r2 = req_for(&b, "/img", ACCESS_RO, "new");
         struct cache_user *u1 = acquire_ok(f, &r), *u2;
         struct cache_entry *old = u1->entry;
         dev_t old_devnum = old->dev.devnum;
@@ -695,7 +695,7 @@ static void test_stale_entry_replaced(void **state)
 
         u2 = acquire_ok(f, &r2);
         assert_int_equal(calls.reopen, 1);
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
         assert_ptr_not_equal(u2->entry, old);
         assert_true(old->dead);
         assert_false(u2->entry->dead);
@@ -717,7 +717,7 @@ static void test_reopen_error_is_not_stale(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_request r = req_for(&b, "/img", ACCESS_RO, "d");
         struct cache_user *u1 = acquire_ok(f, &r);
 
         cache_user_unhold(f->c, u1);
@@ -726,7 +726,7 @@ static void test_reopen_error_is_not_stale(void **state)
         assert_non_null(strstr(f->err, "/dev/loop0"));
         assert_false(u1->entry->dead);
         assert_int_equal(u1->entry->n_users, 1);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         reopen_error = 0;
         cache_release(f->c, u1);
         close(b.fd);
@@ -736,7 +736,7 @@ static void test_device_changed(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
+        struct cache_request r = req_for(&b, "/img", ACCESS_RO, "d");
         struct cache_user *u = acquire_ok(f, &r);
         struct cache_entry *e = u->entry;
         dev_t devnum = e->dev.devnum;
@@ -761,7 +761,7 @@ static void test_device_changed(void **state)
 
         /* Still counted by the sharing rule while its user is there. */
         struct backing w = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&w, "/img", CACHE_RW, "w");
+        struct cache_request rw = req_for(&w, "/img", ACCESS_RW, "w");
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
 
         cache_release(f->c, u);
@@ -776,8 +776,8 @@ static void test_devnum_reuse_marks_old_dead(void **state)
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RO, "b");
         struct cache_user *ua = acquire_ok(f, &ra), *ub;
 
         cache_user_unhold(f->c, ua);
@@ -797,12 +797,12 @@ static void test_block_device_entries(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 16), 33, true);
-        struct cache_request ro = req_for(&b, "/dev/sdb", CACHE_RO, "domain 1 disk 1");
-        struct cache_request rw = req_for(&b, "/dev/sdb", CACHE_RW, "domain 2 disk 2");
+        struct cache_request ro = req_for(&b, "/dev/sdb", ACCESS_RO, "domain 1 disk 1");
+        struct cache_request rw = req_for(&b, "/dev/sdb", ACCESS_RW, "domain 2 disk 2");
         struct cache_user *u1 = acquire_ok(f, &ro), *u2;
         struct cache_entry *e = u1->entry;
 
-        assert_int_equal(calls.attach, 0);
+        assert_int_equal(calls.bind, 0);
         assert_int_equal(e->dev.nr, -1);
         assert_int_equal(e->dev.devnum, makedev(8, 16));
         assert_int_equal(e->dev.diskseq, 33);
@@ -851,7 +851,7 @@ static void test_block_device_removed(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 32), 50, false);
-        struct cache_request ro = req_for(&b, "/dev/sdc", CACHE_RO, "d");
+        struct cache_request ro = req_for(&b, "/dev/sdc", ACCESS_RO, "d");
         struct cache_user *u = acquire_ok(f, &ro);
 
         cache_user_unhold(f->c, u);
@@ -868,8 +868,8 @@ static void test_block_device_ro_and_forced(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 48), 60, true);
-        struct cache_request ro = req_for(&b, "/dev/sdd", CACHE_RO, "r");
-        struct cache_request force = req_for(&b, "/dev/sdd", CACHE_RW_FORCE, "w");
+        struct cache_request ro = req_for(&b, "/dev/sdd", ACCESS_RO, "r");
+        struct cache_request force = req_for(&b, "/dev/sdd", ACCESS_RW_FORCE, "w");
         struct cache_user *u1 = acquire_ok(f, &ro), *u2 = acquire_ok(f, &force);
 
         assert_ptr_not_equal(u1->entry, u2->entry);
@@ -900,11 +900,11 @@ static void test_phy_names_a_loop_device(void **state)
 {
         struct fixture *f = *state;
         struct backing file = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rf = req_for(&file, "/img", CACHE_RO, "file disk");
+        struct cache_request rf = req_for(&file, "/img", ACCESS_RO, "file disk");
         struct cache_user *uf = acquire_ok(f, &rf), *up;
         dev_t devnum = uf->entry->dev.devnum;
         struct backing phy = block_backing(devnum, uf->entry->dev.diskseq, false);
-        struct cache_request rp = req_for(&phy, "/dev/loop0", CACHE_RO, "phy disk");
+        struct cache_request rp = req_for(&phy, "/dev/loop0", ACCESS_RO, "phy disk");
 
         up = acquire_ok(f, &rp);
         assert_ptr_not_equal(up->entry, uf->entry);
@@ -915,7 +915,7 @@ static void test_phy_names_a_loop_device(void **state)
         cache_user_unhold(f->c, uf);
         fake_clear(uf->entry->dev.nr);
         struct backing other = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ro = req_for(&other, "/other", CACHE_RO, "other disk");
+        struct cache_request ro = req_for(&other, "/other", ACCESS_RO, "other disk");
         struct cache_user *uo = acquire_ok(f, &ro);
         assert_int_equal(uo->entry->dev.devnum, devnum);
         assert_true(uf->entry->dead);
@@ -945,8 +945,8 @@ static void test_foreach_includes_dead(void **state)
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RO, "b");
         struct cache_user *ua = acquire_ok(f, &ra), *ub = acquire_ok(f, &rb);
         int n = 0;
 
@@ -973,7 +973,7 @@ static void test_many_entries(void **state)
         for (int i = 0; i < N; i++) {
                 b.st.st_ino = 1000 + i;
                 fd_ident[b.fd].ino = b.st.st_ino;
-                struct cache_request r = req_for(&b, "/many", CACHE_RO, "d");
+                struct cache_request r = req_for(&b, "/many", ACCESS_RO, "d");
                 users[i] = acquire_ok(f, &r);
                 cache_user_unhold(f->c, users[i]);
         }
@@ -995,8 +995,8 @@ static void test_free_with_users(void **state)
 {
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, true);
-        struct cache_request r = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request force = req_for(&a, "/a", CACHE_RW_FORCE, "b");
+        struct cache_request r = req_for(&a, "/a", ACCESS_RW, "a");
+        struct cache_request force = req_for(&a, "/a", ACCESS_RW_FORCE, "b");
 
         force.cfg.offset = 512;
         (void)acquire_ok(f, &r);
@@ -1034,8 +1034,8 @@ static void test_cache_hints_freed_devices(void **state)
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RO, "b");
         struct cache_user *u1 = acquire_ok(f, &ra), *u2 = acquire_ok(f, &ra), *ub;
         int nr = u1->entry->dev.nr;
 
@@ -1084,8 +1084,8 @@ static void test_cache_hints_no_block_devices(void **state)
         struct fixture *f = *state;
         struct backing blk = block_backing(makedev(8, 16), 5, false);
         struct backing a = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rblk = req_for(&blk, "/dev/sdb", CACHE_RO, "phy");
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_request rblk = req_for(&blk, "/dev/sdb", ACCESS_RO, "phy");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RO, "a");
         struct cache_user *u = acquire_ok(f, &rblk);
 
         cache_user_unhold(f->c, u);
@@ -1170,16 +1170,16 @@ static int kfake_take(int nr, bool wait_node, int backing_fd, const struct stat 
         return 0;
 }
 
-static const struct loop_attach_ops kfake_ops = {
+static const struct loop_bind_ops kfake_ops = {
         .open_control = kfake_open_control,
         .get_free = kfake_get_free,
         .add = kfake_add,
         .take = kfake_take,
 };
 
-/* The cache on the real engine (loop_attach, loop_hint_free). */
+/* The cache on the real engine (loop_bind, loop_hint_free). */
 static const struct cache_ops engine_ops = {
-        .attach = loop_attach,
+        .bind = loop_bind,
         .reopen = fake_reopen,
         .inspect = fake_inspect,
         .blockdev_inspect = fake_blockdev_inspect,
@@ -1204,13 +1204,13 @@ static int setup_engine(void **state)
         take_error_nr = -1;
         open_control_error = 0;
         loop_hints_clear();
-        loop_set_attach_ops(&kfake_ops);
+        loop_set_bind_ops(&kfake_ops);
         return setup_with_ops(state, &engine_ops);
 }
 
 static int teardown_engine(void **state)
 {
-        loop_set_attach_ops(NULL);
+        loop_set_bind_ops(NULL);
         loop_hints_clear();
         return teardown(state);
 }
@@ -1234,9 +1234,9 @@ static void test_hint_reuses_freed_device(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
-        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RW, "b");
+        struct cache_request rc = req_for(&c, "/c", ACCESS_RW, "c");
         struct cache_user *ua, *ub, *uc;
         int h[LOOP_HINTS_MAX], nr_b;
 
@@ -1288,8 +1288,8 @@ static void test_hint_busy_falls_back_to_get_free(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RW, "b");
         struct cache_user *ua = acquire_ok(f, &ra), *ub;
         int h[LOOP_HINTS_MAX], nr = ua->entry->dev.nr;
         uint64_t theirs;
@@ -1335,7 +1335,7 @@ static void test_hint_gone_dropped(void **state)
         assert_int_equal(loop_hint_free(4), 0);       /* bound: EBUSY */
         assert_int_equal(loop_hint_free(5), 0);       /* free */
         assert_int_equal(loop_hint_free(1), 0);
-        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(a.fd, &cfg, &d), 0);
         assert_int_equal(d.nr, 5);
         assert_int_equal(kcalls.get_free, 0);
         assert_int_equal(n_takes, 4);
@@ -1347,7 +1347,7 @@ static void test_hint_gone_dropped(void **state)
         take_error_nr = 1;
         take_error = -EIO;
         n_takes = 0;
-        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(a.fd, &cfg, &d), 0);
         assert_int_equal(n_takes, 2);
         assert_int_equal(takes[0], 1);
         assert_int_equal(d.nr, 0);
@@ -1363,7 +1363,7 @@ static void test_hint_set_bounded(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RO, "a");
         struct cache_user *users[100], *u;
         int h[LOOP_HINTS_MAX + 8];
         size_t n;
@@ -1429,9 +1429,9 @@ static void test_spare(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
-        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
+        struct cache_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct cache_request rb = req_for(&b, "/b", ACCESS_RW, "b");
+        struct cache_request rc = req_for(&c, "/c", ACCESS_RW, "c");
         struct cache_user *ua, *ub, *uc;
         int h[LOOP_HINTS_MAX];
 

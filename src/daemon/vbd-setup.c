@@ -1,4 +1,4 @@
-/* vbd-attach.c — setting a disk up: opening its target, taking a device
+/* vbd-setup.c — setting a disk up: opening its target, taking a device
  * from the cache, publishing it; failing it with a hotplug-error; and
  * releasing it, unpublished first. */
 #include <assert.h>
@@ -16,7 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 /* ---- failure ------------------------------------------------------------ */
 
@@ -63,16 +63,16 @@ void vbd_fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *
         /* A long params quoted in full would push the cause out of the
          * message: quote it as describe() does. */
         if (params && strlen(params) > PARAMS_SHOWN) {
-                xsv_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
+                val_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
                 cause = shortened;
         }
         snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
-        xsv_sanitize(msg); /* values quoted from xenstore stay on one line */
+        val_sanitize(msg); /* values quoted from xenstore stay on one line */
         log_error("%s", msg);
         free(v->error);
         v->error = strdup(msg);
 
-        struct xs_op ops[] = {
+        struct xsconn_op ops[] = {
                 OP_WRITE(v, "hotplug-error", msg),
                 OP_WRITE(v, "hotplug-status", error == -EBUSY ? "busy" : "error"),
         };
@@ -81,7 +81,7 @@ void vbd_fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *
         vbd_complete_pending(v, false, error < 0 ? error : -EIO, msg);
 }
 
-/* ---- attach ------------------------------------------------------------- */
+/* ---- set up ------------------------------------------------------------- */
 
 struct params_open {
         struct vbd_manager *m;
@@ -121,7 +121,7 @@ struct publication {
 
 /* The read of physical-device, made before the writes: only ours may be
  * there. */
-static int check_publication(const struct xs_op *ops, size_t n, void *data)
+static int check_publication(const struct xsconn_op *ops, size_t n, void *data)
 {
         struct publication *p = data;
 
@@ -147,10 +147,10 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         d = &v->user->entry->dev;
         snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
         snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
-        struct xs_op ops[5];
+        struct xsconn_op ops[5];
         size_t n = 0;
 
-        ops[n++] = (struct xs_op){ .type = XS_READ, .dir = v->path, .node = "physical-device" };
+        ops[n++] = (struct xsconn_op){ .type = XS_READ, .dir = v->path, .node = "physical-device" };
         ops[n++] = OP_WRITE(v, "physical-device", physdev);
         ops[n++] = OP_WRITE(v, "physical-device-path", d->node);
         if (d->diskseq) /* a kernel without diskseq: no node */
@@ -182,7 +182,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         struct backing b = { .fd = -1 };
         struct cache_request req;
         struct relation rel = { .m = m, .domid = v->domid };
-        enum cache_access access;
+        enum access access;
         char name[64];
         size_t plen;
         int r;
@@ -204,15 +204,15 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         }
         if (r < 0)
                 return 1;
-        if (xsv_parse_mode(mode, &access) < 0) {
+        if (val_parse_mode(mode, &access) < 0) {
                 snprintf(err, errlen, "mode '%.16s' is not r, w or w!", mode);
                 return -EINVAL;
         }
-        r = xsv_check_params(params, plen, err, errlen);
+        r = val_check_params(params, plen, err, errlen);
         if (r < 0)
                 return r;
 
-        r = open_params(m, v, params, access != CACHE_RO, &b, err, errlen);
+        r = open_params(m, v, params, access != ACCESS_RO, &b, err, errlen);
         if (r < 0)
                 return r;
         crashpoint("after-open");
@@ -222,7 +222,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .backing = &b,
                 .path = params,
                 .cfg = {
-                        .read_only = access == CACHE_RO,
+                        .read_only = access == ACCESS_RO,
                         .direct_io = m->cfg.direct_io,
                         .block_size = m->cfg.block_size,
                 },
@@ -255,7 +255,7 @@ bool vbd_publish_disk(struct vbd_manager *m, struct vbd *v)
         v->maybe_published = true;
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
-                /* Removed mid-attach: nothing of ours may stay. */
+                /* Removed mid-setup: nothing of ours may stay. */
                 log_info("%s went away while it was being set up.", v->path);
                 vbd_forget(m, v);
                 return false;
@@ -295,7 +295,7 @@ bool vbd_publish_disk(struct vbd_manager *m, struct vbd *v)
  * InitWait before libxl, which waits for exactly InitWait and only then
  * runs the script, has seen it.  A failure then is only noted: the add
  * tries again and reports it.  Returns false when v was forgotten. */
-bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
+bool vbd_setup(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
 {
         /* Room for a cause that quotes params whole: vbd_fail_disk() shortens it. */
         char err[ERROR_MAX + PATH_MAX] = "";
@@ -327,7 +327,7 @@ bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *sna
 /* Removes what publish() wrote, if the directory is still there. */
 static int unpublish(struct vbd_manager *m, struct vbd *v)
 {
-        const struct xs_op ops[] = {
+        const struct xsconn_op ops[] = {
                 OP_RM(v, "physical-device"),
                 OP_RM(v, "physical-device-path"),
                 OP_RM(v, "diskseq"),

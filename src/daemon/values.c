@@ -1,5 +1,5 @@
-/* xsvalue.c — strict parsers of values from xenstore and the fd store. */
-#include "xsvalue.h"
+/* values.c — strict parsers of values from xenstore and the fd store. */
+#include "values.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,7 +59,7 @@ static bool parse_dec(const char *s, uint64_t *ret, const char **end)
         return true;
 }
 
-bool xsv_parse_u32(const char *s, size_t len, uint32_t *ret)
+bool val_parse_u32(const char *s, size_t len, uint32_t *ret)
 {
         uint64_t v = 0;
 
@@ -76,7 +76,7 @@ bool xsv_parse_u32(const char *s, size_t len, uint32_t *ret)
         return true;
 }
 
-bool xsv_parse_int(const char *s, int *ret)
+bool val_parse_int(const char *s, int *ret)
 {
         bool neg = s[0] == '-';
         int64_t v = 0;
@@ -98,32 +98,32 @@ bool xsv_parse_int(const char *s, int *ret)
         return true;
 }
 
-int xsv_parse_mode(const char *mode, enum cache_access *ret)
+int val_parse_mode(const char *mode, enum access *ret)
 {
-        return cache_access_parse(mode, false, ret);
+        return access_parse(mode, false, ret);
 }
 
-bool xsv_parse_physdev(const char *s, dev_t *ret)
+bool val_parse_physdev(const char *s, dev_t *ret)
 {
         uint64_t ma, mi;
         const char *p;
 
         if (!parse_hex(s, 8, &ma, &p) || *p != ':' || !parse_hex(p + 1, 8, &mi, &p) || *p)
                 return false;
-        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
+        if (ma > VAL_MAJOR_MAX || mi > VAL_MINOR_MAX)
                 return false;
         *ret = makedev((unsigned)ma, (unsigned)mi);
         return true;
 }
 
-bool xsv_parse_diskseq(const char *s, uint64_t *ret)
+bool val_parse_diskseq(const char *s, uint64_t *ret)
 {
         const char *p;
 
         return parse_hex(s, 16, ret, &p) && !*p;
 }
 
-int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
+int val_check_params(const char *params, size_t len, char *err, size_t errlen)
 {
         if (len == 0) {
                 errbuf_set(err, errlen, "params is empty");
@@ -140,12 +140,12 @@ int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
         return 0;
 }
 
-int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw)
+int val_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw)
 {
         return snprintf(buf, len, "dev-%u-%u-%" PRIx64 "-%c", major, minor, diskseq, rw ? 'w' : 'r');
 }
 
-bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access)
+bool val_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access)
 {
         uint64_t ma, mi, seq;
         const char *p;
@@ -155,7 +155,7 @@ bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, u
                 return false;
         if (!parse_dec(name + 4, &ma, &p) || *p != '-' || !parse_dec(p + 1, &mi, &p) || *p != '-')
                 return false;
-        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
+        if (ma > VAL_MAJOR_MAX || mi > VAL_MINOR_MAX)
                 return false;
         /* Lower-case, no leading zero, as the name was written: one name
          * per fd. */
@@ -177,7 +177,7 @@ bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, u
         return true;
 }
 
-void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep)
+void val_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep)
 {
         size_t q = strlen(quote), n = 0;
         bool shorten = q > keep + 3;
@@ -198,7 +198,7 @@ void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, 
         buf[n] = '\0';
 }
 
-void xsv_sanitize(char *s)
+void val_sanitize(char *s)
 {
         for (; *s; s++)
                 if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)

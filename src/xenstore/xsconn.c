@@ -1,4 +1,4 @@
-#include "xs.h"
+#include "xsconn.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -26,7 +26,7 @@ struct watch {
 /* A watch event received while a reply was awaited, or read from the
  * socket; path and token follow the struct in the same allocation. */
 struct event {
-        struct list link;       /* in xs_conn.events, oldest first */
+        struct list link;       /* in xsconn.events, oldest first */
         const char *token;
         char path[];
 };
@@ -36,11 +36,11 @@ struct event {
  * oxenstored, bounded by xsw_peek). */
 #define IN_SIZE (16 * XSW_MSG_MAX)
 
-struct xs_conn {
+struct xsconn {
         sd_event *event;
         int fd; /* -1 while disconnected */
         sd_event_source *io, *timer, *defer;
-        const struct xs_conn_ops *ops;
+        const struct xsconn_ops *ops;
         void *userdata;
         struct watch *watches;
         size_t n_watches;
@@ -61,7 +61,7 @@ struct xs_conn {
 #define TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
 
 /* A request starts: its reply is due within the timeout. */
-static void start_deadline(struct xs_conn *x)
+static void start_deadline(struct xsconn *x)
 {
         x->deadline = now_usec() + x->timeout_usec;
 }
@@ -69,7 +69,7 @@ static void start_deadline(struct xs_conn *x)
 /* Waits for fd to be ready until the request's deadline: a xenstored that
  * stops answering without closing the socket must not hold the event loop
  * (and with it every disk and the control socket) for ever. */
-static int wait_fd(struct xs_conn *x, short events)
+static int wait_fd(struct xsconn *x, short events)
 {
         struct pollfd p = { .fd = x->fd, .events = events };
         uint64_t now = now_usec();
@@ -83,9 +83,9 @@ static int wait_fd(struct xs_conn *x, short events)
         return r == 0 ? -ETIMEDOUT : 0;
 }
 
-static int connect_now(struct xs_conn *x);
+static int connect_now(struct xsconn *x);
 
-static void drop_events(struct xs_conn *x)
+static void drop_events(struct xsconn *x)
 {
         struct event *e, *tmp;
 
@@ -94,7 +94,7 @@ static void drop_events(struct xs_conn *x)
         list_init(&x->events);
 }
 
-static int arm_timer(struct xs_conn *x, uint64_t usec)
+static int arm_timer(struct xsconn *x, uint64_t usec)
 {
         uint64_t now;
 
@@ -105,7 +105,7 @@ static int arm_timer(struct xs_conn *x, uint64_t usec)
         return sd_event_source_set_enabled(x->timer, SD_EVENT_ONESHOT);
 }
 
-static void disconnect(struct xs_conn *x)
+static void disconnect(struct xsconn *x)
 {
         if (x->fd < 0)
                 return;
@@ -129,7 +129,7 @@ static void disconnect(struct xs_conn *x)
 
 /* A failure of the connection itself (not of one request): torn down here
  * so that reconnection starts. */
-static int conn_failed(struct xs_conn *x, int r)
+static int conn_failed(struct xsconn *x, int r)
 {
         if (x->fd >= 0) {
                 if (r == -ETIMEDOUT)
@@ -146,7 +146,7 @@ static int conn_failed(struct xs_conn *x, int r)
  * once per message: a burst of events would be moved over and over), and a
  * first message longer than the buffer gets a buffer that holds it.  Called
  * only when no whole message is left to take. */
-static int make_room(struct xs_conn *x)
+static int make_room(struct xsconn *x)
 {
         struct xsd_sockmsg hdr;
         size_t need;
@@ -176,7 +176,7 @@ static int make_room(struct xs_conn *x)
 
 /* Reads what has arrived; with wait, blocks until something has.  -EAGAIN
  * when nothing is there, -ECONNRESET at the end of the stream. */
-static int receive(struct xs_conn *x, bool wait)
+static int receive(struct xsconn *x, bool wait)
 {
         int r = make_room(x);
 
@@ -205,7 +205,7 @@ static int receive(struct xs_conn *x, bool wait)
 /* Takes the first whole message off the input: 1 with *hdr and *body
  * (malloc'ed, NUL-terminated after hdr->len bytes), 0 when there is none
  * yet. */
-static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+static int take_msg(struct xsconn *x, struct xsd_sockmsg *hdr, char **body)
 {
         size_t total;
         int r;
@@ -225,7 +225,7 @@ static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
         return 1;
 }
 
-static int queue_event(struct xs_conn *x, const char *body, size_t len)
+static int queue_event(struct xsconn *x, const char *body, size_t len)
 {
         const char *path, *token;
         size_t plen, tlen;
@@ -250,7 +250,7 @@ static int queue_event(struct xs_conn *x, const char *body, size_t len)
 
 /* Moves the watch events already received to the queue.  Anything else is
  * a reply nobody asked for. */
-static int take_events(struct xs_conn *x)
+static int take_events(struct xsconn *x)
 {
         for (;;) {
                 _cleanup_free_ char *body = NULL;
@@ -267,7 +267,7 @@ static int take_events(struct xs_conn *x)
 }
 
 /* The next reply; watch events before it are queued. */
-static int next_reply(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+static int next_reply(struct xsconn *x, struct xsd_sockmsg *hdr, char **body)
 {
         for (;;) {
                 int r = take_msg(x, hdr, body);
@@ -289,7 +289,7 @@ static int next_reply(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
 }
 
 /* One message per write(): the kernel's xenbus device takes no more. */
-static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+static int send_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
                     size_t n_parts, uint32_t *ret_id)
 {
         char buf[XSW_MSG_MAX];
@@ -318,7 +318,7 @@ static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const 
 }
 
 /* Builds an op's body: its path, NUL-terminated, and a value to write. */
-static size_t op_parts(const struct xs_op *op, struct xsw_part parts[4])
+static size_t op_parts(const struct xsconn_op *op, struct xsw_part parts[4])
 {
         size_t n = 0;
 
@@ -332,11 +332,11 @@ static size_t op_parts(const struct xs_op *op, struct xsw_part parts[4])
         return n;
 }
 
-static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op);
+static int directory_parts(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op);
 
 /* Fills op's result from its reply; a malformed reply is the connection's
  * failure. */
-static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
+static int decode(struct xsconn_op *op, const struct xsd_sockmsg *hdr, char **body)
 {
         if (hdr->type == XS_ERROR) {
                 op->r = xsw_error(*body, hdr->len);
@@ -358,7 +358,7 @@ static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
         }
 }
 
-int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size_t n)
+int xsconn_batch(struct xsconn *x, xs_transaction_t t, struct xsconn_op *ops, size_t n)
 {
         uint32_t id, next;
         size_t sent = 0;
@@ -405,14 +405,14 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
                         r = directory_parts(x, t, &ops[i]);
         if (r < 0) {
                 r = conn_failed(x, r);
-                xs_ops_clear(ops, n);
+                xsconn_ops_clear(ops, n);
                 for (size_t i = 0; i < n; i++)
                         ops[i].r = r;
         }
         return r;
 }
 
-void xs_ops_clear(struct xs_op *ops, size_t n)
+void xsconn_ops_clear(struct xsconn_op *ops, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 ops[i].data = mfree(ops[i].data);
@@ -423,7 +423,7 @@ void xs_ops_clear(struct xs_op *ops, size_t n)
 
 /* One request, its reply in hdr and body; the connection's failure is
  * handled here. */
-static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+static int request(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
                    size_t n_parts, struct xsd_sockmsg *hdr, char **body)
 {
         uint32_t id;
@@ -459,7 +459,7 @@ static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const s
 
 /* A directory too long for one reply, read part by part (xenstored 4.9 and
  * later); started over when it changes in between. */
-static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+static int directory_parts(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op)
 {
         _cleanup_free_ char *names = NULL, *gen0 = NULL;
         size_t off = 0;
@@ -512,7 +512,7 @@ static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *
 
 static int on_defer(sd_event_source *s, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
 
         /* A callback may make requests (more events queue behind) or lose
          * the connection (the queue is dropped). */
@@ -528,7 +528,7 @@ static int on_defer(sd_event_source *s, void *userdata)
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
         int r;
 
         do {
@@ -543,7 +543,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
 
         if (x->fd >= 0)
                 return 0;
@@ -589,7 +589,7 @@ static int open_xenstore(void)
         return fd < 0 ? negative_errno() : fd;
 }
 
-static int watch_now(struct xs_conn *x, const char *path, const char *token)
+static int watch_now(struct xsconn *x, const char *path, const char *token)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
@@ -601,7 +601,7 @@ static int watch_now(struct xs_conn *x, const char *path, const char *token)
         return request(x, XS_WATCH, XBT_NULL, parts, ARRAY_SIZE(parts), &hdr, &body);
 }
 
-static int connect_now(struct xs_conn *x)
+static int connect_now(struct xsconn *x)
 {
         int r, fd;
 
@@ -635,9 +635,9 @@ static int connect_now(struct xs_conn *x)
         return 0;
 }
 
-int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, struct xs_conn **ret)
+int xsconn_new(sd_event *ev, const struct xsconn_ops *ops, void *userdata, struct xsconn **ret)
 {
-        struct xs_conn *x = calloc(1, sizeof(*x));
+        struct xsconn *x = calloc(1, sizeof(*x));
         int r;
 
         if (!x)
@@ -665,11 +665,11 @@ int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, str
         *ret = x;
         return 0;
 fail:
-        xs_conn_free(x);
+        xsconn_free(x);
         return r;
 }
 
-void xs_conn_free(struct xs_conn *x)
+void xsconn_free(struct xsconn *x)
 {
         if (!x)
                 return;
@@ -688,15 +688,15 @@ void xs_conn_free(struct xs_conn *x)
         free(x);
 }
 
-bool xs_conn_connected(const struct xs_conn *x) { return x->fd >= 0; }
+bool xsconn_connected(const struct xsconn *x) { return x->fd >= 0; }
 
-void xs_conn_set_timeout(struct xs_conn *x, uint64_t usec)
+void xsconn_set_timeout(struct xsconn *x, uint64_t usec)
 {
         assert(usec > 0);
         x->timeout_usec = usec;
 }
 
-int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
+int xsconn_watch(struct xsconn *x, const char *path, const char *token)
 {
         struct watch *w;
 
@@ -717,16 +717,16 @@ int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
 }
 
 /* One op alone. */
-static int single(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+static int single(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op)
 {
-        int r = xs_conn_batch(x, t, op, 1);
+        int r = xsconn_batch(x, t, op, 1);
 
         return r < 0 ? r : op->r;
 }
 
-int xs_conn_read(struct xs_conn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
+int xsconn_read(struct xsconn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
 {
-        struct xs_op op = { .type = XS_READ, .dir = path };
+        struct xsconn_op op = { .type = XS_READ, .dir = path };
         int r = single(x, t, &op);
 
         if (r < 0)
@@ -737,23 +737,23 @@ int xs_conn_read(struct xs_conn *x, xs_transaction_t t, const char *path, char *
         return 0;
 }
 
-int xs_conn_write(struct xs_conn *x, xs_transaction_t t, const char *path, const char *value)
+int xsconn_write(struct xsconn *x, xs_transaction_t t, const char *path, const char *value)
 {
-        struct xs_op op = { .type = XS_WRITE, .dir = path, .value = value };
+        struct xsconn_op op = { .type = XS_WRITE, .dir = path, .value = value };
 
         return single(x, t, &op);
 }
 
-int xs_conn_rm(struct xs_conn *x, xs_transaction_t t, const char *path)
+int xsconn_rm(struct xsconn *x, xs_transaction_t t, const char *path)
 {
-        struct xs_op op = { .type = XS_RM, .dir = path };
+        struct xsconn_op op = { .type = XS_RM, .dir = path };
 
         return single(x, t, &op);
 }
 
-int xs_conn_directory(struct xs_conn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
+int xsconn_directory(struct xsconn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
 {
-        struct xs_op op = { .type = XS_DIRECTORY, .dir = path };
+        struct xsconn_op op = { .type = XS_DIRECTORY, .dir = path };
         int r = single(x, t, &op);
 
         if (r < 0)
@@ -763,14 +763,14 @@ int xs_conn_directory(struct xs_conn *x, xs_transaction_t t, const char *path, c
         return 0;
 }
 
-bool xs_conn_exists(struct xs_conn *x, xs_transaction_t t, const char *path)
+bool xsconn_exists(struct xsconn *x, xs_transaction_t t, const char *path)
 {
         _cleanup_free_ char *v = NULL;
 
-        return xs_conn_read(x, t, path, &v, NULL) == 0;
+        return xsconn_read(x, t, path, &v, NULL) == 0;
 }
 
-int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
+int xsconn_transaction_start(struct xsconn *x, xs_transaction_t *ret)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
@@ -787,7 +787,7 @@ int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
         return 0;
 }
 
-int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
+int xsconn_transaction_end(struct xsconn *x, xs_transaction_t t, bool abort)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
@@ -803,7 +803,7 @@ int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
         return r;
 }
 
-int xs_conn_home(struct xs_conn *x, char **ret)
+int xsconn_home(struct xsconn *x, char **ret)
 {
         _cleanup_free_ char *domid = NULL;
         unsigned long id;
@@ -813,7 +813,7 @@ int xs_conn_home(struct xs_conn *x, char **ret)
         /* A relative path resolves against our own domain.  No guess when
          * it cannot be read: dom0's home in a driver domain would serve
          * another domain's backends. */
-        r = xs_conn_read(x, XBT_NULL, "domid", &domid, NULL);
+        r = xsconn_read(x, XBT_NULL, "domid", &domid, NULL);
         if (r < 0)
                 return r;
         errno = 0;
