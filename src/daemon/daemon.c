@@ -230,8 +230,8 @@ static int start_disks(struct daemon *d)
                 .open_fdset = daemon_open_fdset,
                 .release_fdset = daemon_release_fdset,
                 .fdset_userdata = d,
-                .settled = restart_settled,
-                .settled_userdata = d,
+                .first_scan_done = restart_first_scan_done,
+                .first_scan_userdata = d,
         };
         r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
         if (r < 0)

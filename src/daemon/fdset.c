@@ -30,7 +30,7 @@ struct fdset_fd {
         uint64_t conn;             /* 0: its connection is gone */
         unsigned users;
         bool removed;              /* remove-fd asked; closed with its last user */
-        bool restored;             /* from the fd store; kept until settled */
+        bool restored;             /* from the fd store; kept until the first scan */
         char name[48];             /* in the fd store */
 };
 
@@ -483,7 +483,7 @@ void fdset_connection_closed(struct fdset_registry *r, uint64_t conn)
                 sweep(r, conn, false);
 }
 
-void fdset_settle(struct fdset_registry *r)
+void fdset_drop_unclaimed(struct fdset_registry *r)
 {
         sweep(r, 0, true);
 }

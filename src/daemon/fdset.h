@@ -68,7 +68,7 @@ int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret);
  * that new serials stay clear of them. */
 void fdset_reserve_store_name(struct fdset_registry *r, const char *name);
 /* Takes back an fd the fd store kept under name: it joins its set again,
- * owned by no connection, until fdset_settle().  It keeps its name, unless
+ * owned by no connection, until fdset_drop_unclaimed().  It keeps its name, unless
  * rename (the store held another fd under that name too, and the caller
  * removed the name): it is then stored again under a new one.  -EINVAL for
  * a name that is not an fd set's (fd is closed then). */
@@ -93,7 +93,7 @@ void fdset_unuse(struct fdset_registry *r, struct fdset_use *use);
 void fdset_connection_closed(struct fdset_registry *r, uint64_t conn);
 /* Start-up is over: fds taken back from the fd store that no disk uses are
  * closed (their connection is gone). */
-void fdset_settle(struct fdset_registry *r);
+void fdset_drop_unclaimed(struct fdset_registry *r);
 
 /* {"fdsets": [{"fdset-id": N, "fds": [{"fd": N, "opaque": "...", "access":
  * "r"|"rw", "direct": bool, "in-use": bool}]}]}: every set, or with owner

@@ -55,11 +55,11 @@ const struct fdset_hooks restart_fdset_hooks = {
         .dropped = on_fdset_dropped,
 };
 
-void restart_settled(void *userdata)
+void restart_first_scan_done(void *userdata)
 {
         struct daemon *d = userdata;
 
-        fdset_settle(d->fdsets);
+        fdset_drop_unclaimed(d->fdsets);
 }
 
 /* Which names the store handed back for more than one fd.  An older

@@ -7,7 +7,8 @@
  * cache, held (adopting) until the first full xenstore scan, in which the
  * vbd manager adopts the disks an earlier run published (vbd-adopt.c).
  * Once that scan is done, the devices and fd-set fds no disk claimed are
- * let go (restart_settled(), then cache_settle() after each scan). */
+ * let go (restart_first_scan_done() for the fd sets; the vbd manager calls
+ * cache_drop_unclaimed() after each scan from then on). */
 #pragma once
 
 #include <stddef.h>
@@ -24,6 +25,6 @@ extern const struct fdset_hooks restart_fdset_hooks;
  * by fdstore_fds_free()). */
 void restart_take_back(struct daemon *d, struct fdstore_fd *fds, size_t n);
 
-/* The vbd manager's first full scan is done (struct vbd_config.settled):
+/* The vbd manager's first full scan is done (struct vbd_config.first_scan_done):
  * fd-set fds no disk took back are let go. */
-void restart_settled(void *userdata);
+void restart_first_scan_done(void *userdata);

@@ -143,7 +143,7 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
         v->requested = true;
         if (v->state == VBD_FOREIGN)
                 vbd_set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits.
+        /* Evaluate it now rather than on the next iteration: the script waits.
          * A failed or released record may be a directory written anew. */
         if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 vbd_evaluate(m, v);

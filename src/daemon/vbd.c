@@ -465,11 +465,11 @@ static int on_defer(sd_event_source *s, void *userdata)
          * full scan are let go. */
         if (scanning && xsconn_connected(m->xs) && !m->scanned) {
                 m->scanned = true;
-                if (m->cfg.settled)
-                        m->cfg.settled(m->cfg.settled_userdata);
+                if (m->cfg.first_scan_done)
+                        m->cfg.first_scan_done(m->cfg.first_scan_userdata);
         }
         if (m->scanned)
-                cache_settle(m->cache);
+                cache_drop_unclaimed(m->cache);
         return 0;
 }
 

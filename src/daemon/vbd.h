@@ -58,8 +58,8 @@ struct vbd_config {
         void *fdset_userdata;
         /* Called once, after the first full scan of xenstore: what was
          * handed back at start-up and is still unclaimed can go. */
-        void (*settled)(void *userdata);
-        void *settled_userdata;
+        void (*first_scan_done)(void *userdata);
+        void *first_scan_userdata;
 };
 
 int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct cache *cache,

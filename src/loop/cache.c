@@ -70,7 +70,7 @@ struct cache {
         struct list entries;
         size_t n_entries;
         struct cache_hooks hooks;
-        size_t n_adopting;                  /* entries waiting for cache_settle() */
+        size_t n_adopting;                  /* entries waiting for cache_drop_unclaimed() */
         struct outside_loops *loops;        /* bound loop devices, or NULL: walk sysfs */
         void (*refresh_loops)(void *userdata);
         void *refresh_userdata;
@@ -1079,7 +1079,7 @@ int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, 
         return 0;
 }
 
-void cache_settle(struct cache *c)
+void cache_drop_unclaimed(struct cache *c)
 {
         struct entry *e, *tmp;
 

@@ -68,7 +68,7 @@ struct cache_entry {
         unsigned n_users;
         unsigned n_holding;
         bool dead;                       /* the kernel dropped it; kept until the last user goes */
-        bool adopting;                   /* from an earlier run: held until cache_settle() */
+        bool adopting;                   /* from an earlier run: held until cache_drop_unclaimed() */
 };
 
 struct cache_request {
@@ -224,7 +224,7 @@ int cache_reconfigure(struct cache *c, struct cache_entry *e, const struct cache
  * expected_diskseq unless that is 0.  The entry is keyed as the device is
  * configured (backing file, read-only, offset, size limit, direct I/O, block
  * size), holds fd and has no user; it stays held (adopting) until
- * cache_settle().  If an entry already serves that device, fd is closed and
+ * cache_drop_unclaimed().  If an entry already serves that device, fd is closed and
  * that entry is returned.  Takes fd.  -ESTALE: the device is not what was
  * expected any more. */
 int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const char *path,
@@ -238,7 +238,7 @@ int cache_adopt_user(struct cache *c, struct cache_entry *e, const char *name, u
 /* Start-up is over: adopted entries nobody claimed are closed and forgotten
  * (their devices autoclear once unused), and the others keep their fd only
  * while a user holds. */
-void cache_settle(struct cache *c);
+void cache_drop_unclaimed(struct cache *c);
 
 /* The key of a request: block_size 0 becomes LOOP_DEFAULT_BLOCK_SIZE; for a
  * block device (served as it is, never looped) dev is st_rdev, ino 0, and
