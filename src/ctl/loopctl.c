@@ -481,7 +481,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         if (r == EINVAL)
                 goto out;        /* xlu_disk_parse printed what is wrong */
         if (r) {
-                log_error_errno(-r, "Cannot parse the disk specification: %m");
+                log_error_errno(-r, "Cannot parse the disk specification: %m.");
                 status = EXIT_FAILED;
                 goto out;
         }
@@ -770,7 +770,7 @@ static void hotplug_write_error(const char *be, const char *message)
         }
         h = xs_open(0);
         if (!h) {
-                log_error("Cannot open xenstore to report the error: %m");
+                log_error("Cannot open xenstore to report the error: %m.");
                 return;
         }
         for (int attempt = 0; attempt < 16; attempt++) {
@@ -779,7 +779,7 @@ static void hotplug_write_error(const char *be, const char *message)
                 unsigned len;
 
                 if (t == XBT_NULL) {
-                        log_error("Cannot start a xenstore transaction: %m");
+                        log_error("Cannot start a xenstore transaction: %m.");
                         return;
                 }
                 dir = xs_read(h, t, be, &len);
@@ -795,19 +795,19 @@ static void hotplug_write_error(const char *be, const char *message)
                         return;
                 }
                 if ((!old_err || !*old_err) && !xs_write(h, t, err_path, message, strlen(message))) {
-                        log_error("Cannot write %s: %m", err_path);
+                        log_error("Cannot write %s: %m.", err_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (!xs_write(h, t, status_path, "error", 5)) {
-                        log_error("Cannot write %s: %m", status_path);
+                        log_error("Cannot write %s: %m.", status_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (xs_transaction_end(h, t, false))
                         return;
                 if (errno != EAGAIN) {
-                        log_error("Cannot commit the hotplug error to xenstore: %m");
+                        log_error("Cannot commit the hotplug error to xenstore: %m.");
                         return;
                 }
         }

@@ -539,7 +539,7 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
         rc.backing_path = backing;
         r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));
         if (r < 0) {
-                log_warning("Reconfiguring %s failed: %s", u->entry->dev.node, err);
+                log_warning("Reconfiguring %s failed: %s.", u->entry->dev.node, err);
                 ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
                 return 0;
         }

@@ -312,7 +312,7 @@ void ctl_call_reply(struct ctl_call *call, struct json_object *result)
         }
         if (r < 0) {
                 /* The client would wait for ever: better drop it. */
-                log_error_errno(r, "Cannot format a control reply: %m");
+                log_error_errno(r, "Cannot format a control reply: %m.");
                 conn_schedule_close(call->conn);
                 text = NULL;
         }
@@ -538,7 +538,7 @@ static void conn_dispatch(struct ctl_conn *c, const char *buf, size_t len, int *
         if (call->completed)
                 call_free(call);
         else if (r < 0)
-                ctl_call_error(call, r, "Command \"%s\" failed: %s.", cmd->name, strerror(-r));
+                ctl_call_error(call, r, "command \"%s\" failed: %s", cmd->name, strerror(-r));
         /* Otherwise the call stays pending until the handler completes it. */
 out:
         proto_request_done(&req);
@@ -797,7 +797,7 @@ static void server_accept_one(struct ctl_server *s, int fd)
         list_init(&c->out);
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
-                log_error_errno(r, "Cannot watch a control connection: %m");
+                log_error_errno(r, "Cannot watch a control connection: %m.");
                 free(c);
                 refuse(fd, r, "xen-loopd cannot take this connection now.");
                 return;
@@ -935,14 +935,14 @@ static int server_bind(struct ctl_server *s)
                 return log_error_errno(r, "Control socket path %s is too long.", s->path);
         r = mkdir_parents(s->path, 0755);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the directory of %s: %m", s->path);
+                return log_error_errno(r, "Cannot create the directory of %s: %m.", s->path);
         r = remove_stale_socket(s->path, &sa, sl);
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "Another xen-loopd is listening on %s.", s->path);
         if (r == -EEXIST)
                 return log_error_errno(r, "%s exists and is not a socket; not removing it.", s->path);
         if (r < 0)
-                return log_error_errno(r, "Cannot check %s: %m", s->path);
+                return log_error_errno(r, "Cannot check %s: %m.", s->path);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -953,19 +953,19 @@ static int server_bind(struct ctl_server *s)
         r = bind(fd, (struct sockaddr *)&sa, sl) < 0 ? negative_errno() : 0;
         umask(old_umask);
         if (r < 0)
-                return log_error_errno(r, "Cannot bind the control socket to %s: %m", s->path);
+                return log_error_errno(r, "Cannot bind the control socket to %s: %m.", s->path);
         if (s->allowed_gid != (gid_t)-1) {
                 if (chown(s->path, (uid_t)-1, s->allowed_gid) < 0 || chmod(s->path, 0660) < 0) {
                         r = negative_errno();
                         (void)unlink(s->path);
-                        return log_error_errno(r, "Cannot give group %u access to %s: %m",
+                        return log_error_errno(r, "Cannot give group %u access to %s: %m.",
                                                (unsigned)s->allowed_gid, s->path);
                 }
         }
         if (listen(fd, SOMAXCONN) < 0) {
                 r = negative_errno();
                 (void)unlink(s->path);
-                return log_error_errno(r, "Cannot listen on %s: %m", s->path);
+                return log_error_errno(r, "Cannot listen on %s: %m.", s->path);
         }
         s->listen_fd = TAKE_FD(fd);
         s->bound = true;

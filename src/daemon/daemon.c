@@ -235,7 +235,7 @@ static int start_disks(struct daemon *d)
         };
         r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch %s/backend/vbd: %m", d->home);
+                return log_error_errno(r, "Cannot watch %s/backend/vbd: %m.", d->home);
         log_info("Watching %s/backend/vbd.", d->home);
         return 0;
 }
@@ -373,7 +373,7 @@ static int on_spare(sd_event_source *s, void *userdata)
         int r = loop_prepare_spare();
 
         if (r < 0)
-                log_debug_errno(r, "Cannot prepare a spare loop device: %m");
+                log_debug_errno(r, "Cannot prepare a spare loop device: %m.");
         return 0;
 }
 
@@ -438,7 +438,7 @@ static int setup_event_loop(struct daemon *d)
 
         r = sd_event_new(&d->event);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the event loop: %m");
+                return log_error_errno(r, "Cannot create the event loop: %m.");
         sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
         sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
@@ -465,10 +465,10 @@ static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_s
                 return -ENOMEM;
         r = uevent_monitor_new(d->event, d->cache, &d->uevent);
         if (r < 0)
-                return log_error_errno(r, "Cannot listen to kernel uevents: %m");
+                return log_error_errno(r, "Cannot listen to kernel uevents: %m.");
         r = setup_spare(d);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the event loop: %m");
+                return log_error_errno(r, "Cannot set up the event loop: %m.");
         return 0;
 }
 
@@ -484,7 +484,7 @@ static int setup_xenstore(struct daemon *d, const struct options *o)
         sd_event_source_set_enabled(d->home_retry, SD_EVENT_OFF);
         r = xsconn_new(d->event, &xs_ops, d, &d->xs);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the xenstore connection: %m");
+                return log_error_errno(r, "Cannot set up the xenstore connection: %m.");
         if (o->xenstore_timeout_usec)
                 xsconn_set_timeout(d->xs, o->xenstore_timeout_usec);
         if (!xsconn_connected(d->xs)) {
@@ -514,7 +514,7 @@ static int setup_control(struct daemon *d, const struct options *o)
 
         r = ctl_server_new(d->event, &cfg, &d->ctl);
         if (r < 0)
-                return log_error_errno(r, "Cannot listen on %s: %m", o->socket);
+                return log_error_errno(r, "Cannot listen on %s: %m.", o->socket);
         return 0;
 }
 
@@ -538,7 +538,7 @@ static int run(const struct options *o)
                 goto out;
         r = fdstore_collect(&stored, &n_stored);
         if (r < 0)
-                log_warning_errno(r, "Cannot take back stored fds: %m");
+                log_warning_errno(r, "Cannot take back stored fds: %m.");
         if (!d.notify)
                 log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
         r = setup_devices(&d, stored, n_stored);

@@ -148,7 +148,7 @@ void restart_take_back(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name, rename);
                         fds[i].fd = -1;
                         if (r < 0) {
-                                log_warning_errno(r, "Dropping %.64s from the fd store: %m", fds[i].name);
+                                log_warning_errno(r, "Dropping %.64s from the fd store: %m.", fds[i].name);
                                 fdstore_remove(fds[i].name);
                         }
                         continue;

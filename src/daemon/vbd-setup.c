@@ -308,7 +308,7 @@ bool vbd_setup(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap
                 return true;
         if (r < 0 && prepare_only) {
                 v->prepare_failed = true;
-                log_debug("%s: not prepared ahead of its add: %s", v->path, err);
+                log_debug("%s: not prepared ahead of its add: %s.", v->path, err);
                 return true;
         }
         if (r < 0) {

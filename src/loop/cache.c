@@ -362,7 +362,7 @@ static void entry_mark_dead(struct cache *c, struct entry *e)
 {
         if (e->pub.dead)
                 return;
-        log_debug("%s on %s is gone; %u user(s) keep the entry until released",
+        log_debug("%s on %s is gone; %u user(s) keep the entry until released.",
                   e->pub.path, e->pub.dev.node, e->pub.n_users);
         map_remove_if(c->by_key, &e->pub.key, e);
         devslot_unlink(c, e);
@@ -718,7 +718,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
                         return 0;
                 }
                 if (r != -ESTALE) {
-                        errbuf_set(err, errlen, "Cannot reopen %s for %s: %s", e->pub.dev.node,
+                        errbuf_set(err, errlen, "cannot reopen %s for %s: %s", e->pub.dev.node,
                                   req->path, strerror(-r));
                         return r;
                 }
@@ -728,7 +728,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
 
         r = entry_new(c, req, key, id, ret);
         if (r < 0)
-                errbuf_set(err, errlen, "Cannot set up %s for %s: %s",
+                errbuf_set(err, errlen, "cannot set up %s for %s: %s",
                           key->is_block ? "the block device" : "a loop device", req->path, strerror(-r));
         return r;
 }
@@ -803,7 +803,7 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 
         errbuf_set(err, errlen, "%s", "");
         if (!c || !req || !ret || !req->backing || req->backing->fd < 0 || !req->path) {
-                errbuf_set(err, errlen, "Invalid disk request");
+                errbuf_set(err, errlen, "invalid disk request");
                 return -EINVAL;
         }
         /* Before anything is looked at: what the kernel reported since. */
@@ -815,7 +815,7 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
                         errbuf_set(err, errlen, "%s is a block device: offset and size limit apply only to files",
                                   req->path);
                 else
-                        errbuf_set(err, errlen, "Invalid disk request for %s", req->path);
+                        errbuf_set(err, errlen, "invalid disk request for %s", req->path);
                 return r;
         }
         if (key.rw && !req->backing->writable) {
@@ -855,7 +855,7 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 
 oom:
         user_free(u);
-        errbuf_set(err, errlen, "Out of memory while attaching %s", req->path);
+        errbuf_set(err, errlen, "out of memory while setting up %s", req->path);
         return -ENOMEM;
 }
 
@@ -945,7 +945,7 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                         hint_free(c, e);
                         dropped = 1;
                 } else if (r < 0) {
-                        log_debug_errno(r, "Cannot check %s after a change event: %m",
+                        log_debug_errno(r, "Cannot check %s after a change event: %m.",
                                         e->pub.dev.node);
                 }
                 if (last)
@@ -1223,7 +1223,7 @@ static void entry_follow_device(struct cache *c, struct entry *e, int fd, const 
 
         r = c->ops->inspect(fd, &now);
         if (r < 0)
-                log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m", pe->dev.node);
+                log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m.", pe->dev.node);
         if (pe->dev.fd >= 0)
                 entry_close_hook_only(c, e);
         map_remove_if(c->by_key, &pe->key, e);
