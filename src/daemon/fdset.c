@@ -57,6 +57,7 @@ int fdset_registry_new(const struct fdset_hooks *hooks, struct fdset_registry **
 {
         struct fdset_registry *r = calloc(1, sizeof(*r));
 
+        assert(ret);
         if (!r)
                 return -ENOMEM;
         r->sets = hashmap_new(id_hash, id_equal);
@@ -132,7 +133,7 @@ int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_
         uint32_t id;
         int r;
 
-        assert(target && open_set);
+        assert(target && open_set && ret);
         if (fdset_is_path(target)) {
                 if (fdset_parse_path(target, &id) < 0) {
                         errbuf_set(err, errlen, "'%.64s' is not a valid fd set name", target);
@@ -329,6 +330,7 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, u
         uint32_t id;
         int k;
 
+        assert(r && fd >= 0);
         if (set_id > (int64_t)FDSET_ID_MAX || set_id < -1) {
                 safe_close(fd);
                 errbuf_set(err, errlen, "fd set ids go from 0 to %u", FDSET_ID_MAX);
@@ -359,6 +361,7 @@ int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool renam
         uint32_t id;
         uint64_t serial;
 
+        assert(r && fd >= 0 && name);
         if (fdset_parse_store_name(name, &id, &serial) < 0) {
                 safe_close(fd);
                 return -EINVAL;
@@ -369,8 +372,10 @@ int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool renam
 
 int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
 
+        assert(r && ret);
+        s = hashmap_get(r->sets, &set_id);
         if (!s)
                 return -ENOENT;
         *ret = s->owner;
@@ -379,10 +384,12 @@ int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
 
 int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
         struct fdset_fd *f, *tmp;
         bool found = false;
 
+        assert(r);
+        s = hashmap_get(r->sets, &set_id);
         if (!s) {
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
@@ -409,11 +416,13 @@ int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, s
 int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool direct, struct backing *ret,
               struct fdset_use **ret_use, char *err, size_t errlen)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
         int want = writable ? O_RDWR : O_RDONLY;
         struct fdset_fd *f, *found = NULL;
         int fd, k;
 
+        assert(r && ret && ret_use);
+        s = hashmap_get(r->sets, &set_id);
         ret->fd = -1;
         if (!s) {
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
@@ -494,6 +503,7 @@ int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret)
         struct json_object *o = json_object_new_object(), *sets = json_object_new_array();
         struct fdset *s;
 
+        assert(r && ret);
         if (!o || !sets) {
                 json_object_put(o);
                 json_object_put(sets);

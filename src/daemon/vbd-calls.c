@@ -1,5 +1,6 @@
 /* vbd-calls.c — block-loopd's add and remove: answered at once when the
  * disk's state allows, else parked on the disk until it does. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -68,6 +69,7 @@ static void reply_call(struct ctl_call *call, const struct vbd *v, int error, co
 /* Completes the add (or remove) calls waiting on v. */
 void vbd_complete_pending(struct vbd *v, bool remove, int error, const char *msg)
 {
+        assert(v);
         for (;;) {
                 struct pending *p, *found = NULL;
                 /* From the head each time: a reply may end other calls. */
@@ -134,8 +136,10 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 {
         char abs[PATH_MAX];
         struct vbd *v;
-        int r = resolve(m, path, abs, &v);
+        int r;
 
+        assert(m && path && call);
+        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         if (!xsconn_connected(m->xs))
@@ -177,8 +181,10 @@ int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call 
 {
         char abs[PATH_MAX];
         struct vbd *v;
-        int r = resolve(m, path, abs, &v);
+        int r;
 
+        assert(m && path && call);
+        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         switch (v->state) {

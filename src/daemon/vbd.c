@@ -36,6 +36,7 @@ const char *vbd_state_name(enum vbd_state s)
 
 void vbd_set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
 {
+        assert(m && v);
         assert(s < _VBD_STATE_MAX);
         m->counts[v->state]--;
         m->counts[s]++;
@@ -274,6 +275,7 @@ static void evaluate_ended(struct vbd_manager *m, struct vbd *v)
 
 void vbd_evaluate(struct vbd_manager *m, struct vbd *v)
 {
+        assert(m && v);
         switch (v->state) {
         case VBD_NEW:
         case VBD_WAITING:
@@ -298,6 +300,7 @@ void vbd_evaluate(struct vbd_manager *m, struct vbd *v)
 
 void vbd_mark_dirty(struct vbd_manager *m, struct vbd *v)
 {
+        assert(m && v);
         if (list_is_linked(&v->dirty_link))
                 return;
         /* Queued behind the others: a disk released and its file taken by
@@ -410,6 +413,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
 
 void vbd_manager_watch(struct vbd_manager *m, const char *path)
 {
+        assert(m && path);
         if (!m)
                 return;
         uint32_t domid = 0, devid = 0;
@@ -438,6 +442,7 @@ void vbd_manager_watch(struct vbd_manager *m, const char *path)
 
 void vbd_manager_resync(struct vbd_manager *m)
 {
+        assert(m);
         if (!m)
                 return;
         m->rescan = true;
@@ -478,6 +483,7 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
         char path[PATH_MAX], seq[32];
         const struct cache_user *u;
 
+        assert(m && e);
         if (!m)
                 return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
@@ -502,6 +508,7 @@ int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct cache *cache,
         struct vbd_manager *m = calloc(1, sizeof(*m));
         int r = -ENOMEM;
 
+        assert(ev && xs && cache && cfg && ret);
         if (!m)
                 return -ENOMEM;
         list_init(&m->dirty);

@@ -364,6 +364,7 @@ int xsconn_batch(struct xsconn *x, xs_transaction_t t, struct xsconn_op *ops, si
         size_t sent = 0;
         int r = 0;
 
+        assert(x && (ops || n == 0));
         for (size_t i = 0; i < n; i++) {
                 ops[i].r = -ENOTCONN;
                 ops[i].data = NULL;
@@ -640,6 +641,7 @@ int xsconn_new(sd_event *ev, const struct xsconn_ops *ops, void *userdata, struc
         struct xsconn *x = calloc(1, sizeof(*x));
         int r;
 
+        assert(ev && ops && ret);
         if (!x)
                 return -ENOMEM;
         x->fd = -1;
@@ -692,7 +694,7 @@ bool xsconn_connected(const struct xsconn *x) { return x->fd >= 0; }
 
 void xsconn_set_timeout(struct xsconn *x, uint64_t usec)
 {
-        assert(usec > 0);
+        assert(x && usec > 0);
         x->timeout_usec = usec;
 }
 
@@ -700,6 +702,7 @@ int xsconn_watch(struct xsconn *x, const char *path, const char *token)
 {
         struct watch *w;
 
+        assert(x && path && token);
         w = realloc(x->watches, (x->n_watches + 1) * sizeof(*w));
         if (!w)
                 return -ENOMEM;
@@ -727,8 +730,10 @@ static int single(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op)
 int xsconn_read(struct xsconn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
 {
         struct xsconn_op op = { .type = XS_READ, .dir = path };
-        int r = single(x, t, &op);
+        int r;
 
+        assert(x && path && ret);
+        r = single(x, t, &op);
         if (r < 0)
                 return r;
         *ret = op.data;
@@ -741,6 +746,7 @@ int xsconn_write(struct xsconn *x, xs_transaction_t t, const char *path, const c
 {
         struct xsconn_op op = { .type = XS_WRITE, .dir = path, .value = value };
 
+        assert(x && path && value);
         return single(x, t, &op);
 }
 
@@ -748,14 +754,17 @@ int xsconn_rm(struct xsconn *x, xs_transaction_t t, const char *path)
 {
         struct xsconn_op op = { .type = XS_RM, .dir = path };
 
+        assert(x && path);
         return single(x, t, &op);
 }
 
 int xsconn_directory(struct xsconn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
 {
         struct xsconn_op op = { .type = XS_DIRECTORY, .dir = path };
-        int r = single(x, t, &op);
+        int r;
 
+        assert(x && path && ret && ret_n);
+        r = single(x, t, &op);
         if (r < 0)
                 return r;
         *ret = op.ents;
@@ -778,6 +787,7 @@ int xsconn_transaction_start(struct xsconn *x, xs_transaction_t *ret)
         uint32_t id;
         int r;
 
+        assert(x && ret);
         r = request(x, XS_TRANSACTION_START, XBT_NULL, &part, 1, &hdr, &body);
         if (r < 0)
                 return r;
@@ -794,6 +804,7 @@ int xsconn_transaction_end(struct xsconn *x, xs_transaction_t t, bool abort)
         struct xsw_part part = { abort ? "F" : "T", 2 };
         int r;
 
+        assert(x);
         r = request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
         /* xenstored did not know the transaction (the C one says ENOENT,
          * oxenstored EIO): nothing was committed, and what was read in it
@@ -810,6 +821,7 @@ int xsconn_home(struct xsconn *x, char **ret)
         char *end;
         int r;
 
+        assert(x && ret);
         /* A relative path resolves against our own domain.  No guess when
          * it cannot be read: dom0's home in a driver domain would serve
          * another domain's backends. */
