@@ -5,7 +5,6 @@
  * add fields without breaking older clients. */
 #include "proto.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -185,7 +184,6 @@ int proto_get_uint(struct json_object *obj, const char *key, uint64_t max, uint6
         struct json_object *v;
         int64_t n;
 
-        assert(obj && key && ret);
         if (!json_object_object_get_ex(obj, key, &v))
                 return -ENOENT;
         if (!json_object_is_type(v, json_type_int))
@@ -320,7 +318,6 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         const char *command;
         int r;
 
-        assert(buf && ret);
         if (ret_id)
                 *ret_id = 0;
         if (!ret)
@@ -382,7 +379,6 @@ void proto_request_done(struct proto_request *req)
 
 int proto_add_field(struct json_object *obj, const char *key, struct json_object *val)
 {
-        assert(obj && key);
         if (!val)
                 return -ENOMEM;
         if (json_object_object_add(obj, key, val) < 0) {
@@ -429,7 +425,6 @@ int proto_format_request(uint32_t id, const char *command, struct json_object *a
         _cleanup_json_ struct json_object *obj = NULL;
         int r;
 
-        assert(command && ret);
         if (!command || !ret || (a && !json_object_is_type(a, json_type_object)))
                 return -EINVAL;
         obj = envelope(id);
@@ -450,7 +445,6 @@ int proto_format_reply(uint32_t id, struct json_object *result, char **ret)
         _cleanup_json_ struct json_object *obj = NULL;
         int r;
 
-        assert(ret);
         if (!ret || (res && !json_object_is_type(res, json_type_object)))
                 return -EINVAL;
         obj = envelope(id);
@@ -485,7 +479,6 @@ int proto_format_error(uint32_t id, int error, const char *message, char **ret)
         const char *name;
         int r;
 
-        assert(ret);
         if (!ret)
                 return -EINVAL;
         if (error < 0)
@@ -529,7 +522,6 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
         bool ok;
         int r;
 
-        assert(buf && ret);
         if (!ret)
                 return -EINVAL;
         r = parse_object(buf, len, PROTO_MAX_REPLY, false, &obj, NULL, 0);
