@@ -289,7 +289,6 @@ void ctl_call_reply(struct ctl_call *call, struct json_object *result)
         char *text = NULL;
         int r;
 
-        assert(call);
         if (!call) {
                 if (result)
                         json_object_put(result);
@@ -341,7 +340,7 @@ static void call_verror(struct ctl_call *call, int error, const char *fmt, va_li
 
 void ctl_call_error(struct ctl_call *call, int error, const char *fmt, ...)
 {
-        assert(call && fmt);
+        assert(fmt);
         va_list ap;
 
         if (!call)
@@ -358,7 +357,6 @@ size_t ctl_call_n_fds(const struct ctl_call *call)
 
 int ctl_call_take_fd(struct ctl_call *call, size_t idx)
 {
-        assert(call);
         if (!call || idx >= call->n_fds || call->fds[idx] < 0)
                 return -EBADF;
         return TAKE_FD(call->fds[idx]);
@@ -998,7 +996,6 @@ int ctl_server_new(sd_event *ev, const struct ctl_server_config *cfg, struct ctl
         struct ctl_server *s;
         int r;
 
-        assert(ev && cfg && ret);
         if (!ev || !cfg || !ret || (!cfg->path && cfg->listen_fd < 0) || (cfg->n_commands && !cfg->commands))
                 return -EINVAL;
 

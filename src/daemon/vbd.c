@@ -413,7 +413,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
 
 void vbd_manager_watch(struct vbd_manager *m, const char *path)
 {
-        assert(m && path);
+        assert(path);
         if (!m)
                 return;
         uint32_t domid = 0, devid = 0;
@@ -442,7 +442,6 @@ void vbd_manager_watch(struct vbd_manager *m, const char *path)
 
 void vbd_manager_resync(struct vbd_manager *m)
 {
-        assert(m);
         if (!m)
                 return;
         m->rescan = true;
@@ -483,7 +482,7 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
         char path[PATH_MAX], seq[32];
         const struct cache_user *u;
 
-        assert(m && e);
+        assert(e);
         if (!m)
                 return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
