@@ -202,6 +202,23 @@ static int call(const char *command, struct json_object *args, const int *fds, s
         return r;
 }
 
+/* One call, with the arguments the caller built (built: false when that
+ * ran out of memory; args is dropped then).  EXIT_OK, or the exit status of
+ * the failure, reported. */
+static int request(const char *command, struct json_object *args, bool built, const int *fds, size_t n_fds,
+                   struct json_object **ret)
+{
+        struct ctl_error err;
+
+        if (!built) {
+                json_object_put(args);
+                return failed("Out of memory.");
+        }
+        if (call(command, args, fds, n_fds, ret, &err) < 0)
+                return report(&err);
+        return EXIT_OK;
+}
+
 static void print_json(struct json_object *o)
 {
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -251,14 +268,14 @@ static struct json_object *get_array(struct json_object *o, const char *key)
 static int cmd_status(int argc, char **argv)
 {
         _cleanup_json_ struct json_object *res = NULL;
-        struct ctl_error err;
         int64_t n;
-        int b;
+        int b, status;
 
         if (argc > 1)
                 return usage_error("status takes no arguments.");
-        if (call("status", NULL, NULL, 0, &res, &err) < 0)
-                return report(&err);
+        status = request("status", NULL, true, NULL, 0, &res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(res);
                 return EXIT_OK;
@@ -332,12 +349,13 @@ static void print_row(const char *const *cells, const size_t *width)
 static int call_listing(int argc, const char *command, const char *field, const char *say_none,
                         struct json_object **ret_res, struct json_object **ret_items, size_t *ret_n)
 {
-        struct ctl_error err;
+        int status;
 
         if (argc > 1)
                 return usage_error("%s takes no arguments.", command);
-        if (call(command, NULL, NULL, 0, ret_res, &err) < 0)
-                return report(&err);
+        status = request(command, NULL, true, NULL, 0, ret_res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(*ret_res);
                 return EXIT_OK;
@@ -440,10 +458,15 @@ static bool is_read_only(const char *mode)
         return access_parse(mode, false, &a) == 0 && a == ACCESS_RO;
 }
 
-static void print_device(const char *verb, const char *name, struct json_object *d)
+/* The device a call answered: its JSON with --json, else one sentence. */
+static int print_device(const char *verb, const char *name, struct json_object *d)
 {
         int64_t maj = -1, min = -1, seq = -1;
 
+        if (arg_json) {
+                print_json(d);
+                return EXIT_OK;
+        }
         (void)get_int(d, "major", &maj);
         (void)get_int(d, "minor", &min);
         (void)get_int(d, "diskseq", &seq);
@@ -452,6 +475,7 @@ static void print_device(const char *verb, const char *name, struct json_object 
                 printf(", diskseq %" PRId64, seq);
         printf(") backed by %s, %s.\n", get_str(d, "backing", "?"),
                is_read_only(get_str(d, "access", "r")) ? "read-only" : "read-write");
+        return EXIT_OK;
 }
 
 #if LOOPCTL_DISK_SPECS
@@ -549,7 +573,6 @@ static int cmd_attach(int argc, char **argv)
 {
         _cleanup_json_ struct json_object *res = NULL;
         struct json_object *args = NULL;
-        struct ctl_error err;
         _cleanup_free_ char *name = NULL;
         int status;
 
@@ -559,25 +582,16 @@ static int cmd_attach(int argc, char **argv)
         if (status != EXIT_OK)
                 return status;
         name = strdup(get_str(args, "name", "?"));
-        if (!name) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("attach", args, NULL, 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json)
-                print_json(res);
-        else
-                print_device("Attached", name, res);
-        return EXIT_OK;
+        status = request("attach", args, name != NULL, NULL, 0, &res);
+        return status != EXIT_OK ? status : print_device("Attached", name, res);
 }
 #endif
 
 static int cmd_detach(int argc, char **argv)
 {
         struct json_object *args;
-        struct ctl_error err;
         const char *name = arg_name;
+        int status;
 
         if (argc > 2 || (argc == 2 && name))
                 return usage_error("detach takes one name.");
@@ -586,12 +600,10 @@ static int cmd_detach(int argc, char **argv)
         if (!name)
                 return usage_error("detach needs the name given to attach.");
         args = json_object_new_object();
-        if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("detach", args, NULL, 0, NULL, &err) < 0)
-                return report(&err);
+        status = request("detach", args, args && proto_add_field(args, "name", json_object_new_string(name)) >= 0,
+                         NULL, 0, NULL);
+        if (status != EXIT_OK)
+                return status;
         if (!arg_json)
                 printf("Detached %s.\n", name);
         else
@@ -606,8 +618,8 @@ static int cmd_add_fd(int argc, char **argv)
         _cleanup_json_ struct json_object *res = NULL;
         _cleanup_close_ int fd = -1;
         struct json_object *args;
-        struct ctl_error err;
         int64_t set = -1, n = -1;
+        int status;
 
         if (argc != 2)
                 return usage_error("add-fd takes one PATH to open.");
@@ -615,13 +627,12 @@ static int cmd_add_fd(int argc, char **argv)
         if (fd < 0)
                 return failed("Cannot open %s: %m", argv[1]);
         args = json_object_new_object();
-        if (!args || (arg_fdset >= 0 && proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
-            (arg_opaque && proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("add-fd", args, &fd, 1, &res, &err) < 0)
-                return report(&err);
+        status = request("add-fd", args,
+                         args && (arg_fdset < 0 || proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) >= 0) &&
+                                 (!arg_opaque || proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) >= 0),
+                         &fd, 1, &res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(res);
                 return EXIT_OK;
@@ -635,8 +646,7 @@ static int cmd_add_fd(int argc, char **argv)
 static int cmd_remove_fd(int argc, char **argv)
 {
         struct json_object *args;
-        struct ctl_error err;
-        uint64_t set, fd;
+        uint64_t set, fd = UINT64_MAX;
         int i = 1;
 
         if (arg_fdset >= 0)
@@ -647,24 +657,13 @@ static int cmd_remove_fd(int argc, char **argv)
                 return usage_error("remove-fd needs --fdset N.");
         if (argc - i > 1)
                 return usage_error("remove-fd takes at most one FD.");
+        if (argc - i == 1 && (parse_u64(argv[i], &fd) < 0 || fd > INT32_MAX))
+                return usage_error("Invalid fd number \"%s\".", argv[i]);
         args = json_object_new_object();
-        if (!args || proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) < 0) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (argc - i == 1) {
-                if (parse_u64(argv[i], &fd) < 0 || fd > INT32_MAX) {
-                        json_object_put(args);
-                        return usage_error("Invalid fd number \"%s\".", argv[i]);
-                }
-                if (proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) < 0) {
-                        json_object_put(args);
-                        return failed("Out of memory.");
-                }
-        }
-        if (call("remove-fd", args, NULL, 0, NULL, &err) < 0)
-                return report(&err);
-        return EXIT_OK;
+        return request("remove-fd", args,
+                       args && proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) >= 0 &&
+                               (fd == UINT64_MAX || proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) >= 0),
+                       NULL, 0, NULL);
 }
 
 static int cmd_query_fdsets(int argc, char **argv)
@@ -703,8 +702,8 @@ static int cmd_reconfigure(int argc, char **argv)
         _cleanup_json_ struct json_object *res = NULL;
         _cleanup_close_ int fd = -1;
         struct json_object *args;
-        struct ctl_error err;
         const char *key = NULL, *value = NULL;
+        int status;
 
         if (arg_name && arg_path)
                 return usage_error("reconfigure takes a name or a path, not both.");
@@ -728,19 +727,14 @@ static int cmd_reconfigure(int argc, char **argv)
                         return failed("Cannot open %s: %m", arg_backing);
         }
         args = json_object_new_object();
-        if (!args || proto_add_field(args, key, json_object_new_string(value)) < 0 ||
-            (arg_direct_io >= 0 && proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
-            (arg_backing && proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("reconfigure", args, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json)
-                print_json(res);
-        else
-                print_device("Reconfigured", value, res);
-        return EXIT_OK;
+        status = request("reconfigure", args,
+                         args && proto_add_field(args, key, json_object_new_string(value)) >= 0 &&
+                                 (arg_direct_io < 0 ||
+                                  proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) >= 0) &&
+                                 (!arg_backing ||
+                                  proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) >= 0),
+                         fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &res);
+        return status != EXIT_OK ? status : print_device("Reconfigured", value, res);
 }
 
 /* --- hotplug script ----------------------------------------------------- */
@@ -923,18 +917,23 @@ static const struct {
         char letter;
         int (*set)(const char *arg);
 } cmd_options[] = {
+        /* What is printed. */
         { "json", false, 'j', set_json },
+        /* Which attachment or disk. */
         { "name", true, 'n', set_name },
         { "path", true, 'p', set_path },
+        /* The fd set an fd joins, and how the fd is opened. */
         { "fdset", true, 'f', set_fdset },
         { "opaque", true, 'o', set_opaque },
         { "rw", false, 'w', set_rw },
+        /* How attach sets the device up. */
         { "no-sharing-check", false, '!', set_no_sharing_check },
-        { "direct-io", true, 'd', set_direct_io },
-        { "backing", true, 'b', set_backing },
         { "block-size", true, 'B', set_block_size },
         { "offset", true, 'O', set_offset },
         { "size-limit", true, 'S', set_size_limit },
+        /* What reconfigure changes. */
+        { "direct-io", true, 'd', set_direct_io },
+        { "backing", true, 'b', set_backing },
 };
 
 enum {

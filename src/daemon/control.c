@@ -991,6 +991,27 @@ static int server_adopt(struct ctl_server *s, int fd)
         return 0;
 }
 
+void ctl_server_free(struct ctl_server *s, bool unlink_socket)
+{
+        if (!s)
+                return;
+        s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        s->accept_timer = sd_event_source_disable_unref(s->accept_timer);
+        while (!list_is_empty(&s->conns))
+                conn_free(list_first_entry(&s->conns, struct ctl_conn, link));
+        /* Handlers that kept orphaned calls must not use them after this. */
+        while (!list_is_empty(&s->orphans))
+                call_free(list_first_entry(&s->orphans, struct ctl_call, link));
+        /* An inherited socket's path belongs to whoever made it (systemd). */
+        if (unlink_socket && s->bound && s->path)
+                (void)unlink(s->path);
+        s->listen_fd = safe_close(s->listen_fd);
+        free(s->buf);
+        free(s->path);
+        sd_event_unref(s->event);
+        free(s);
+}
+
 int ctl_server_new(sd_event *ev, const struct ctl_server_config *cfg, struct ctl_server **ret)
 {
         struct ctl_server *s;
@@ -1046,27 +1067,6 @@ fail:
         sd_event_unref(s->event);
         free(s);
         return r;
-}
-
-void ctl_server_free(struct ctl_server *s, bool unlink_socket)
-{
-        if (!s)
-                return;
-        s->listen_source = sd_event_source_disable_unref(s->listen_source);
-        s->accept_timer = sd_event_source_disable_unref(s->accept_timer);
-        while (!list_is_empty(&s->conns))
-                conn_free(list_first_entry(&s->conns, struct ctl_conn, link));
-        /* Handlers that kept orphaned calls must not use them after this. */
-        while (!list_is_empty(&s->orphans))
-                call_free(list_first_entry(&s->orphans, struct ctl_call, link));
-        /* An inherited socket's path belongs to whoever made it (systemd). */
-        if (unlink_socket && s->bound && s->path)
-                (void)unlink(s->path);
-        s->listen_fd = safe_close(s->listen_fd);
-        free(s->buf);
-        free(s->path);
-        sd_event_unref(s->event);
-        free(s);
 }
 
 size_t ctl_server_n_connections(const struct ctl_server *s)

@@ -51,52 +51,6 @@ static void refresh(void *userdata)
         drain(userdata);
 }
 
-int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor **ret)
-{
-        struct uevent_monitor *u = calloc(1, sizeof(*u));
-        int r;
-
-        if (!u)
-                return -ENOMEM;
-        u->cache = cache;
-        u->udev = udev_new();
-        if (!u->udev) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        /* "kernel": straight from the kernel, so it works without udevd. */
-        u->mon = udev_monitor_new_from_netlink(u->udev, "kernel");
-        if (!u->mon) {
-                r = -EPROTONOSUPPORT;
-                goto fail;
-        }
-        r = udev_monitor_filter_add_match_subsystem_devtype(u->mon, "block", "disk");
-        /* A burst of thousands of attaches must not overflow the socket;
-         * without the privilege for it the default size still works. */
-        if (r >= 0 && udev_monitor_set_receive_buffer_size(u->mon, 8 * 1024 * 1024) < 0)
-                log_debug("Cannot enlarge the uevent socket buffer.");
-        if (r >= 0)
-                r = udev_monitor_enable_receiving(u->mon);
-        if (r < 0)
-                goto fail;
-        r = sd_event_add_io(ev, &u->io, udev_monitor_get_fd(u->mon), EPOLLIN, on_uevent, u);
-        if (r < 0)
-                goto fail;
-        /* Receiving first, then the scan: no binding falls in between. */
-        r = outside_loops_new(&u->loops);
-        if (r >= 0)
-                r = outside_loops_scan(u->loops);
-        if (r < 0)
-                goto fail;
-        log_debug("%zu loop devices are bound on this host.", outside_loops_size(u->loops));
-        cache_set_outside_loops(cache, u->loops, refresh, u);
-        *ret = u;
-        return 0;
-fail:
-        uevent_monitor_free(u);
-        return r;
-}
-
 void uevent_monitor_free(struct uevent_monitor *u)
 {
         if (!u)
@@ -109,3 +63,45 @@ void uevent_monitor_free(struct uevent_monitor *u)
         udev_unref(u->udev);
         free(u);
 }
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct uevent_monitor *, uevent_monitor_free);
+
+int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor **ret)
+{
+        _cleanup_(uevent_monitor_freep) struct uevent_monitor *u = calloc(1, sizeof(*u));
+        int r;
+
+        if (!u)
+                return -ENOMEM;
+        u->cache = cache;
+        u->udev = udev_new();
+        if (!u->udev)
+                return -ENOMEM;
+        /* "kernel": straight from the kernel, so it works without udevd. */
+        u->mon = udev_monitor_new_from_netlink(u->udev, "kernel");
+        if (!u->mon)
+                return -EPROTONOSUPPORT;
+        r = udev_monitor_filter_add_match_subsystem_devtype(u->mon, "block", "disk");
+        /* A burst of thousands of attaches must not overflow the socket;
+         * without the privilege for it the default size still works. */
+        if (r >= 0 && udev_monitor_set_receive_buffer_size(u->mon, 8 * 1024 * 1024) < 0)
+                log_debug("Cannot enlarge the uevent socket buffer.");
+        if (r >= 0)
+                r = udev_monitor_enable_receiving(u->mon);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(ev, &u->io, udev_monitor_get_fd(u->mon), EPOLLIN, on_uevent, u);
+        if (r < 0)
+                return r;
+        /* Receiving first, then the scan: no binding falls in between. */
+        r = outside_loops_new(&u->loops);
+        if (r >= 0)
+                r = outside_loops_scan(u->loops);
+        if (r < 0)
+                return r;
+        log_debug("%zu loop devices are bound on this host.", outside_loops_size(u->loops));
+        cache_set_outside_loops(cache, u->loops, refresh, u);
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+

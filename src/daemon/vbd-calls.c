@@ -98,16 +98,22 @@ static int absolute(const struct vbd_manager *m, const char *path, char abs[stat
         return snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
 }
 
-static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH_MAX], struct vbd **ret)
+/* The record of the disk at path (made if need be); its absolute path in
+ * abs (PATH_MAX bytes) unless that is NULL. */
+static int resolve(struct vbd_manager *m, const char *path, char *abs, struct vbd **ret)
 {
+        char buf[PATH_MAX];
         uint32_t domid, devid;
         const char *node = NULL;
         size_t len = 0;
         int n;
 
+        assert(path && ret);
         /* No manager yet: xenstored has not answered since start-up. */
         if (!m)
                 return -ENOTCONN;
+        if (!abs)
+                abs = buf;
 
         n = absolute(m, path, abs);
         if (n < 0 || n >= PATH_MAX)
@@ -136,10 +142,8 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 {
         char abs[PATH_MAX];
         struct vbd *v;
-        int r;
+        int r = resolve(m, path, abs, &v);
 
-        assert(m && path && call);
-        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         if (!xsconn_connected(m->xs))
@@ -179,12 +183,9 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 
 int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call *call)
 {
-        char abs[PATH_MAX];
         struct vbd *v;
-        int r;
+        int r = resolve(m, path, NULL, &v);
 
-        assert(m && path && call);
-        r = resolve(m, path, abs, &v);
         if (r < 0)
                 return r;
         switch (v->state) {

@@ -636,41 +636,6 @@ static int connect_now(struct xsconn *x)
         return 0;
 }
 
-int xsconn_new(sd_event *ev, const struct xsconn_ops *ops, void *userdata, struct xsconn **ret)
-{
-        struct xsconn *x = calloc(1, sizeof(*x));
-        int r;
-
-        assert(ev && ops && ret);
-        if (!x)
-                return -ENOMEM;
-        x->fd = -1;
-        x->timeout_usec = TIMEOUT_DEFAULT_USEC;
-        list_init(&x->events);
-        x->event = sd_event_ref(ev);
-        x->ops = ops;
-        x->userdata = userdata;
-        r = sd_event_add_time(ev, &x->timer, CLOCK_MONOTONIC, 0, 0, on_timer, x);
-        if (r < 0)
-                goto fail;
-        sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
-        r = sd_event_add_defer(ev, &x->defer, on_defer, x);
-        if (r < 0)
-                goto fail;
-        sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
-        /* Not there yet: keep trying, as after losing it. */
-        if (connect_now(x) < 0) {
-                x->retry_ms = RETRY_MIN_MS;
-                arm_timer(x, x->retry_ms * 1000ULL);
-        } else
-                x->was_connected = true;
-        *ret = x;
-        return 0;
-fail:
-        xsconn_free(x);
-        return r;
-}
-
 void xsconn_free(struct xsconn *x)
 {
         if (!x)
@@ -688,6 +653,40 @@ void xsconn_free(struct xsconn *x)
         free(x->watches);
         sd_event_unref(x->event);
         free(x);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct xsconn *, xsconn_free);
+
+int xsconn_new(sd_event *ev, const struct xsconn_ops *ops, void *userdata, struct xsconn **ret)
+{
+        _cleanup_(xsconn_freep) struct xsconn *x = calloc(1, sizeof(*x));
+        int r;
+
+        assert(ev && ops && ret);
+        if (!x)
+                return -ENOMEM;
+        x->fd = -1;
+        x->timeout_usec = TIMEOUT_DEFAULT_USEC;
+        list_init(&x->events);
+        x->event = sd_event_ref(ev);
+        x->ops = ops;
+        x->userdata = userdata;
+        r = sd_event_add_time(ev, &x->timer, CLOCK_MONOTONIC, 0, 0, on_timer, x);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
+        r = sd_event_add_defer(ev, &x->defer, on_defer, x);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
+        /* Not there yet: keep trying, as after losing it. */
+        if (connect_now(x) < 0) {
+                x->retry_ms = RETRY_MIN_MS;
+                arm_timer(x, x->retry_ms * 1000ULL);
+        } else
+                x->was_connected = true;
+        *ret = TAKE_PTR(x);
+        return 0;
 }
 
 bool xsconn_connected(const struct xsconn *x) { return x->fd >= 0; }
