@@ -100,7 +100,7 @@ static void take_back_device(struct daemon *d, struct fdstore_fd *fd, bool renam
         char acc, now[64];
         int r;
 
-        if (!val_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc)) {
+        if (val_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc) < 0) {
                 log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fd->fd, fd->name);
                 fdstore_remove(fd->name);
                 return; /* fdstore_fds_free closes it */

@@ -4,7 +4,8 @@
  * back under from the service manager's fd store.
  *
  * Pure functions: no I/O, no allocation, no global state, so each can be
- * fuzzed on its own (tests/fuzz/fuzz-xsvalue.c).  Every parser is strict:
+ * fuzzed on its own (tests/fuzz/fuzz-xsvalue.c).  Every parser returns 0, or
+ * -EINVAL for anything but what it accepts, and is strict:
  * it accepts exactly what the daemon (or block-common.sh) writes, with no
  * leading blanks, signs or base prefixes, and never overflows. */
 #pragma once
@@ -23,21 +24,21 @@
 
 /* A decimal unsigned 32-bit number of exactly len bytes, in canonical form
  * (no sign, no leading zero but for "0"): a domid or devid in a path. */
-bool val_parse_u32(const char *s, size_t len, uint32_t *ret);
+int val_parse_u32(const char *s, size_t len, uint32_t *ret);
 
 /* A small decimal node (state, online, opened): an optional '-' and 1 to 10
- * digits, the whole string, within int.  False for anything else. */
-bool val_parse_int(const char *s, int *ret);
+ * digits, the whole string, within int. */
+int val_parse_int(const char *s, int *ret);
 
 /* mode: "r", "w" or "w!" (the sharing check skipped).  -EINVAL otherwise. */
 int val_parse_mode(const char *mode, enum access *ret);
 
 /* physical-device: "<major>:<minor>" in hex, as block-common.sh writes it
  * ("%x:%x"); 1 to 8 digits each, within VAL_MAJOR_MAX / VAL_MINOR_MAX. */
-bool val_parse_physdev(const char *s, dev_t *ret);
+int val_parse_physdev(const char *s, dev_t *ret);
 
 /* diskseq: 1 to 16 hex digits ("%llx"). */
-bool val_parse_diskseq(const char *s, uint64_t *ret);
+int val_parse_diskseq(const char *s, uint64_t *ret);
 
 /* params as read from xenstore: len bytes, which may hold NUL bytes.  0 when
  * it can name a file (not empty, no NUL, shorter than PATH_MAX); otherwise
@@ -58,7 +59,7 @@ int val_check_params(const char *params, size_t len, char *err, size_t errlen);
  * the access from the fd and stores it again under the new name), else 'r'
  * or 'w'. */
 int val_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw);
-bool val_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access);
+int val_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access);
 
 /* Copies text into buf (len bytes with the NUL, truncated if need be),
  * writing each occurrence of quote that is longer than keep + 3 bytes as its

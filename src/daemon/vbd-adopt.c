@@ -67,9 +67,9 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
 
         if (vbd_read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !val_parse_physdev(physdev, &devnum))
+        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || val_parse_physdev(physdev, &devnum) < 0)
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !val_parse_diskseq(seq, &diskseq))
+        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && val_parse_diskseq(seq, &diskseq) < 0)
                 return 0;
         vbd_read_node(m, XBT_NULL, v, "params", &params, NULL);
         if (vbd_read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)

@@ -111,7 +111,7 @@ static int snap_int(const struct snapshot *s, int k, int def)
         const char *v = vbd_snap_value(s, k, NULL);
         int n;
 
-        return v && val_parse_int(v, &n) ? n : def;
+        return v && val_parse_int(v, &n) == 0 ? n : def;
 }
 
 /* Reads a small decimal node; def when absent or not a number. */
@@ -120,7 +120,7 @@ int vbd_read_int(struct vbd_manager *m, const struct vbd *v, const char *node, i
         _cleanup_free_ char *s = NULL;
         int n;
 
-        if (vbd_read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !val_parse_int(s, &n))
+        if (vbd_read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || val_parse_int(s, &n) < 0)
                 return def;
         return n;
 }
@@ -200,7 +200,7 @@ static uint32_t domain_target(struct vbd_manager *m, uint32_t domid)
         _cleanup_free_ char *t = domain_node(m, domid, "target");
         uint32_t id;
 
-        return t && val_parse_u32(t, strlen(t), &id) ? id : UINT32_MAX;
+        return t && val_parse_u32(t, strlen(t), &id) == 0 ? id : UINT32_MAX;
 }
 
 /* The stock script's same_vm: may domains a and b share a file read-write?

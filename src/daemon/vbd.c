@@ -62,13 +62,13 @@ int vbd_split_path(const struct vbd_manager *m, const char *path, uint32_t *domi
         if (*p++ != '/')
                 return -1;
         slash = strchr(p, '/');
-        if (!val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
+        if (val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid) < 0)
                 return -1;
         if (!slash)
                 return 1;
         p = slash + 1;
         slash = strchr(p, '/');
-        if (!val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
+        if (val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid) < 0)
                 return -1;
         *dev_path_len = slash ? (size_t)(slash - path) : strlen(path);
         *node = slash ? slash + 1 : NULL;
@@ -357,7 +357,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                 uint32_t devid;
                 struct vbd *v;
 
-                if (!val_parse_u32(ents[i], strlen(ents[i]), &devid))
+                if (val_parse_u32(ents[i], strlen(ents[i]), &devid) < 0)
                         continue;
                 snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
                 v = vbd_get(m, dev, strlen(dev), domid, devid, true);
@@ -391,7 +391,7 @@ static void rescan(struct vbd_manager *m)
         }
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
-                if (val_parse_u32(doms[i], strlen(doms[i]), &domid))
+                if (val_parse_u32(doms[i], strlen(doms[i]), &domid) == 0)
                         scan_domain(m, domid);
         }
 }

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(name, data, size);
         name[size] = '\0';
 
-        if (val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc)) {
+        if (val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc) == 0) {
                 CHECK(ma <= VAL_MAJOR_MAX && mi <= VAL_MINOR_MAX);
                 CHECK(acc == 0 || acc == 'r' || acc == 'w');
                 val_format_fdstore_dev(again, sizeof(again), ma, mi, seq, acc == 'w');

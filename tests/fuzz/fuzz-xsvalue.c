@@ -30,11 +30,11 @@ static void check_physdev(const char *s)
         char again[32];
         dev_t d, d2;
 
-        if (!val_parse_physdev(s, &d))
+        if (val_parse_physdev(s, &d) < 0)
                 return;
         CHECK(major(d) <= VAL_MAJOR_MAX && minor(d) <= VAL_MINOR_MAX);
         snprintf(again, sizeof(again), "%x:%x", major(d), minor(d));
-        CHECK(val_parse_physdev(again, &d2) && d2 == d);
+        CHECK(val_parse_physdev(again, &d2) == 0 && d2 == d);
 }
 
 static void check_diskseq(const char *s)
@@ -42,11 +42,11 @@ static void check_diskseq(const char *s)
         char again[32];
         uint64_t v, v2;
 
-        if (!val_parse_diskseq(s, &v))
+        if (val_parse_diskseq(s, &v) < 0)
                 return;
         CHECK(strlen(s) <= 16);
         snprintf(again, sizeof(again), "%" PRIx64, v);
-        CHECK(val_parse_diskseq(again, &v2) && v2 == v);
+        CHECK(val_parse_diskseq(again, &v2) == 0 && v2 == v);
 }
 
 static void check_numbers(const char *s, const uint8_t *data, size_t size)
@@ -55,15 +55,15 @@ static void check_numbers(const char *s, const uint8_t *data, size_t size)
         uint32_t u;
         int i;
 
-        if (val_parse_u32((const char *)data, size, &u)) {
+        if (val_parse_u32((const char *)data, size, &u) == 0) {
                 /* Canonical: formats back to exactly the bytes given. */
                 snprintf(again, sizeof(again), "%" PRIu32, u);
                 CHECK(strlen(again) == size && memcmp(again, data, size) == 0);
         }
-        if (val_parse_int(s, &i)) {
+        if (val_parse_int(s, &i) == 0) {
                 int i2;
                 snprintf(again, sizeof(again), "%d", i);
-                CHECK(val_parse_int(again, &i2) && i2 == i);
+                CHECK(val_parse_int(again, &i2) == 0 && i2 == i);
         }
         if (fdset_parse_path(s, &u) == 0) {
                 char path[64];

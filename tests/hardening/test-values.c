@@ -20,42 +20,42 @@ static void test_u32(void **state)
 {
         uint32_t v = 7;
 
-        assert_true(val_parse_u32("0", 1, &v));
+        assert_int_equal(val_parse_u32("0", 1, &v), 0);
         assert_int_equal(v, 0);
-        assert_true(val_parse_u32("51712", 5, &v));
+        assert_int_equal(val_parse_u32("51712", 5, &v), 0);
         assert_int_equal(v, 51712);
-        assert_true(val_parse_u32("4294967295", 10, &v));
+        assert_int_equal(val_parse_u32("4294967295", 10, &v), 0);
         assert_int_equal(v, UINT32_MAX);
-        assert_true(val_parse_u32("12/x", 2, &v));
+        assert_int_equal(val_parse_u32("12/x", 2, &v), 0);
         assert_int_equal(v, 12);
-        assert_false(val_parse_u32("4294967296", 10, &v));
-        assert_false(val_parse_u32("01", 2, &v));
-        assert_false(val_parse_u32("", 0, &v));
-        assert_false(val_parse_u32("+1", 2, &v));
-        assert_false(val_parse_u32("-1", 2, &v));
-        assert_false(val_parse_u32("12345678901", 11, &v));
+        assert_int_equal(val_parse_u32("4294967296", 10, &v), -EINVAL);
+        assert_int_equal(val_parse_u32("01", 2, &v), -EINVAL);
+        assert_int_equal(val_parse_u32("", 0, &v), -EINVAL);
+        assert_int_equal(val_parse_u32("+1", 2, &v), -EINVAL);
+        assert_int_equal(val_parse_u32("-1", 2, &v), -EINVAL);
+        assert_int_equal(val_parse_u32("12345678901", 11, &v), -EINVAL);
 }
 
 static void test_int(void **state)
 {
         int v = 7;
 
-        assert_true(val_parse_int("4", &v));
+        assert_int_equal(val_parse_int("4", &v), 0);
         assert_int_equal(v, 4);
-        assert_true(val_parse_int("-1", &v));
+        assert_int_equal(val_parse_int("-1", &v), 0);
         assert_int_equal(v, -1);
-        assert_true(val_parse_int("2147483647", &v));
+        assert_int_equal(val_parse_int("2147483647", &v), 0);
         assert_int_equal(v, INT_MAX);
-        assert_true(val_parse_int("-2147483648", &v));
+        assert_int_equal(val_parse_int("-2147483648", &v), 0);
         assert_int_equal(v, INT_MIN);
-        assert_false(val_parse_int("2147483648", &v));
-        assert_false(val_parse_int("99999999999", &v));
-        assert_false(val_parse_int("", &v));
-        assert_false(val_parse_int("-", &v));
-        assert_false(val_parse_int(" 4", &v));
-        assert_false(val_parse_int("4\n", &v));
-        assert_false(val_parse_int("+4", &v));
-        assert_false(val_parse_int("0x4", &v));
+        assert_int_equal(val_parse_int("2147483648", &v), -EINVAL);
+        assert_int_equal(val_parse_int("99999999999", &v), -EINVAL);
+        assert_int_equal(val_parse_int("", &v), -EINVAL);
+        assert_int_equal(val_parse_int("-", &v), -EINVAL);
+        assert_int_equal(val_parse_int(" 4", &v), -EINVAL);
+        assert_int_equal(val_parse_int("4\n", &v), -EINVAL);
+        assert_int_equal(val_parse_int("+4", &v), -EINVAL);
+        assert_int_equal(val_parse_int("0x4", &v), -EINVAL);
 }
 
 static void test_mode(void **state)
@@ -79,44 +79,44 @@ static void test_physdev(void **state)
 {
         dev_t d = 0;
 
-        assert_true(val_parse_physdev("7:0", &d));
+        assert_int_equal(val_parse_physdev("7:0", &d), 0);
         assert_true(d == makedev(7, 0));
-        assert_true(val_parse_physdev("103:1f", &d));
+        assert_int_equal(val_parse_physdev("103:1f", &d), 0);
         assert_true(d == makedev(0x103, 0x1f));
-        assert_true(val_parse_physdev("FFF:FFFFF", &d));
+        assert_int_equal(val_parse_physdev("FFF:FFFFF", &d), 0);
         assert_true(d == makedev(0xfff, 0xfffff));
-        assert_false(val_parse_physdev("1000:0", &d));
-        assert_false(val_parse_physdev("7:100000", &d));
-        assert_false(val_parse_physdev("-1:0", &d));
-        assert_false(val_parse_physdev(" 7:0", &d));
-        assert_false(val_parse_physdev("7: 0", &d));
-        assert_false(val_parse_physdev("0x7:0", &d));
-        assert_false(val_parse_physdev("7:0 ", &d));
-        assert_false(val_parse_physdev("7", &d));
-        assert_false(val_parse_physdev(":", &d));
-        assert_false(val_parse_physdev("", &d));
-        assert_false(val_parse_physdev("7:0:0", &d));
-        assert_false(val_parse_physdev("000000007:0", &d));
-        assert_false(val_parse_physdev("100000007:0", &d)); /* would wrap in 32 bits */
+        assert_int_equal(val_parse_physdev("1000:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("7:100000", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("-1:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev(" 7:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("7: 0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("0x7:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("7:0 ", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("7", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev(":", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("7:0:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("000000007:0", &d), -EINVAL);
+        assert_int_equal(val_parse_physdev("100000007:0", &d), -EINVAL); /* would wrap in 32 bits */
 }
 
 static void test_diskseq(void **state)
 {
         uint64_t s = 1;
 
-        assert_true(val_parse_diskseq("0", &s));
+        assert_int_equal(val_parse_diskseq("0", &s), 0);
         assert_true(s == 0);
-        assert_true(val_parse_diskseq("2a", &s));
+        assert_int_equal(val_parse_diskseq("2a", &s), 0);
         assert_true(s == 0x2a);
-        assert_true(val_parse_diskseq("ffffffffffffffff", &s));
+        assert_int_equal(val_parse_diskseq("ffffffffffffffff", &s), 0);
         assert_true(s == UINT64_MAX);
-        assert_false(val_parse_diskseq("10000000000000000", &s));
-        assert_false(val_parse_diskseq("-1", &s));
-        assert_false(val_parse_diskseq("+1", &s));
-        assert_false(val_parse_diskseq("0x1", &s));
-        assert_false(val_parse_diskseq(" 1", &s));
-        assert_false(val_parse_diskseq("", &s));
-        assert_false(val_parse_diskseq("1g", &s));
+        assert_int_equal(val_parse_diskseq("10000000000000000", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq("-1", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq("+1", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq("0x1", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq(" 1", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq("", &s), -EINVAL);
+        assert_int_equal(val_parse_diskseq("1g", &s), -EINVAL);
 }
 
 static void test_params(void **state)
@@ -149,7 +149,7 @@ static void test_fdstore(void **state)
 
         val_format_fdstore_dev(name, sizeof(name), 7, 3, 0x2a, false);
         assert_string_equal(name, "dev-7-3-2a-r");
-        assert_true(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc), 0);
         assert_int_equal(ma, 7);
         assert_int_equal(mi, 3);
         assert_true(seq == 0x2a);
@@ -157,17 +157,17 @@ static void test_fdstore(void **state)
         /* One device held read-only and read-write: two names. */
         val_format_fdstore_dev(name, sizeof(name), 7, 3, 0x2a, true);
         assert_string_equal(name, "dev-7-3-2a-w");
-        assert_true(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc), 0);
         assert_int_equal(acc, 'w');
         val_format_fdstore_dev(name, sizeof(name), 0xfff, 0xfffff, UINT64_MAX, true);
-        assert_true(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev(name, &ma, &mi, &seq, &acc), 0);
         assert_true(seq == UINT64_MAX);
-        assert_true(val_parse_fdstore_dev("dev-7-0-0-r", &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev("dev-7-0-0-r", &ma, &mi, &seq, &acc), 0);
         assert_true(seq == 0 && acc == 'r');
         /* Names of an older xen-loopd, without the access. */
-        assert_true(val_parse_fdstore_dev("dev-7-3-2a", &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev("dev-7-3-2a", &ma, &mi, &seq, &acc), 0);
         assert_true(ma == 7 && mi == 3 && seq == 0x2a && acc == 0);
-        assert_true(val_parse_fdstore_dev("dev-7-0-0", &ma, &mi, &seq, &acc));
+        assert_int_equal(val_parse_fdstore_dev("dev-7-0-0", &ma, &mi, &seq, &acc), 0);
         assert_true(seq == 0 && acc == 0);
 
         static const char *const bad[] = {
@@ -179,7 +179,7 @@ static void test_fdstore(void **state)
                 "dev-7-3-2A-w", "dev-7-3--r", "dev-7-3-2a-r-", "dev-7-3-2a-w-r", "dev-7-3-00-r",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                if (val_parse_fdstore_dev(bad[i], &ma, &mi, &seq, &acc))
+                if (val_parse_fdstore_dev(bad[i], &ma, &mi, &seq, &acc) == 0)
                         fail_msg("accepted \"%s\"", bad[i]);
 }
 
