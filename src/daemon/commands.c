@@ -1,6 +1,6 @@
 /* commands.c — what each control command does in the daemon.  The framing,
  * peers and call lifetimes are control.c's; this file maps requests to the
- * vbd manager and the cache, builds the replies, and decides what a peer
+ * vbd manager and the registry, builds the replies, and decides what a peer
  * may do.
  *
  * Root may do everything.  Another peer (a member of --group) gets only
@@ -30,7 +30,7 @@
 #include "macro.h"
 #include "proto.h"
 
-static struct json_object *device_json(const struct cache_entry *e)
+static struct json_object *device_json(const struct registry_entry *e)
 {
         struct json_object *o = json_object_new_object(), *users = json_object_new_array();
 
@@ -52,7 +52,7 @@ static struct json_object *device_json(const struct cache_entry *e)
         json_object_object_add(o, "block-size", json_object_new_int64(e->key.block_size));
         json_object_object_add(o, "offset", json_object_new_uint64(e->key.offset));
         json_object_object_add(o, "size-limit", json_object_new_uint64(e->key.size_limit));
-        const struct cache_user *u;
+        const struct registry_user *u;
 
         list_foreach_entry(u, &e->users, link) {
                 struct json_object *uo = json_object_new_object();
@@ -143,7 +143,7 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         json_object_object_add(o, "uptime-seconds", json_object_new_uint64((now - d->started_usec) / 1000000));
         json_object_object_add(o, "home", json_object_new_string(d->home ? d->home : ""));
         json_object_object_add(o, "xenstore", json_object_new_string(xsconn_connected(d->xs) ? "connected" : "reconnecting"));
-        json_object_object_add(o, "devices", json_object_new_uint64(cache_n_entries(d->cache)));
+        json_object_object_add(o, "devices", json_object_new_uint64(registry_n_entries(d->registry)));
         json_object_object_add(o, "disks", json_object_new_uint64(vbd_manager_size(d->vbd)));
         json_object_object_add(o, "attachments", json_object_new_uint64(hashmap_size(d->attachments)));
         json_object_object_add(o, "fdstore", json_object_new_boolean(d->notify));
@@ -158,7 +158,7 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         return 0;
 }
 
-static int list_one(struct cache_entry *e, void *userdata)
+static int list_one(struct registry_entry *e, void *userdata)
 {
         struct json_object *o = device_json(e);
 
@@ -180,7 +180,7 @@ static int cmd_list(struct ctl_call *call, struct json_object *args, void *userd
                 return -ENOMEM;
         }
         json_object_object_add(o, "devices", devs);
-        r = cache_foreach(d->cache, list_one, devs);
+        r = registry_foreach(d->registry, list_one, devs);
         if (r < 0) {
                 json_object_put(o);
                 return r;
@@ -240,7 +240,7 @@ void attachment_free(struct daemon *d, struct attachment *a)
         if (!a)
                 return;
         if (a->user)
-                cache_release(d->cache, a->user);
+                registry_release(d->registry, a->user);
         if (a->fdset_use)
                 fdset_unuse(d->fdsets, a->fdset_use);
         free(a->name);
@@ -309,12 +309,12 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
 static int attach_acquire(struct daemon *d, struct attachment *a, const struct attach_args *aa, struct backing *b,
                           char *err, size_t errlen)
 {
-        struct cache_request req;
+        struct registry_request req;
         char uname[300];
         int r;
 
         snprintf(uname, sizeof(uname), "attachment %s", aa->name);
-        req = (struct cache_request){
+        req = (struct registry_request){
                 .backing = b,
                 .path = aa->target,
                 .cfg = aa->cfg,
@@ -323,7 +323,7 @@ static int attach_acquire(struct daemon *d, struct attachment *a, const struct a
                 .domid = UINT32_MAX,
                 .devid = UINT32_MAX,
         };
-        r = cache_acquire(d->cache, &req, &a->user, err, errlen);
+        r = registry_acquire(d->registry, &req, &a->user, err, errlen);
         backing_close(b);
         if (r >= 0)
                 r = hashmap_put(d->attachments, a->name, a);
@@ -481,20 +481,20 @@ static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, voi
 }
 
 /* A user of u's device other than u (there must be one). */
-static const struct cache_user *other_user(const struct cache_user *u)
+static const struct registry_user *other_user(const struct registry_user *u)
 {
-        const struct cache_user *first = list_first_entry(&u->entry->users, struct cache_user, link);
+        const struct registry_user *first = list_first_entry(&u->entry->users, struct registry_user, link);
 
         assert(u->entry->n_users > 1);
-        return first != u ? first : list_entry(u->link.next, struct cache_user, link);
+        return first != u ? first : list_entry(u->link.next, struct registry_user, link);
 }
 
 static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
         const char *name = NULL, *path = NULL, *backing = NULL;
-        struct cache_user *u = NULL;
-        struct cache_reconfig rc = { .direct_io = -1, .backing_fd = -1 };
+        struct registry_user *u = NULL;
+        struct registry_reconfig rc = { .direct_io = -1, .backing_fd = -1 };
         _cleanup_close_ int fd = -1;
         bool dio = false;
         char err[512] = "";
@@ -537,7 +537,7 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
                               other_user(u)->name);
         rc.backing_fd = fd;
         rc.backing_path = backing;
-        r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));
+        r = registry_reconfigure(d->registry, u->entry, &rc, err, sizeof(err));
         if (r < 0) {
                 log_warning("Reconfiguring %s failed: %s.", u->entry->dev.node, err);
                 ctl_call_error(call, r, "%s", *err ? err : strerror(-r));

@@ -233,7 +233,7 @@ static int start_disks(struct daemon *d)
                 .first_scan_done = restart_first_scan_done,
                 .first_scan_userdata = d,
         };
-        r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
+        r = vbd_manager_new(d->event, d->xs, d->registry, &cfg, &d->vbd);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s/backend/vbd: %m.", d->home);
         log_info("Watching %s/backend/vbd.", d->home);
@@ -310,7 +310,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t now;
 
         sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
-                   cache_n_entries(d->cache), xsconn_connected(d->xs) ? "connected" : "reconnecting");
+                   registry_n_entries(d->registry), xsconn_connected(d->xs) ? "connected" : "reconnecting");
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
                 now = usec;
         sd_event_source_set_time(s, now + STATUS_INTERVAL_USEC);
@@ -336,8 +336,8 @@ static void daemon_done(struct daemon *d)
 
         /* Exiting is not letting go: nothing leaves the fd store now. */
         fdset_registry_quiet(d->fdsets);
-        if (d->cache)
-                cache_set_hooks(d->cache, NULL);
+        if (d->registry)
+                registry_set_hooks(d->registry, NULL);
         ctl_server_free(d->ctl, true);
         vbd_manager_free(d->vbd);
         if (d->attachments) {
@@ -350,9 +350,9 @@ static void daemon_done(struct daemon *d)
         sd_event_source_disable_unref(d->home_retry);
         sd_event_source_disable_unref(d->spare);
         fdset_registry_free(d->fdsets);
-        if (d->cache) {
-                held = cache_n_entries(d->cache);
-                cache_free(d->cache);
+        if (d->registry) {
+                held = registry_n_entries(d->registry);
+                registry_free(d->registry);
         }
         if (held && d->notify)
                 log_info("%zu device(s) stay in the service manager's fd store: a restart takes them back, "
@@ -445,17 +445,17 @@ static int setup_event_loop(struct daemon *d)
         return 0;
 }
 
-/* The cache, the fd sets and the attachments, with what the fd store handed
+/* The registry, the fd sets and the attachments, with what the fd store handed
  * back adopted into them; the uevent monitor and the spare device. */
 static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_stored)
 {
         int r;
 
-        r = cache_new(&d->cache);
+        r = registry_new(&d->registry);
         if (r < 0)
                 return r;
         if (d->notify)
-                cache_set_hooks(d->cache, &restart_cache_hooks);
+                registry_set_hooks(d->registry, &restart_registry_hooks);
         r = fdset_registry_new(d->notify ? &restart_fdset_hooks : NULL, &d->fdsets);
         if (r < 0)
                 return r;
@@ -463,7 +463,7 @@ static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_s
         d->attachments = hashmap_new(hash_string, equal_string);
         if (!d->attachments)
                 return -ENOMEM;
-        r = uevent_monitor_new(d->event, d->cache, &d->uevent);
+        r = uevent_monitor_new(d->event, d->registry, &d->uevent);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen to kernel uevents: %m.");
         r = setup_spare(d);

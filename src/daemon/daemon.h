@@ -8,7 +8,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "cache.h"
+#include "registry.h"
 #include "control.h"
 #include "fdset.h"
 #include "hashmap.h"
@@ -21,7 +21,7 @@ struct options;
 struct daemon {
         sd_event *event;
         struct xsconn *xs;
-        struct cache *cache;
+        struct registry *registry;
         struct vbd_manager *vbd;
         struct uevent_monitor *uevent;
         struct ctl_server *ctl;
@@ -43,7 +43,7 @@ struct daemon {
 struct attachment {
         char *name;
         uid_t owner;                  /* the peer that attached it */
-        struct cache_user *user;
+        struct registry_user *user;
         struct fdset_use *fdset_use;  /* when set up from an fd set */
 };
 

@@ -57,7 +57,7 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
 {
         _cleanup_free_ char *status = NULL, *physdev = NULL, *node = NULL, *seq = NULL,
                             *params = NULL, *mode = NULL;
-        struct cache_entry *e;
+        struct registry_entry *e;
         struct backend_state s;
         enum access access = ACCESS_RO;
         uint64_t diskseq = 0;
@@ -77,7 +77,7 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
         if (vbd_read_backend_state(m, v, true, &s) < 0)
                 return 0;
 
-        e = cache_find_device(m->cache, devnum);
+        e = registry_find_device(m->registry, devnum);
         if (e && diskseq && e->dev.diskseq != diskseq)
                 e = NULL;
         if (!e) {
@@ -85,14 +85,14 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
                 if (vbd_read_node(m, XBT_NULL, v, "physical-device-path", &node, NULL) == 0)
                         r = open_published(node, devnum, &fd);
                 if (r >= 0)
-                        r = cache_adopt_device(m->cache, fd, diskseq, params, &e);
+                        r = registry_adopt_device(m->registry, fd, diskseq, params, &e);
                 if (r < 0) {
                         vbd_fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
                         return r;
                 }
         }
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        r = cache_adopt_user(m->cache, e, name, v->domid, v->devid, access,
+        r = registry_adopt_user(m->registry, e, name, v->domid, v->devid, access,
                              !(s.opened == 1 || s.state == XB_CONNECTED), &v->user);
         if (r < 0) {
                 vbd_fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");

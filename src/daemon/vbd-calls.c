@@ -126,7 +126,7 @@ static int resolve(struct vbd_manager *m, const char *path, char *abs, struct vb
         return *ret ? 0 : -ENOMEM;
 }
 
-struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
+struct registry_user *vbd_find_user(struct vbd_manager *m, const char *path)
 {
         char abs[PATH_MAX];
         struct vbd *v;

@@ -55,7 +55,7 @@ struct vbd {
         bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         struct list dirty_link;     /* in manager->dirty when linked */
-        struct cache_user *user;
+        struct registry_user *user;
         void *fdset_token;          /* the fd set fd the disk was set up from */
         struct list pending;
         char *error;                /* the hotplug-error we wrote */
@@ -64,7 +64,7 @@ struct vbd {
 struct vbd_manager {
         sd_event *event;
         struct xsconn *xs;
-        struct cache *cache;
+        struct registry *registry;
         struct vbd_config cfg;
         char *home;
         char *base;                 /* <home>/backend/vbd */

@@ -1,5 +1,5 @@
 /* vbd-setup.c — setting a disk up: opening its target, taking a device
- * from the cache, publishing it; failing it with a hotplug-error; and
+ * from the registry, publishing it; failing it with a hotplug-error; and
  * releasing it, unpublished first. */
 #include <assert.h>
 #include <errno.h>
@@ -165,14 +165,14 @@ struct relation {
         uint32_t domid;
 };
 
-static bool may_share(const struct cache_user *holder, void *data)
+static bool may_share(const struct registry_user *holder, void *data)
 {
         const struct relation *rel = data;
 
         return vbd_related_domains(rel->m, rel->domid, holder->domid);
 }
 
-/* Opens the disk's backing and takes a device for it from the cache
+/* Opens the disk's backing and takes a device for it from the registry
  * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
  * nothing to do yet (params not written, or xenstored gone: the resync
  * after reconnection retries); -errno with err set. */
@@ -180,7 +180,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
 {
         const char *params, *mode;
         struct backing b = { .fd = -1 };
-        struct cache_request req;
+        struct registry_request req;
         struct relation rel = { .m = m, .domid = v->domid };
         enum access access;
         char name[64];
@@ -218,7 +218,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         crashpoint("after-open");
 
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        req = (struct cache_request){
+        req = (struct registry_request){
                 .backing = &b,
                 .path = params,
                 .cfg = {
@@ -233,7 +233,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .related = may_share,
                 .related_data = &rel,
         };
-        r = cache_acquire(m->cache, &req, &v->user, err, errlen);
+        r = registry_acquire(m->registry, &req, &v->user, err, errlen);
         backing_close(&b);
         if (r < 0) {
                 v->user = NULL;

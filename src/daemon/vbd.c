@@ -110,7 +110,7 @@ struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_
 void vbd_drop_user(struct vbd_manager *m, struct vbd *v)
 {
         if (v->user)
-                cache_release(m->cache, v->user);
+                registry_release(m->registry, v->user);
         v->user = NULL;
         if (v->fdset_token && m->cfg.release_fdset)
                 m->cfg.release_fdset(m->cfg.fdset_userdata, v->fdset_token);
@@ -243,7 +243,7 @@ static void evaluate_set_up(struct vbd_manager *m, struct vbd *v)
                 return;
         }
         if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
-                cache_user_unhold(m->cache, v->user);
+                registry_user_unhold(m->registry, v->user);
                 vbd_set_state(m, v, VBD_CONNECTED);
                 log_debug("%s: blkback holds %s now.", v->path, v->user->entry->dev.node);
         }
@@ -473,14 +473,14 @@ static int on_defer(sd_event_source *s, void *userdata)
                         m->cfg.first_scan_done(m->cfg.first_scan_userdata);
         }
         if (m->scanned)
-                cache_drop_unclaimed(m->cache);
+                registry_drop_unclaimed(m->registry);
         return 0;
 }
 
-void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
+void vbd_device_changed(struct vbd_manager *m, const struct registry_entry *e)
 {
         char path[PATH_MAX], seq[32];
-        const struct cache_user *u;
+        const struct registry_user *u;
 
         assert(e);
         if (!m)
@@ -501,19 +501,19 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
 
 /* ---- setup -------------------------------------------------------------- */
 
-int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct cache *cache,
+int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct registry *registry,
                     const struct vbd_config *cfg, struct vbd_manager **ret)
 {
         struct vbd_manager *m = calloc(1, sizeof(*m));
         int r = -ENOMEM;
 
-        assert(ev && xs && cache && cfg && ret);
+        assert(ev && xs && registry && cfg && ret);
         if (!m)
                 return -ENOMEM;
         list_init(&m->dirty);
         m->event = sd_event_ref(ev);
         m->xs = xs;
-        m->cache = cache;
+        m->registry = registry;
         m->cfg = *cfg;
         m->home = strdup(cfg->home);
         if (!m->home || asprintf(&m->base, "%s/backend/vbd", cfg->home) < 0) {

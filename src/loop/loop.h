@@ -85,7 +85,7 @@ int loop_change_fd(int fd, int backing_fd);
 
 /* For a block device given directly (phy): devnum, diskseq and node from the
  * open fd.  ret->fd is set to fd, ret->nr to -1.  Its "backing identity" is
- * the device itself: backing_dev = devnum, backing_ino = 0 (as the cache key
+ * the device itself: backing_dev = devnum, backing_ino = 0 (as the registry key
  * has it). */
 int blockdev_inspect(int fd, struct loop_device *ret);
 
