@@ -59,13 +59,6 @@ static uint64_t arg_block_size, arg_offset, arg_size_limit;
 static bool arg_block_size_set, arg_offset_set, arg_size_limit_set;
 static const char *program = "xen-loopctl";
 
-static void json_putp(struct json_object **o)
-{
-        if (*o)
-                json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
-
 static void usage(FILE *f)
 {
         fprintf(f,
@@ -305,6 +298,7 @@ static int cmd_status(int argc, char **argv)
 static char *device_users(struct json_object *dev)
 {
         struct json_object *users = get_array(dev, "users");
+        int64_t others;
         char *buf = NULL;
         size_t sz = 0;
         FILE *f;
@@ -325,7 +319,11 @@ static char *device_users(struct json_object *dev)
                 if (get_bool(u, "holding") == 1)
                         fputc('*', f);
         }
-        if (!users || json_object_array_length(users) == 0)
+        /* Users of others, counted only (the daemon shows a peer that is
+         * not root its own). */
+        if (get_int(dev, "other-users", &others) && others > 0)
+                fprintf(f, "%s+%" PRId64 " other(s)", users && json_object_array_length(users) ? "," : "", others);
+        else if (!users || json_object_array_length(users) == 0)
                 fputc('-', f);
         if (fclose(f) != 0) {
                 free(buf);

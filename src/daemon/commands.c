@@ -9,8 +9,10 @@
  * reconfigure its own attachments (reconfigure only while no one else,
  * e.g. a domain sharing a read-only image, uses the device), and add,
  * remove and query its own fd sets.  Backends (hotplug-add, hotplug-remove,
- * reconfigure by path), paths and w! are root's.  status and list show
- * everything to everyone allowed on the socket. */
+ * reconfigure by path), paths and w! are root's.  status shows counts to
+ * everyone allowed on the socket; list, and the device in a reply, show
+ * another peer only the devices its attachments use, with its own users
+ * (the others only counted). */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -30,15 +32,69 @@
 #include "macro.h"
 #include "proto.h"
 
-static struct json_object *device_json(const struct registry_entry *e)
+/* The registry user name of an attachment: ATTACHMENT_USER plus its name. */
+#define ATTACHMENT_USER "attachment "
+
+/* Whether peer uid may see u: root sees every user, another peer only its
+ * own attachments. */
+static bool user_visible(const struct daemon *d, uid_t uid, const struct registry_user *u)
 {
-        struct json_object *o = json_object_new_object(), *users = json_object_new_array();
+        const struct attachment *a;
+
+        if (uid == 0)
+                return true;
+        if (u->domid != UINT32_MAX || !u->name || strncmp(u->name, ATTACHMENT_USER, sizeof(ATTACHMENT_USER) - 1) != 0)
+                return false;
+        a = hashmap_get(d->attachments, u->name + sizeof(ATTACHMENT_USER) - 1);
+        return a && a->user == u && a->owner == uid;
+}
+
+static struct json_object *user_json(const struct registry_user *u)
+{
+        struct json_object *uo = json_object_new_object();
+
+        if (!uo)
+                return NULL;
+        json_object_object_add(uo, "name", json_object_new_string(u->name ? u->name : ""));
+        if (u->domid != UINT32_MAX) {
+                json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
+                json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
+        }
+        json_object_object_add(uo, "access", json_object_new_string(access_mode(u->access)));
+        json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
+        return uo;
+}
+
+/* Device e as peer uid may see it (see the top of this file); -ENOENT when
+ * it may not see it at all. */
+static int device_json(const struct daemon *d, uid_t uid, const struct registry_entry *e,
+                       struct json_object **ret)
+{
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+        struct json_object *users = json_object_new_array();
+        const struct registry_user *u;
+        unsigned hidden = 0;
 
         if (!o || !users) {
-                json_object_put(o);
                 json_object_put(users);
-                return NULL;
+                return -ENOMEM;
         }
+        json_object_object_add(o, "users", users);
+        list_foreach_entry(u, &e->users, link) {
+                if (!user_visible(d, uid, u)) {
+                        hidden++;
+                        continue;
+                }
+                struct json_object *uo = user_json(u);
+                if (!uo || json_object_array_add(users, uo) < 0) {
+                        json_object_put(uo);
+                        return -ENOMEM;
+                }
+        }
+        if (uid != 0 && hidden == e->n_users)
+                return -ENOENT;
+        if (uid != 0)
+                json_object_object_add(o, "other-users", json_object_new_int64(hidden));
         json_object_object_add(o, "device", json_object_new_string(e->dev.node));
         json_object_object_add(o, "major", json_object_new_int((int)major(e->dev.devnum)));
         json_object_object_add(o, "minor", json_object_new_int((int)minor(e->dev.devnum)));
@@ -52,23 +108,8 @@ static struct json_object *device_json(const struct registry_entry *e)
         json_object_object_add(o, "block-size", json_object_new_int64(e->key.block_size));
         json_object_object_add(o, "offset", json_object_new_uint64(e->key.offset));
         json_object_object_add(o, "size-limit", json_object_new_uint64(e->key.size_limit));
-        const struct registry_user *u;
-
-        list_foreach_entry(u, &e->users, link) {
-                struct json_object *uo = json_object_new_object();
-                if (!uo)
-                        break;
-                json_object_object_add(uo, "name", json_object_new_string(u->name ? u->name : ""));
-                if (u->domid != UINT32_MAX) {
-                        json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
-                        json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
-                }
-                json_object_object_add(uo, "access", json_object_new_string(access_mode(u->access)));
-                json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
-                json_object_array_add(users, uo);
-        }
-        json_object_object_add(o, "users", users);
-        return o;
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
 /* ---- argument helpers ----------------------------------------------------- */
@@ -158,35 +199,53 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         return 0;
 }
 
+struct listing {
+        const struct daemon *d;
+        uid_t uid;
+        struct json_object *devs;
+};
+
 static int list_one(struct registry_entry *e, void *userdata)
 {
-        struct json_object *o = device_json(e);
+        struct listing *l = userdata;
+        struct json_object *o;
+        int r = device_json(l->d, l->uid, e, &o);
 
-        if (!o)
-                return -ENOMEM;
-        json_object_array_add(userdata, o);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        json_object_array_add(l->devs, o);
         return 0;
 }
 
 static int cmd_list(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
-        struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+        struct listing l = { d, ctl_call_peer_uid(call), json_object_new_array() };
         int r;
 
-        if (!o || !devs) {
-                json_object_put(o);
-                json_object_put(devs);
+        if (!o || !l.devs) {
+                json_object_put(l.devs);
                 return -ENOMEM;
         }
-        json_object_object_add(o, "devices", devs);
-        r = registry_foreach(d->registry, list_one, devs);
-        if (r < 0) {
-                json_object_put(o);
+        json_object_object_add(o, "devices", l.devs);
+        r = registry_foreach(d->registry, list_one, &l);
+        if (r < 0)
                 return r;
-        }
-        ctl_call_reply(call, o);
+        ctl_call_reply(call, TAKE_PTR(o));
         return 0;
+}
+
+/* Replies with the device of attachment user u, as the peer may see it
+ * (an empty result when out of memory: the call itself was done). */
+static void reply_device(struct daemon *d, struct ctl_call *call, const struct registry_user *u)
+{
+        struct json_object *o = NULL;
+
+        (void)device_json(d, ctl_call_peer_uid(call), u->entry, &o);
+        ctl_call_reply(call, o);
 }
 
 static int cmd_hotplug(struct ctl_call *call, struct json_object *args, void *userdata, bool add)
@@ -313,7 +372,7 @@ static int attach_acquire(struct daemon *d, struct attachment *a, const struct a
         char uname[300];
         int r;
 
-        snprintf(uname, sizeof(uname), "attachment %s", aa->name);
+        snprintf(uname, sizeof(uname), ATTACHMENT_USER "%s", aa->name);
         req = (struct registry_request){
                 .backing = b,
                 .path = aa->target,
@@ -380,7 +439,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 return 0;
         }
         log_info("Attached %s as %s (%s).", aa.target, a->user->entry->dev.node, aa.name);
-        ctl_call_reply(call, device_json(a->user->entry));
+        reply_device(d, call, a->user);
         return 0;
 }
 
@@ -545,7 +604,7 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
         }
         vbd_device_changed(d->vbd, u->entry);
         log_info("Reconfigured %s (%s).", u->entry->dev.node, u->entry->path);
-        ctl_call_reply(call, device_json(u->entry));
+        reply_device(d, call, u);
         return 0;
 }
 

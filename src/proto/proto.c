@@ -92,13 +92,6 @@ int errno_from_name(const char *name)
         return -EINVAL;
 }
 
-static void json_putp(struct json_object **o)
-{
-        if (*o)
-                json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
-
 static void tokener_freep(struct json_tokener **t)
 {
         if (*t)
