@@ -21,6 +21,7 @@
 
 #include "backing.h"
 #include "registry.h"
+#include "time-util.h"
 #include "loop-test.h"
 #include "loop.h"
 #include "outside.h"
@@ -276,13 +277,16 @@ static void test_stale_found_on_reuse(void **state)
         registry_release(f->c, u2);
 }
 
-/* Waits for a "change" uevent of devnum on the kernel netlink source. */
+/* Waits up to 10 s for a "change" uevent of devnum on the kernel netlink
+ * source.  The deadline is overall: other loop activity on the host keeps
+ * the socket busy, so silence alone would never end the wait. */
 static bool wait_change(struct udev_monitor *mon, dev_t devnum)
 {
         struct pollfd p = { .fd = udev_monitor_get_fd(mon), .events = POLLIN };
+        uint64_t deadline = now_usec() + 10 * USEC_PER_SEC;
 
-        while (poll(&p, 1, 5000) > 0) {
-                struct udev_device *d = udev_monitor_receive_device(mon);
+        while (now_usec() < deadline && poll(&p, 1, 1000) >= 0) {
+                struct udev_device *d = (p.revents & POLLIN) ? udev_monitor_receive_device(mon) : NULL;
                 bool match;
 
                 if (!d)
@@ -296,11 +300,13 @@ static bool wait_change(struct udev_monitor *mon, dev_t devnum)
         return false;
 }
 
+/* Reads what is queued now (for at most a second: the host may be busy). */
 static void drain(struct udev_monitor *mon)
 {
         struct pollfd p = { .fd = udev_monitor_get_fd(mon), .events = POLLIN };
+        uint64_t deadline = now_usec() + USEC_PER_SEC;
 
-        while (poll(&p, 1, 200) > 0) {
+        while (now_usec() < deadline && poll(&p, 1, 200) > 0) {
                 struct udev_device *d = udev_monitor_receive_device(mon);
                 if (d)
                         udev_device_unref(d);
