@@ -31,7 +31,7 @@ struct fdset_fd {
         unsigned users;
         bool removed;              /* remove-fd asked; closed with its last user */
         bool restored;             /* from the fd store; kept until the first scan */
-        char name[48];             /* in the fd store */
+        char name[64];             /* in the fd store */
 };
 
 struct fdset {
@@ -147,9 +147,9 @@ int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_
         return r;
 }
 
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial)
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial, uid_t *ret_owner)
 {
-        unsigned long long set, serial;
+        unsigned long long set, serial, owner = 0;
         char *end;
 
         if (strncmp(name, "fdset-", 6) != 0 || name[6] < '0' || name[6] > '9')
@@ -159,10 +159,19 @@ int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_se
         if (errno || *end != '-' || set > FDSET_ID_MAX || end[1] < '0' || end[1] > '9')
                 return -EINVAL;
         serial = strtoull(end + 1, &end, 10);
-        if (errno || *end || serial > INT64_MAX)
+        if (errno || serial > INT64_MAX)
+                return -EINVAL;
+        if (end[0] == '-' && end[1] == 'u' && end[2] >= '0' && end[2] <= '9') {
+                owner = strtoull(end + 2, &end, 10);
+                if (errno || owner >= UINT32_MAX)
+                        return -EINVAL;
+        }
+        if (*end)
                 return -EINVAL;
         *ret_set = (uint32_t)set;
         *ret_serial = serial;
+        if (ret_owner)
+                *ret_owner = (uid_t)owner;
         return 0;
 }
 
@@ -171,7 +180,7 @@ void fdset_reserve_store_name(struct fdset_registry *r, const char *name)
         uint32_t set;
         uint64_t serial;
 
-        if (fdset_parse_store_name(name, &set, &serial) == 0 && serial >= r->next_serial)
+        if (fdset_parse_store_name(name, &set, &serial, NULL) == 0 && serial >= r->next_serial)
                 r->next_serial = serial + 1;
 }
 
@@ -245,7 +254,9 @@ static int check_fd(int fd, int *ret_flags, char *err, size_t errlen)
 static int check_room(const struct fdset_registry *r, const struct fdset *s, uint32_t id, uid_t owner,
                       bool restored, char *err, size_t errlen)
 {
-        if (s && s->owner != owner) {
+        /* A taken-back fd joins its set whoever it says owns it: the store
+         * holds only what this daemon put there. */
+        if (s && s->owner != owner && !restored) {
                 errbuf_set(err, errlen, "fd set %u belongs to uid %u: add the fd to a set of your own "
                            "(leave \"fdset-id\" out for a new one)", id, (unsigned)s->owner);
                 return -EPERM;
@@ -313,7 +324,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
         if (name)
                 snprintf(f->name, sizeof(f->name), "%s", name);
         else
-                snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64, id, r->next_serial++);
+                snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64 "-u%u", id, r->next_serial++, (unsigned)s->owner);
         list_prepend(&s->fds, &f->link);
         s->n++;
         r->n_fds++;
@@ -360,14 +371,15 @@ int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool renam
 {
         uint32_t id;
         uint64_t serial;
+        uid_t owner;
 
         assert(r && fd >= 0 && name);
-        if (fdset_parse_store_name(name, &id, &serial) < 0) {
+        if (fdset_parse_store_name(name, &id, &serial, &owner) < 0) {
                 safe_close(fd);
                 return -EINVAL;
         }
         fdset_reserve_store_name(r, name);
-        return add(r, id, fd, 0, 0, NULL, rename ? NULL : name, true, NULL, NULL, 0);
+        return add(r, id, fd, 0, owner, NULL, rename ? NULL : name, true, NULL, NULL, 0);
 }
 
 int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)

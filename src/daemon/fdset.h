@@ -60,8 +60,9 @@ void fdset_registry_free(struct fdset_registry *r);
  * names it in remove-fd and query-fdsets. */
 int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
-/* Who set_id belongs to; -ENOENT when there is no such set.  Sets taken
- * back from the fd store belong to root (uid 0). */
+/* Who set_id belongs to; -ENOENT when there is no such set.  A set taken
+ * back from the fd store belongs to whom it did before (its fds' names say;
+ * root under an older xen-loopd's names). */
 int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret);
 
 /* Before any fdset_restore(): every name taken back from the fd store, so
@@ -73,9 +74,11 @@ void fdset_reserve_store_name(struct fdset_registry *r, const char *name);
  * removed the name): it is then stored again under a new one.  -EINVAL for
  * a name that is not an fd set's (fd is closed then). */
 int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool rename);
-/* Parses a stored name: "fdset-<set>-<serial>", serial at most INT64_MAX.
- * An older xen-loopd put the fd number there: such names parse the same. */
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial);
+/* Parses a stored name: "fdset-<set>-<serial>-u<owner>", serial at most
+ * INT64_MAX, owner the uid the set belongs to (below UINT32_MAX).  An older
+ * xen-loopd put the fd number in serial and no owner: such names parse the
+ * same, the set then root's.  ret_owner may be NULL. */
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial, uid_t *ret_owner);
 
 /* Removes one fd (fd >= 0) or the whole set (fd -1): closed now when not in
  * use, else once its last user lets go.  -ENOENT for an unknown set or fd. */

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/major.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "hashmap.h"
@@ -23,7 +25,7 @@
  * comes from xenstore: look at the inode (O_PATH) before opening it for
  * I/O, since opening a FIFO or a character device can have effects of its
  * own, and reopen that same inode through /proc/self/fd. */
-static int open_published(const char *node, dev_t devnum, int *ret)
+static int open_published(const char *node, dev_t devnum, bool writable, int *ret)
 {
         _cleanup_close_ int path_fd = -1;
         struct stat st;
@@ -38,7 +40,11 @@ static int open_published(const char *node, dev_t devnum, int *ret)
         if (fstat(path_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum)
                 return -ESTALE;
         snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
-        fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        /* A phy block device a w or w! disk uses was held read-write, and
+         * its entry's access comes from the fd; a loop device's from its
+         * own settings. */
+        writable = writable && major(devnum) != LOOP_MAJOR;
+        fd = open(link, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum) {
@@ -77,13 +83,13 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
         if (vbd_read_backend_state(m, v, true, &s) < 0)
                 return 0;
 
-        e = registry_find_device(m->registry, devnum);
+        e = registry_find_device_for(m->registry, devnum, access);
         if (e && diskseq && e->dev.diskseq != diskseq)
                 e = NULL;
         if (!e) {
                 r = -ENOENT;
                 if (vbd_read_node(m, XBT_NULL, v, "physical-device-path", &node, NULL) == 0)
-                        r = open_published(node, devnum, &fd);
+                        r = open_published(node, devnum, access != ACCESS_RO, &fd);
                 if (r >= 0)
                         r = registry_adopt_device(m->registry, fd, diskseq, params, &e);
                 if (r < 0) {

@@ -309,6 +309,19 @@ struct registry_entry *registry_find_device(struct registry *c, dev_t devnum)
         return e ? &e->pub : NULL;
 }
 
+struct registry_entry *registry_find_device_for(struct registry *c, dev_t devnum, enum access access)
+{
+        struct devslot *slot = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
+        struct entry *e;
+
+        if (!slot)
+                return NULL;
+        list_foreach_entry(e, &slot->entries, slot_link)
+                if (!e->pub.key.is_block || e->pub.key.rw == (access != ACCESS_RO))
+                        return &e->pub;
+        return NULL;
+}
+
 /* ---- entries ------------------------------------------------------------ */
 
 /* Removes e from the map only if it is what the map holds under its key. */
@@ -1023,7 +1036,9 @@ int registry_adopt_device(struct registry *c, int fd, uint64_t expected_diskseq,
         }
         if (!id)
                 return -ENOMEM;
-        e = entry_alloc(&key, path);
+        /* No path known (a phy device from the fd store): its node, for
+         * listings. */
+        e = entry_alloc(&key, path ? path : (key.is_block ? dev.node : NULL));
         if (!e) {
                 if (created)
                         ident_drop(c, id);

@@ -169,6 +169,10 @@ int registry_device_changed(struct registry *c, dev_t devnum);
 /* Looks a live entry up by the device it serves, or NULL.  When several
  * serve it (see above), a loop entry comes first. */
 struct registry_entry *registry_find_device(struct registry *c, dev_t devnum);
+/* The same for a user of the given access: a loop device serves every user
+ * of its one entry; of a block device's entries, the one opened as the
+ * user needs (read-write for w and w!). */
+struct registry_entry *registry_find_device_for(struct registry *c, dev_t devnum, enum access access);
 
 /* Entries, dead ones included. */
 size_t registry_n_entries(const struct registry *c);
