@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 
+#include "fdset.h"
 #include "values.h"
 
 static void test_u32(void **state)
@@ -183,6 +184,30 @@ static void test_fdstore(void **state)
                         fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* An fd set's store name carries its owner; an older daemon's had none. */
+static void test_fdset_store_name(void **state)
+{
+        uint32_t set;
+        uint64_t serial;
+        uid_t owner;
+
+        assert_int_equal(fdset_parse_store_name("fdset-3-17-u65534", &set, &serial, &owner), 0);
+        assert_true(set == 3 && serial == 17 && owner == 65534);
+        assert_int_equal(fdset_parse_store_name("fdset-3-17", &set, &serial, &owner), 0);
+        assert_true(set == 3 && serial == 17 && owner == 0);
+        assert_int_equal(fdset_parse_store_name("fdset-0-9223372036854775807-u4294967294", &set, &serial, NULL), 0);
+        assert_true(serial == INT64_MAX);
+
+        static const char *const bad[] = {
+                "", "fdset-", "fdset-3", "fdset-3-", "fdset-3-17-", "fdset-3-17-u", "fdset-3-17-u-1",
+                "fdset-3-17-u4294967295", "fdset-3-17-u99999999999", "fdset-3-17-x1", "fdset-3-17-u1-",
+                "fdset-3-17-u1 ", "fdset-3-9223372036854775808-u0", "fdset-+3-17", "dev-7-3-2a-r",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (fdset_parse_store_name(bad[i], &set, &serial, &owner) == 0)
+                        fail_msg("accepted \"%s\"", bad[i]);
+}
+
 static void test_abbreviate(void **state)
 {
         char buf[64];
@@ -217,7 +242,8 @@ int main(void)
                 cmocka_unit_test(test_u32),     cmocka_unit_test(test_int),
                 cmocka_unit_test(test_mode),    cmocka_unit_test(test_physdev),
                 cmocka_unit_test(test_diskseq), cmocka_unit_test(test_params),
-                cmocka_unit_test(test_fdstore), cmocka_unit_test(test_abbreviate),
+                cmocka_unit_test(test_fdstore), cmocka_unit_test(test_fdset_store_name),
+                cmocka_unit_test(test_abbreviate),
                 cmocka_unit_test(test_sanitize),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
