@@ -12,24 +12,8 @@ h_init "$@"
 command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing client)"
 command -v setpriv >/dev/null || h_skip "setpriv is missing (util-linux)"
 getent group nogroup >/dev/null || h_skip "no group nogroup here"
-# The phy target: a block device that is not a loop device, a zram device
-# made for the test.
-[ -e /sys/class/zram-control ] || modprobe zram 2>/dev/null || true
-[ -w /sys/class/zram-control/hot_add ] || h_skip "no zram here (modprobe zram): the test needs a block device"
-zram=$(cat /sys/class/zram-control/hot_add)
-phy=/dev/zram$zram
-zram_remove() {
-	local i
-	h_blkback_stop 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		echo "$zram" >/sys/class/zram-control/hot_remove 2>/dev/null && return 0
-		sleep 0.1
-	done
-	h_log "cannot remove $phy"
-}
-h_on_cleanup zram_remove
-echo 32M >"/sys/block/zram$zram/disksize"
-h_wait_until 10 "$phy to appear" test -b "$phy"
+h_zram_start 32M
+phy=$H_PHY
 h_xenstored_start
 h_blkback_start
 CTL="$(dirname "$0")/ctl.py"
