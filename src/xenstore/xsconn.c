@@ -636,6 +636,7 @@ static int connect_now(struct xsconn *x)
         return 0;
 }
 
+/* The event sources go before the fd the io source watches. */
 void xsconn_free(struct xsconn *x)
 {
         if (!x)
