@@ -172,6 +172,32 @@ static bool may_share(const struct registry_user *holder, void *data)
         return vbd_related_domains(rel->m, rel->domid, holder->domid);
 }
 
+/* Whether holder, a disk, is torn down in xenstore already though its
+ * events are still on their way: a disk detached and its file attached to
+ * another in one go would otherwise be refused while the daemon reads the
+ * new disk's directory ahead of the old one's teardown.  Its record is
+ * queued to be released. */
+static bool holder_gone(const struct registry_user *holder, void *data)
+{
+        const struct relation *rel = data;
+        struct backend_state s;
+        char path[PATH_MAX];
+        struct vbd *v;
+        int r;
+
+        if (holder->domid == UINT32_MAX)
+                return false; /* an attachment: there until detached */
+        snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, rel->m->base, holder->domid, holder->devid);
+        v = hashmap_get(rel->m->by_path, path);
+        if (!v || v->user != holder)
+                return false;
+        r = vbd_read_backend_state(rel->m, v, false, &s);
+        if (r != -ENOENT && (r < 0 || !vbd_torn_down(&s, v->maybe_published)))
+                return false;
+        vbd_mark_dirty(rel->m, v);
+        return true;
+}
+
 /* Opens the disk's backing and takes a device for it from the registry
  * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
  * nothing to do yet (params not written, or xenstored gone: the resync
@@ -231,6 +257,7 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .domid = v->domid,
                 .devid = v->devid,
                 .related = may_share,
+                .stale = holder_gone,
                 .related_data = &rel,
         };
         r = registry_acquire(m->registry, &req, &v->user, err, errlen);

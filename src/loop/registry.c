@@ -583,6 +583,8 @@ static const struct user *first_conflict(const struct list *list, const struct r
         list_foreach_entry(u, list, ident_link) {
                 if (req->related && req->related(&u->pub, req->related_data))
                         continue;
+                if (req->stale && req->stale(&u->pub, req->related_data))
+                        continue;
                 if (found)
                         (*others)++;
                 else

@@ -81,6 +81,11 @@ struct registry_request {
         /* Optional: whether this disk may share its backing with holder
          * anyway (the stock script's same_vm). */
         bool (*related)(const struct registry_user *holder, void *data);
+        /* Optional: whether holder's claim is out of date, its disk gone
+         * though not released yet (the caller learns of that later), so
+         * that it does not stand in the way.  Asked only of a holder that
+         * would refuse the request. */
+        bool (*stale)(const struct registry_user *holder, void *data);
         void *related_data;
 };
 

@@ -503,6 +503,51 @@ static void test_related_users_share(void **state)
         close(b.fd);
 }
 
+/* A holder whose disk is gone though not released yet does not stand in the
+ * way; one that is still there does, and is named. */
+static bool domain_3_gone(const struct registry_user *holder, void *data)
+{
+        (*(int *)data)++;
+        return holder->domid == 3;
+}
+
+static void test_stale_holder_ignored(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct registry_request gone = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct registry_request live = req_for(&b, "/srv/img", ACCESS_RO, "domain 4 disk 51712");
+        struct registry_request next = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
+        struct registry_user *u1, *u2;
+        int asked = 0;
+
+        gone.domid = 3;
+        live.domid = 4;
+        next.domid = 5;
+        live.stale = next.stale = domain_3_gone;
+        live.related_data = next.related_data = &asked;
+        u1 = acquire_ok(f, &gone);
+        /* The writer's disk is gone: a reader is let in (on a device of its
+         * own, read-only). */
+        u2 = acquire_ok(f, &live);
+        assert_int_equal(asked, 1);
+        assert_ptr_not_equal(u1->entry, u2->entry);
+        /* A writer now: the live reader refuses it, the gone writer does not. */
+        next.access = ACCESS_RW;
+        next.cfg.read_only = false;
+        assert_int_equal(acquire_err(f, &next), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-only by domain 4 disk 51712");
+        /* Without the callback the gone writer is a holder as any other. */
+        next.stale = NULL;
+        next.access = ACCESS_RO;
+        next.cfg.read_only = true;
+        assert_int_equal(acquire_err(f, &next), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
+        close(b.fd);
+}
+
 /* The rule is about the file, whatever offset or block size each user asks. */
 static void test_sharing_is_per_file_not_per_key(void **state)
 {
@@ -1494,6 +1539,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rw_refused_while_ro_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ro_refused_while_rw_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_related_users_share, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_holder_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_is_per_file_not_per_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_force_bypasses_and_counts_as_writer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rw_needs_writable_backing, setup, teardown),
