@@ -127,6 +127,8 @@ h_daemon_service_start() {
 		--setenv=XEN_LOOPD_CRASH_AT="$H_TMP/crash" \
 		"${H_DAEMON_BIN:-$XEN_LOOPD}" --log-level debug "$@" ||
 		h_fail "systemd-run could not start xen-loopd (log: $H_DAEMON_LOG)"
+	H_DUMP_EXTRA+=("systemctl --user status --no-pager --full -n 30 $H_UNIT.service"
+		"systemctl --user show -p ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus $H_UNIT.service")
 	h_wait_until 10 "xen-loopd to answer" "$XEN_LOOPCTL" status
 }
 
