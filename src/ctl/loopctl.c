@@ -908,30 +908,31 @@ static int set_size_limit(const char *arg)
 }
 
 /* The command options, the one place each is described: its letter is
- * what commands[].options lists. */
+ * what commands[].options lists.  An option is a flag unless .arg says it
+ * takes an argument. */
 static const struct {
         const char *name;
-        bool has_arg;
         char letter;
         int (*set)(const char *arg);
+        bool arg;
 } cmd_options[] = {
         /* What is printed. */
-        { "json", false, 'j', set_json },
+        { .name = "json", .letter = 'j', .set = set_json },
         /* Which attachment or disk. */
-        { "name", true, 'n', set_name },
-        { "path", true, 'p', set_path },
+        { .name = "name", .letter = 'n', .set = set_name, .arg = true },
+        { .name = "path", .letter = 'p', .set = set_path, .arg = true },
         /* The fd set an fd joins, and how the fd is opened. */
-        { "fdset", true, 'f', set_fdset },
-        { "opaque", true, 'o', set_opaque },
-        { "rw", false, 'w', set_rw },
+        { .name = "fdset", .letter = 'f', .set = set_fdset, .arg = true },
+        { .name = "opaque", .letter = 'o', .set = set_opaque, .arg = true },
+        { .name = "rw", .letter = 'w', .set = set_rw },
         /* How attach sets the device up. */
-        { "no-sharing-check", false, '!', set_no_sharing_check },
-        { "block-size", true, 'B', set_block_size },
-        { "offset", true, 'O', set_offset },
-        { "size-limit", true, 'S', set_size_limit },
+        { .name = "no-sharing-check", .letter = '!', .set = set_no_sharing_check },
+        { .name = "block-size", .letter = 'B', .set = set_block_size, .arg = true },
+        { .name = "offset", .letter = 'O', .set = set_offset, .arg = true },
+        { .name = "size-limit", .letter = 'S', .set = set_size_limit, .arg = true },
         /* What reconfigure changes. */
-        { "direct-io", true, 'd', set_direct_io },
-        { "backing", true, 'b', set_backing },
+        { .name = "direct-io", .letter = 'd', .set = set_direct_io, .arg = true },
+        { .name = "backing", .letter = 'b', .set = set_backing, .arg = true },
 };
 
 enum {
@@ -992,7 +993,7 @@ static void build_options(struct option *o)
                 o[n++] = global[i];
         for (size_t i = 0; i < ARRAY_SIZE(cmd_options); i++)
                 o[n++] = (struct option){ cmd_options[i].name,
-                                          cmd_options[i].has_arg ? required_argument : no_argument, NULL,
+                                          cmd_options[i].arg ? required_argument : no_argument, NULL,
                                           OPT_COMMAND_OPTION + (int)i };
         o[n] = (struct option){};
 }

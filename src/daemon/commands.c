@@ -373,15 +373,9 @@ static int attach_acquire(struct daemon *d, struct attachment *a, const struct a
         int r;
 
         snprintf(uname, sizeof(uname), ATTACHMENT_USER "%s", aa->name);
-        req = (struct registry_request){
-                .backing = b,
-                .path = aa->target,
-                .cfg = aa->cfg,
-                .access = aa->access,
-                .name = uname,
-                .domid = UINT32_MAX,
-                .devid = UINT32_MAX,
-        };
+        /* An attachment: no domain, no disk. */
+        req = (struct registry_request){ .backing = b, .path = aa->target, .cfg = aa->cfg, .access = aa->access,
+                                         .name = uname, .domid = UINT32_MAX, .devid = UINT32_MAX };
         r = registry_acquire(d->registry, &req, &a->user, err, errlen);
         backing_close(b);
         if (r >= 0)

@@ -80,11 +80,11 @@ static uint64_t deadline_for(uint64_t timeout_usec)
 
 void ctl_client_free(struct ctl_client *c)
 {
-        if (!c)
-                return;
-        safe_close(c->fd);
-        free(c->buf);
-        free(c->path);
+        if (c) {
+                safe_close(c->fd);
+                free(c->buf);
+                free(c->path);
+        }
         free(c);
 }
 
