@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,10 +158,11 @@ int backing_from_fd(int fd, bool writable, struct backing *ret)
  * and starts another, so at most BACKING_HUNG_MAX + 1 run at once. */
 
 /* One open; whoever finishes last (the caller, giving up, or the worker,
- * finally done) frees it. */
+ * finally done) frees it.  The hand-offs are semaphores: the waiting side
+ * is woken without contending for pool_lock, which guards the rest. */
 struct open_job {
         struct list link;               /* in queue while not taken */
-        pthread_cond_t done_cond;       /* under pool_lock */
+        sem_t done_sem;                 /* posted once the result is in */
         bool done, abandoned;
         bool writable, direct_io;
         int r;
@@ -177,8 +179,9 @@ struct exited {
 #define IDLE_MAX 2u
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;  /* a job queued, or stop */
 static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;  /* a worker stopped */
+static sem_t work_sem;                 /* posted for each job queued, and to stop */
+static bool work_sem_ready;
 static struct list queue = LIST_INIT(queue);
 static size_t queued;
 static unsigned workers, idle, hung;   /* hung: abandoned opens not finished */
@@ -187,51 +190,71 @@ static struct exited *exited;
 
 static void job_free(struct open_job *j)
 {
-        pthread_cond_destroy(&j->done_cond);
+        sem_destroy(&j->done_sem);
         free(j);
 }
 
-/* Runs one job; pool_lock is held on entry and on return. */
-static void run_job(struct open_job *j)
+static void sem_wait_intr(sem_t *s)
 {
-        struct backing b;
-        int r;
+        while (sem_wait(s) < 0 && errno == EINTR)
+                ;
+}
 
-        pthread_mutex_unlock(&pool_lock);
-        r = backing_open(j->path, j->writable, j->direct_io, &b);
-        pthread_mutex_lock(&pool_lock);
+/* Hands j its result, or closes and frees it when abandoned; pool_lock is
+ * held on entry and on return. */
+static void finish_job(struct open_job *j, int r, struct backing *b)
+{
         if (j->abandoned) {
-                backing_close(&b);
+                backing_close(b);
                 hung--;
                 job_free(j);
                 return;
         }
         j->r = r;
-        j->b = b;
+        j->b = *b;
         j->done = true;
-        pthread_cond_signal(&j->done_cond);
+        /* The caller frees j only after taking this post. */
+        pthread_mutex_unlock(&pool_lock);
+        sem_post(&j->done_sem);
+        pthread_mutex_lock(&pool_lock);
 }
 
 static void *worker_main(void *data)
 {
         struct exited *self = data;
+        bool stay = true;
 
         pthread_mutex_lock(&pool_lock);
-        for (;;) {
-                while (!queued && !stopping) {
-                        idle++;
-                        pthread_cond_wait(&work_cond, &pool_lock);
-                        idle--;
+        idle++;
+        while (stay) {
+                struct open_job *j;
+                struct backing b;
+                int r;
+
+                if (!queued) {
+                        if (stopping)
+                                break;
+                        pthread_mutex_unlock(&pool_lock);
+                        sem_wait_intr(&work_sem);
+                        pthread_mutex_lock(&pool_lock);
+                        continue; /* a post may be stale: look again */
                 }
-                if (!queued)
-                        break;
-                struct open_job *j = list_first_entry(&queue, struct open_job, link);
+                j = list_first_entry(&queue, struct open_job, link);
                 list_unlink(&j->link);
                 queued--;
-                run_job(j);
-                if (idle >= IDLE_MAX)
-                        break; /* enough wait already */
+                idle--;
+                pthread_mutex_unlock(&pool_lock);
+                r = backing_open(j->path, j->writable, j->direct_io, &b);
+                pthread_mutex_lock(&pool_lock);
+                /* Counted idle before the caller hears: its next open must
+                 * not start another worker. */
+                stay = idle < IDLE_MAX;
+                if (stay)
+                        idle++;
+                finish_job(j, r, &b);
         }
+        if (stay)
+                idle--;
         workers--;
         self->next = exited;
         exited = self;
@@ -260,6 +283,11 @@ static int ensure_worker(void)
         reap();
         if (queued <= idle)
                 return 0;
+        if (!work_sem_ready) {
+                if (sem_init(&work_sem, 0, 0) < 0)
+                        return negative_errno();
+                work_sem_ready = true;
+        }
         self = calloc(1, sizeof(*self));
         if (!self)
                 return -ENOMEM;
@@ -272,11 +300,12 @@ static int ensure_worker(void)
         return 0;
 }
 
-/* Waits for j until the deadline; pool_lock is held.  -ETIMEDOUT when it
- * is abandoned, left to its worker to close and free. */
+/* Waits for j until the deadline; pool_lock is not held.  -ETIMEDOUT when
+ * it is abandoned, left to its worker to close and free. */
 static int wait_job(struct open_job *j, uint64_t timeout_usec, struct backing *ret)
 {
         struct timespec until;
+        bool posted;
         int r;
 
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -286,12 +315,13 @@ static int wait_job(struct open_job *j, uint64_t timeout_usec, struct backing *r
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
         }
-        while (!j->done)
-                if (pthread_cond_timedwait(&j->done_cond, &pool_lock, &until) == ETIMEDOUT)
-                        break;
+        while ((r = sem_clockwait(&j->done_sem, CLOCK_MONOTONIC, &until)) < 0 && errno == EINTR)
+                ;
+        posted = r == 0;
+        pthread_mutex_lock(&pool_lock);
         if (!j->done) {
                 if (list_is_linked(&j->link)) {
-                        /* Never taken (no worker could start): nothing hangs. */
+                        /* Never taken: nothing hangs. */
                         list_unlink(&j->link);
                         queued--;
                         job_free(j);
@@ -299,8 +329,12 @@ static int wait_job(struct open_job *j, uint64_t timeout_usec, struct backing *r
                         j->abandoned = true;
                         hung++;
                 }
+                pthread_mutex_unlock(&pool_lock);
                 return -ETIMEDOUT;
         }
+        pthread_mutex_unlock(&pool_lock);
+        if (!posted)
+                sem_wait_intr(&j->done_sem); /* done just now: its post is coming */
         *ret = j->b;
         r = j->r;
         job_free(j);
@@ -310,7 +344,6 @@ static int wait_job(struct open_job *j, uint64_t timeout_usec, struct backing *r
 int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,
                          struct backing *ret)
 {
-        pthread_condattr_t ca;
         struct open_job *j;
         int r;
 
@@ -325,10 +358,10 @@ int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64
         j->writable = writable;
         j->direct_io = direct_io;
         list_init(&j->link);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&j->done_cond, &ca);
-        pthread_condattr_destroy(&ca);
+        if (sem_init(&j->done_sem, 0, 0) < 0) {
+                free(j);
+                return negative_errno();
+        }
 
         pthread_mutex_lock(&pool_lock);
         r = hung >= BACKING_HUNG_MAX ? -EAGAIN : 0;
@@ -341,20 +374,21 @@ int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64
                         queued--;
                 }
         }
-        if (r == 0) {
-                pthread_cond_signal(&work_cond);
-                r = wait_job(j, timeout_usec, ret);
-        } else
-                job_free(j);
         pthread_mutex_unlock(&pool_lock);
-        return r;
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        sem_post(&work_sem);
+        return wait_job(j, timeout_usec, ret);
 }
 
 void backing_workers_stop(void)
 {
         pthread_mutex_lock(&pool_lock);
         stopping = true;
-        pthread_cond_broadcast(&work_cond);
+        for (unsigned i = 0; i < idle; i++)
+                sem_post(&work_sem);
         /* Those still in an abandoned open are left to it. */
         while (workers > hung)
                 pthread_cond_wait(&exit_cond, &pool_lock);
