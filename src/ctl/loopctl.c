@@ -27,6 +27,7 @@
 #endif
 #include <xenstore.h>
 
+#include "access.h"
 #include "config.h"
 #include "ctl-client.h"
 #include "log.h"
@@ -57,13 +58,6 @@ static const char *arg_backing;
 static uint64_t arg_block_size, arg_offset, arg_size_limit;
 static bool arg_block_size_set, arg_offset_set, arg_size_limit_set;
 static const char *program = "xen-loopctl";
-
-static void json_putp(struct json_object **o)
-{
-        if (*o)
-                json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
 
 static void usage(FILE *f)
 {
@@ -201,6 +195,23 @@ static int call(const char *command, struct json_object *args, const int *fds, s
         return r;
 }
 
+/* One call, with the arguments the caller built (built: false when that
+ * ran out of memory; args is dropped then).  EXIT_OK, or the exit status of
+ * the failure, reported. */
+static int request(const char *command, struct json_object *args, bool built, const int *fds, size_t n_fds,
+                   struct json_object **ret)
+{
+        struct ctl_error err;
+
+        if (!built) {
+                json_object_put(args);
+                return failed("Out of memory.");
+        }
+        if (call(command, args, fds, n_fds, ret, &err) < 0)
+                return report(&err);
+        return EXIT_OK;
+}
+
 static void print_json(struct json_object *o)
 {
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -250,14 +261,14 @@ static struct json_object *get_array(struct json_object *o, const char *key)
 static int cmd_status(int argc, char **argv)
 {
         _cleanup_json_ struct json_object *res = NULL;
-        struct ctl_error err;
         int64_t n;
-        int b;
+        int b, status;
 
         if (argc > 1)
                 return usage_error("status takes no arguments.");
-        if (call("status", NULL, NULL, 0, &res, &err) < 0)
-                return report(&err);
+        status = request("status", NULL, true, NULL, 0, &res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(res);
                 return EXIT_OK;
@@ -287,6 +298,7 @@ static int cmd_status(int argc, char **argv)
 static char *device_users(struct json_object *dev)
 {
         struct json_object *users = get_array(dev, "users");
+        int64_t others;
         char *buf = NULL;
         size_t sz = 0;
         FILE *f;
@@ -307,7 +319,11 @@ static char *device_users(struct json_object *dev)
                 if (get_bool(u, "holding") == 1)
                         fputc('*', f);
         }
-        if (!users || json_object_array_length(users) == 0)
+        /* Users of others, counted only (the daemon shows a peer that is
+         * not root its own). */
+        if (get_int(dev, "other-users", &others) && others > 0)
+                fprintf(f, "%s+%" PRId64 " other(s)", users && json_object_array_length(users) ? "," : "", others);
+        else if (!users || json_object_array_length(users) == 0)
                 fputc('-', f);
         if (fclose(f) != 0) {
                 free(buf);
@@ -331,12 +347,13 @@ static void print_row(const char *const *cells, const size_t *width)
 static int call_listing(int argc, const char *command, const char *field, const char *say_none,
                         struct json_object **ret_res, struct json_object **ret_items, size_t *ret_n)
 {
-        struct ctl_error err;
+        int status;
 
         if (argc > 1)
                 return usage_error("%s takes no arguments.", command);
-        if (call(command, NULL, NULL, 0, ret_res, &err) < 0)
-                return report(&err);
+        status = request(command, NULL, true, NULL, 0, ret_res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(*ret_res);
                 return EXIT_OK;
@@ -355,6 +372,7 @@ static char **list_row(struct json_object *d)
 {
         int64_t maj = -1, min = -1, seq = -1;
         const char *access = get_str(d, "access", "?");
+        enum access a;
         int held = get_bool(d, "held"), dead = get_bool(d, "dead");
         char **row = calloc(LIST_COLUMNS, sizeof(char *));
 
@@ -368,7 +386,7 @@ static char **list_row(struct json_object *d)
                 row[1] = NULL;
         if (seq >= 0 ? asprintf(&row[2], "%" PRId64, seq) < 0 : !(row[2] = strdup("-")))
                 row[2] = NULL;
-        row[3] = strdup(strcmp(access, "r") == 0 ? "ro" : strcmp(access, "w") == 0 ? "rw" : access);
+        row[3] = strdup(access_parse(access, false, &a) == 0 ? access_alias(a) : access);
         row[4] = strdup(dead == 1 ? "dead" : held == 1 ? "yes" : held == 0 ? "no" : "?");
         row[5] = strdup(get_str(d, "backing", "?"));
         row[6] = device_users(d);
@@ -431,10 +449,22 @@ static int cmd_list(int argc, char **argv)
 
 /* --- attach / detach ---------------------------------------------------- */
 
-static void print_device(const char *verb, const char *name, struct json_object *d)
+static bool is_read_only(const char *mode)
+{
+        enum access a;
+
+        return access_parse(mode, false, &a) == 0 && a == ACCESS_RO;
+}
+
+/* The device a call answered: its JSON with --json, else one sentence. */
+static int print_device(const char *verb, const char *name, struct json_object *d)
 {
         int64_t maj = -1, min = -1, seq = -1;
 
+        if (arg_json) {
+                print_json(d);
+                return EXIT_OK;
+        }
         (void)get_int(d, "major", &maj);
         (void)get_int(d, "minor", &min);
         (void)get_int(d, "diskseq", &seq);
@@ -442,7 +472,8 @@ static void print_device(const char *verb, const char *name, struct json_object 
         if (seq >= 0)
                 printf(", diskseq %" PRId64, seq);
         printf(") backed by %s, %s.\n", get_str(d, "backing", "?"),
-               strcmp(get_str(d, "access", "r"), "r") == 0 ? "read-only" : "read-write");
+               is_read_only(get_str(d, "access", "r")) ? "read-only" : "read-write");
+        return EXIT_OK;
 }
 
 #if LOOPCTL_DISK_SPECS
@@ -460,7 +491,8 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         _cleanup_free_ char *target = NULL;
         libxl_device_disk disk;
         XLU_Config *cfg;
-        const char *name, *access;
+        const char *name;
+        enum access access;
         int r, status = EXIT_USAGE;
 
         cfg = xlu_cfg_init(stderr, "command line");
@@ -471,7 +503,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         if (r == EINVAL)
                 goto out;        /* xlu_disk_parse printed what is wrong */
         if (r) {
-                log_error_errno(-r, "Cannot parse the disk specification: %m");
+                log_error_errno(-r, "Cannot parse the disk specification: %m.");
                 status = EXIT_FAILED;
                 goto out;
         }
@@ -508,7 +540,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         else if (asprintf(&target, "/dev/%s", disk.pdev_path) < 0)
                 target = NULL;
         name = arg_name ? arg_name : disk.vdev;
-        access = !disk.readwrite ? "r" : arg_no_sharing_check ? "w!" : "w";
+        access = !disk.readwrite ? ACCESS_RO : arg_no_sharing_check ? ACCESS_RW_FORCE : ACCESS_RW;
         status = EXIT_FAILED;
         if (!target || !name) {
                 log_error("Out of memory.");
@@ -518,7 +550,7 @@ static int disk_spec_to_args(int n, char **specs, struct json_object **ret)
         args = json_object_new_object();
         if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0 ||
             proto_add_field(args, "target", json_object_new_string(target)) < 0 ||
-            proto_add_field(args, "access", json_object_new_string(access)) < 0 ||
+            proto_add_field(args, "access", json_object_new_string(access_mode(access))) < 0 ||
             /* Without direct-io-safe the daemon's own setting applies. */
             (disk.direct_io_safe && proto_add_field(args, "direct-io", json_object_new_boolean(true)) < 0) ||
             (arg_block_size_set && proto_add_field(args, "block-size", json_object_new_int64((int64_t)arg_block_size)) < 0) ||
@@ -539,7 +571,6 @@ static int cmd_attach(int argc, char **argv)
 {
         _cleanup_json_ struct json_object *res = NULL;
         struct json_object *args = NULL;
-        struct ctl_error err;
         _cleanup_free_ char *name = NULL;
         int status;
 
@@ -549,25 +580,16 @@ static int cmd_attach(int argc, char **argv)
         if (status != EXIT_OK)
                 return status;
         name = strdup(get_str(args, "name", "?"));
-        if (!name) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("attach", args, NULL, 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json)
-                print_json(res);
-        else
-                print_device("Attached", name, res);
-        return EXIT_OK;
+        status = request("attach", args, name != NULL, NULL, 0, &res);
+        return status != EXIT_OK ? status : print_device("Attached", name, res);
 }
 #endif
 
 static int cmd_detach(int argc, char **argv)
 {
         struct json_object *args;
-        struct ctl_error err;
         const char *name = arg_name;
+        int status;
 
         if (argc > 2 || (argc == 2 && name))
                 return usage_error("detach takes one name.");
@@ -576,12 +598,10 @@ static int cmd_detach(int argc, char **argv)
         if (!name)
                 return usage_error("detach needs the name given to attach.");
         args = json_object_new_object();
-        if (!args || proto_add_field(args, "name", json_object_new_string(name)) < 0) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("detach", args, NULL, 0, NULL, &err) < 0)
-                return report(&err);
+        status = request("detach", args, args && proto_add_field(args, "name", json_object_new_string(name)) >= 0,
+                         NULL, 0, NULL);
+        if (status != EXIT_OK)
+                return status;
         if (!arg_json)
                 printf("Detached %s.\n", name);
         else
@@ -596,8 +616,8 @@ static int cmd_add_fd(int argc, char **argv)
         _cleanup_json_ struct json_object *res = NULL;
         _cleanup_close_ int fd = -1;
         struct json_object *args;
-        struct ctl_error err;
         int64_t set = -1, n = -1;
+        int status;
 
         if (argc != 2)
                 return usage_error("add-fd takes one PATH to open.");
@@ -605,13 +625,12 @@ static int cmd_add_fd(int argc, char **argv)
         if (fd < 0)
                 return failed("Cannot open %s: %m", argv[1]);
         args = json_object_new_object();
-        if (!args || (arg_fdset >= 0 && proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) < 0) ||
-            (arg_opaque && proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) < 0)) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("add-fd", args, &fd, 1, &res, &err) < 0)
-                return report(&err);
+        status = request("add-fd", args,
+                         args && (arg_fdset < 0 || proto_add_field(args, "fdset-id", json_object_new_int64(arg_fdset)) >= 0) &&
+                                 (!arg_opaque || proto_add_field(args, "opaque", json_object_new_string(arg_opaque)) >= 0),
+                         &fd, 1, &res);
+        if (status != EXIT_OK)
+                return status;
         if (arg_json) {
                 print_json(res);
                 return EXIT_OK;
@@ -625,8 +644,7 @@ static int cmd_add_fd(int argc, char **argv)
 static int cmd_remove_fd(int argc, char **argv)
 {
         struct json_object *args;
-        struct ctl_error err;
-        uint64_t set, fd;
+        uint64_t set, fd = UINT64_MAX;
         int i = 1;
 
         if (arg_fdset >= 0)
@@ -637,24 +655,13 @@ static int cmd_remove_fd(int argc, char **argv)
                 return usage_error("remove-fd needs --fdset N.");
         if (argc - i > 1)
                 return usage_error("remove-fd takes at most one FD.");
+        if (argc - i == 1 && (parse_u64(argv[i], &fd) < 0 || fd > INT32_MAX))
+                return usage_error("Invalid fd number \"%s\".", argv[i]);
         args = json_object_new_object();
-        if (!args || proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) < 0) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (argc - i == 1) {
-                if (parse_u64(argv[i], &fd) < 0 || fd > INT32_MAX) {
-                        json_object_put(args);
-                        return usage_error("Invalid fd number \"%s\".", argv[i]);
-                }
-                if (proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) < 0) {
-                        json_object_put(args);
-                        return failed("Out of memory.");
-                }
-        }
-        if (call("remove-fd", args, NULL, 0, NULL, &err) < 0)
-                return report(&err);
-        return EXIT_OK;
+        return request("remove-fd", args,
+                       args && proto_add_field(args, "fdset-id", json_object_new_int64((int64_t)set)) >= 0 &&
+                               (fd == UINT64_MAX || proto_add_field(args, "fd", json_object_new_int64((int64_t)fd)) >= 0),
+                       NULL, 0, NULL);
 }
 
 static int cmd_query_fdsets(int argc, char **argv)
@@ -693,8 +700,8 @@ static int cmd_reconfigure(int argc, char **argv)
         _cleanup_json_ struct json_object *res = NULL;
         _cleanup_close_ int fd = -1;
         struct json_object *args;
-        struct ctl_error err;
         const char *key = NULL, *value = NULL;
+        int status;
 
         if (arg_name && arg_path)
                 return usage_error("reconfigure takes a name or a path, not both.");
@@ -718,19 +725,14 @@ static int cmd_reconfigure(int argc, char **argv)
                         return failed("Cannot open %s: %m", arg_backing);
         }
         args = json_object_new_object();
-        if (!args || proto_add_field(args, key, json_object_new_string(value)) < 0 ||
-            (arg_direct_io >= 0 && proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) < 0) ||
-            (arg_backing && proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) < 0)) {
-                json_object_put(args);
-                return failed("Out of memory.");
-        }
-        if (call("reconfigure", args, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &res, &err) < 0)
-                return report(&err);
-        if (arg_json)
-                print_json(res);
-        else
-                print_device("Reconfigured", value, res);
-        return EXIT_OK;
+        status = request("reconfigure", args,
+                         args && proto_add_field(args, key, json_object_new_string(value)) >= 0 &&
+                                 (arg_direct_io < 0 ||
+                                  proto_add_field(args, "direct-io", json_object_new_boolean(arg_direct_io)) >= 0) &&
+                                 (!arg_backing ||
+                                  proto_add_field(args, "backing-path", json_object_new_string(arg_backing)) >= 0),
+                         fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &res);
+        return status != EXIT_OK ? status : print_device("Reconfigured", value, res);
 }
 
 /* --- hotplug script ----------------------------------------------------- */
@@ -760,7 +762,7 @@ static void hotplug_write_error(const char *be, const char *message)
         }
         h = xs_open(0);
         if (!h) {
-                log_error("Cannot open xenstore to report the error: %m");
+                log_error("Cannot open xenstore to report the error: %m.");
                 return;
         }
         for (int attempt = 0; attempt < 16; attempt++) {
@@ -769,7 +771,7 @@ static void hotplug_write_error(const char *be, const char *message)
                 unsigned len;
 
                 if (t == XBT_NULL) {
-                        log_error("Cannot start a xenstore transaction: %m");
+                        log_error("Cannot start a xenstore transaction: %m.");
                         return;
                 }
                 dir = xs_read(h, t, be, &len);
@@ -785,19 +787,19 @@ static void hotplug_write_error(const char *be, const char *message)
                         return;
                 }
                 if ((!old_err || !*old_err) && !xs_write(h, t, err_path, message, strlen(message))) {
-                        log_error("Cannot write %s: %m", err_path);
+                        log_error("Cannot write %s: %m.", err_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (!xs_write(h, t, status_path, "error", 5)) {
-                        log_error("Cannot write %s: %m", status_path);
+                        log_error("Cannot write %s: %m.", status_path);
                         xs_transaction_end(h, t, true);
                         return;
                 }
                 if (xs_transaction_end(h, t, false))
                         return;
                 if (errno != EAGAIN) {
-                        log_error("Cannot commit the hotplug error to xenstore: %m");
+                        log_error("Cannot commit the hotplug error to xenstore: %m.");
                         return;
                 }
         }
@@ -913,18 +915,23 @@ static const struct {
         char letter;
         int (*set)(const char *arg);
 } cmd_options[] = {
+        /* What is printed. */
         { "json", false, 'j', set_json },
+        /* Which attachment or disk. */
         { "name", true, 'n', set_name },
         { "path", true, 'p', set_path },
+        /* The fd set an fd joins, and how the fd is opened. */
         { "fdset", true, 'f', set_fdset },
         { "opaque", true, 'o', set_opaque },
         { "rw", false, 'w', set_rw },
+        /* How attach sets the device up. */
         { "no-sharing-check", false, '!', set_no_sharing_check },
-        { "direct-io", true, 'd', set_direct_io },
-        { "backing", true, 'b', set_backing },
         { "block-size", true, 'B', set_block_size },
         { "offset", true, 'O', set_offset },
         { "size-limit", true, 'S', set_size_limit },
+        /* What reconfigure changes. */
+        { "direct-io", true, 'd', set_direct_io },
+        { "backing", true, 'b', set_backing },
 };
 
 enum {

@@ -1,6 +1,6 @@
 /* commands.c — what each control command does in the daemon.  The framing,
  * peers and call lifetimes are control.c's; this file maps requests to the
- * vbd manager and the cache, builds the replies, and decides what a peer
+ * vbd manager and the registry, builds the replies, and decides what a peer
  * may do.
  *
  * Root may do everything.  Another peer (a member of --group) gets only
@@ -9,8 +9,10 @@
  * reconfigure its own attachments (reconfigure only while no one else,
  * e.g. a domain sharing a read-only image, uses the device), and add,
  * remove and query its own fd sets.  Backends (hotplug-add, hotplug-remove,
- * reconfigure by path), paths and w! are root's.  status and list show
- * everything to everyone allowed on the socket. */
+ * reconfigure by path), paths and w! are root's.  status shows counts to
+ * everyone allowed on the socket; list, and the device in a reply, show
+ * another peer only the devices its attachments use, with its own users
+ * (the others only counted). */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -30,21 +32,75 @@
 #include "macro.h"
 #include "proto.h"
 
-static struct json_object *device_json(const struct cache_entry *e)
+/* The registry user name of an attachment: ATTACHMENT_USER plus its name. */
+#define ATTACHMENT_USER "attachment "
+
+/* Whether peer uid may see u: root sees every user, another peer only its
+ * own attachments. */
+static bool user_visible(const struct daemon *d, uid_t uid, const struct registry_user *u)
 {
-        struct json_object *o = json_object_new_object(), *users = json_object_new_array();
+        const struct attachment *a;
+
+        if (uid == 0)
+                return true;
+        if (u->domid != UINT32_MAX || !u->name || strncmp(u->name, ATTACHMENT_USER, sizeof(ATTACHMENT_USER) - 1) != 0)
+                return false;
+        a = hashmap_get(d->attachments, u->name + sizeof(ATTACHMENT_USER) - 1);
+        return a && a->user == u && a->owner == uid;
+}
+
+static struct json_object *user_json(const struct registry_user *u)
+{
+        struct json_object *uo = json_object_new_object();
+
+        if (!uo)
+                return NULL;
+        json_object_object_add(uo, "name", json_object_new_string(u->name ? u->name : ""));
+        if (u->domid != UINT32_MAX) {
+                json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
+                json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
+        }
+        json_object_object_add(uo, "access", json_object_new_string(access_mode(u->access)));
+        json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
+        return uo;
+}
+
+/* Device e as peer uid may see it (see the top of this file); -ENOENT when
+ * it may not see it at all. */
+static int device_json(const struct daemon *d, uid_t uid, const struct registry_entry *e,
+                       struct json_object **ret)
+{
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+        struct json_object *users = json_object_new_array();
+        const struct registry_user *u;
+        unsigned hidden = 0;
 
         if (!o || !users) {
-                json_object_put(o);
                 json_object_put(users);
-                return NULL;
+                return -ENOMEM;
         }
+        json_object_object_add(o, "users", users);
+        list_foreach_entry(u, &e->users, link) {
+                if (!user_visible(d, uid, u)) {
+                        hidden++;
+                        continue;
+                }
+                struct json_object *uo = user_json(u);
+                if (!uo || json_object_array_add(users, uo) < 0) {
+                        json_object_put(uo);
+                        return -ENOMEM;
+                }
+        }
+        if (uid != 0 && hidden == e->n_users)
+                return -ENOENT;
+        if (uid != 0)
+                json_object_object_add(o, "other-users", json_object_new_int64(hidden));
         json_object_object_add(o, "device", json_object_new_string(e->dev.node));
         json_object_object_add(o, "major", json_object_new_int((int)major(e->dev.devnum)));
         json_object_object_add(o, "minor", json_object_new_int((int)minor(e->dev.devnum)));
         json_object_object_add(o, "diskseq", json_object_new_uint64(e->dev.diskseq));
         json_object_object_add(o, "backing", json_object_new_string(e->path ? e->path : ""));
-        json_object_object_add(o, "access", json_object_new_string(cache_access_mode(e->key.rw ? CACHE_RW : CACHE_RO)));
+        json_object_object_add(o, "access", json_object_new_string(access_mode(e->key.rw ? ACCESS_RW : ACCESS_RO)));
         json_object_object_add(o, "loop", json_object_new_boolean(!e->key.is_block));
         json_object_object_add(o, "held", json_object_new_boolean(e->dev.fd >= 0));
         json_object_object_add(o, "dead", json_object_new_boolean(e->dead));
@@ -52,23 +108,8 @@ static struct json_object *device_json(const struct cache_entry *e)
         json_object_object_add(o, "block-size", json_object_new_int64(e->key.block_size));
         json_object_object_add(o, "offset", json_object_new_uint64(e->key.offset));
         json_object_object_add(o, "size-limit", json_object_new_uint64(e->key.size_limit));
-        const struct cache_user *u;
-
-        list_foreach_entry(u, &e->users, link) {
-                struct json_object *uo = json_object_new_object();
-                if (!uo)
-                        break;
-                json_object_object_add(uo, "name", json_object_new_string(u->name ? u->name : ""));
-                if (u->domid != UINT32_MAX) {
-                        json_object_object_add(uo, "domid", json_object_new_int64(u->domid));
-                        json_object_object_add(uo, "devid", json_object_new_int64(u->devid));
-                }
-                json_object_object_add(uo, "access", json_object_new_string(cache_access_mode(u->access)));
-                json_object_object_add(uo, "holding", json_object_new_boolean(u->holding));
-                json_object_array_add(users, uo);
-        }
-        json_object_object_add(o, "users", users);
-        return o;
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
 /* ---- argument helpers ----------------------------------------------------- */
@@ -142,8 +183,8 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         json_object_object_add(o, "pid", json_object_new_int(getpid()));
         json_object_object_add(o, "uptime-seconds", json_object_new_uint64((now - d->started_usec) / 1000000));
         json_object_object_add(o, "home", json_object_new_string(d->home ? d->home : ""));
-        json_object_object_add(o, "xenstore", json_object_new_string(xs_conn_connected(d->xs) ? "connected" : "reconnecting"));
-        json_object_object_add(o, "devices", json_object_new_uint64(cache_n_entries(d->cache)));
+        json_object_object_add(o, "xenstore", json_object_new_string(xsconn_connected(d->xs) ? "connected" : "reconnecting"));
+        json_object_object_add(o, "devices", json_object_new_uint64(registry_n_entries(d->registry)));
         json_object_object_add(o, "disks", json_object_new_uint64(vbd_manager_size(d->vbd)));
         json_object_object_add(o, "attachments", json_object_new_uint64(hashmap_size(d->attachments)));
         json_object_object_add(o, "fdstore", json_object_new_boolean(d->notify));
@@ -158,35 +199,53 @@ static int cmd_status(struct ctl_call *call, struct json_object *args, void *use
         return 0;
 }
 
-static int list_one(struct cache_entry *e, void *userdata)
-{
-        struct json_object *o = device_json(e);
+struct listing {
+        const struct daemon *d;
+        uid_t uid;
+        struct json_object *devs;
+};
 
-        if (!o)
-                return -ENOMEM;
-        json_object_array_add(userdata, o);
+static int list_one(struct registry_entry *e, void *userdata)
+{
+        struct listing *l = userdata;
+        struct json_object *o;
+        int r = device_json(l->d, l->uid, e, &o);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        json_object_array_add(l->devs, o);
         return 0;
 }
 
 static int cmd_list(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
-        struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+        struct listing l = { d, ctl_call_peer_uid(call), json_object_new_array() };
         int r;
 
-        if (!o || !devs) {
-                json_object_put(o);
-                json_object_put(devs);
+        if (!o || !l.devs) {
+                json_object_put(l.devs);
                 return -ENOMEM;
         }
-        json_object_object_add(o, "devices", devs);
-        r = cache_foreach(d->cache, list_one, devs);
-        if (r < 0) {
-                json_object_put(o);
+        json_object_object_add(o, "devices", l.devs);
+        r = registry_foreach(d->registry, list_one, &l);
+        if (r < 0)
                 return r;
-        }
-        ctl_call_reply(call, o);
+        ctl_call_reply(call, TAKE_PTR(o));
         return 0;
+}
+
+/* Replies with the device of attachment user u, as the peer may see it
+ * (an empty result when out of memory: the call itself was done). */
+static void reply_device(struct daemon *d, struct ctl_call *call, const struct registry_user *u)
+{
+        struct json_object *o = NULL;
+
+        (void)device_json(d, ctl_call_peer_uid(call), u->entry, &o);
+        ctl_call_reply(call, o);
 }
 
 static int cmd_hotplug(struct ctl_call *call, struct json_object *args, void *userdata, bool add)
@@ -240,7 +299,7 @@ void attachment_free(struct daemon *d, struct attachment *a)
         if (!a)
                 return;
         if (a->user)
-                cache_release(d->cache, a->user);
+                registry_release(d->registry, a->user);
         if (a->fdset_use)
                 fdset_unuse(d->fdsets, a->fdset_use);
         free(a->name);
@@ -270,7 +329,7 @@ static int attach_open_set(uint32_t id, void *data, struct backing *ret, char *e
 /* What an attach asks for. */
 struct attach_args {
         const char *name, *target;
-        enum cache_access access;
+        enum access access;
         struct loop_config cfg;
 };
 
@@ -285,7 +344,7 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
                 return "\"name\" must be a non-empty string of at most 255 bytes";
         if (arg_string(args, "target", true, &ret->target) < 0 || !*ret->target)
                 return "\"target\" must name a file, block device or /dev/fdset/N";
-        if (arg_string(args, "access", false, &access) < 0 || cache_access_parse(access, true, &ret->access) < 0)
+        if (arg_string(args, "access", false, &access) < 0 || access_parse(access, true, &ret->access) < 0)
                 return "\"access\" must be \"r\", \"w\" or \"w!\"";
         if (arg_bool(args, "direct-io", &direct_io) < 0 ||
             arg_u64(args, "block-size", 65536, &block_size) < 0 ||
@@ -295,7 +354,7 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
         if (block_size && (block_size < 512 || (block_size & (block_size - 1))))
                 return "\"block-size\" must be a power of two from 512 to 65536";
         ret->cfg = (struct loop_config){
-                .read_only = ret->access == CACHE_RO,
+                .read_only = ret->access == ACCESS_RO,
                 .direct_io = direct_io,
                 .block_size = (uint32_t)block_size,
                 .offset = offset,
@@ -309,12 +368,12 @@ static const char *attach_parse(const struct daemon *d, struct json_object *args
 static int attach_acquire(struct daemon *d, struct attachment *a, const struct attach_args *aa, struct backing *b,
                           char *err, size_t errlen)
 {
-        struct cache_request req;
+        struct registry_request req;
         char uname[300];
         int r;
 
-        snprintf(uname, sizeof(uname), "attachment %s", aa->name);
-        req = (struct cache_request){
+        snprintf(uname, sizeof(uname), ATTACHMENT_USER "%s", aa->name);
+        req = (struct registry_request){
                 .backing = b,
                 .path = aa->target,
                 .cfg = aa->cfg,
@@ -323,7 +382,7 @@ static int attach_acquire(struct daemon *d, struct attachment *a, const struct a
                 .domid = UINT32_MAX,
                 .devid = UINT32_MAX,
         };
-        r = cache_acquire(d->cache, &req, &a->user, err, errlen);
+        r = registry_acquire(d->registry, &req, &a->user, err, errlen);
         backing_close(b);
         if (r >= 0)
                 r = hashmap_put(d->attachments, a->name, a);
@@ -350,13 +409,13 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 ctl_call_error(call, -EEXIST, "an attachment named '%s' exists already", aa.name);
                 return 0;
         }
-        if (!peer_is_root(call) && aa.access == CACHE_RW_FORCE)
+        if (!peer_is_root(call) && aa.access == ACCESS_RW_FORCE)
                 return REFUSE(call, "only root may skip the sharing check (w!)");
         if (!fdset_is_path(aa.target) && !peer_is_root(call))
                 return REFUSE(call, "only root may attach a path, which xen-loopd opens as root; "
                               "pass an open fd instead (add-fd, then /dev/fdset/N)");
 
-        o.writable = aa.access != CACHE_RO;
+        o.writable = aa.access != ACCESS_RO;
         o.direct_io = aa.cfg.direct_io;
         r = fdset_open_target(aa.target, o.writable, o.direct_io, d->open_timeout_usec, attach_open_set, &o, &b,
                               err, sizeof(err));
@@ -380,7 +439,7 @@ static int cmd_attach(struct ctl_call *call, struct json_object *args, void *use
                 return 0;
         }
         log_info("Attached %s as %s (%s).", aa.target, a->user->entry->dev.node, aa.name);
-        ctl_call_reply(call, device_json(a->user->entry));
+        reply_device(d, call, a->user);
         return 0;
 }
 
@@ -481,20 +540,20 @@ static int cmd_query_fdsets(struct ctl_call *call, struct json_object *args, voi
 }
 
 /* A user of u's device other than u (there must be one). */
-static const struct cache_user *other_user(const struct cache_user *u)
+static const struct registry_user *other_user(const struct registry_user *u)
 {
-        const struct cache_user *first = list_first_entry(&u->entry->users, struct cache_user, link);
+        const struct registry_user *first = list_first_entry(&u->entry->users, struct registry_user, link);
 
         assert(u->entry->n_users > 1);
-        return first != u ? first : list_entry(u->link.next, struct cache_user, link);
+        return first != u ? first : list_entry(u->link.next, struct registry_user, link);
 }
 
 static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void *userdata)
 {
         struct daemon *d = userdata;
         const char *name = NULL, *path = NULL, *backing = NULL;
-        struct cache_user *u = NULL;
-        struct cache_reconfig rc = { .direct_io = -1, .backing_fd = -1 };
+        struct registry_user *u = NULL;
+        struct registry_reconfig rc = { .direct_io = -1, .backing_fd = -1 };
         _cleanup_close_ int fd = -1;
         bool dio = false;
         char err[512] = "";
@@ -537,15 +596,15 @@ static int cmd_reconfigure(struct ctl_call *call, struct json_object *args, void
                               other_user(u)->name);
         rc.backing_fd = fd;
         rc.backing_path = backing;
-        r = cache_reconfigure(d->cache, u->entry, &rc, err, sizeof(err));
+        r = registry_reconfigure(d->registry, u->entry, &rc, err, sizeof(err));
         if (r < 0) {
-                log_warning("Reconfiguring %s failed: %s", u->entry->dev.node, err);
+                log_warning("Reconfiguring %s failed: %s.", u->entry->dev.node, err);
                 ctl_call_error(call, r, "%s", *err ? err : strerror(-r));
                 return 0;
         }
         vbd_device_changed(d->vbd, u->entry);
         log_info("Reconfigured %s (%s).", u->entry->dev.node, u->entry->path);
-        ctl_call_reply(call, device_json(u->entry));
+        reply_device(d, call, u);
         return 0;
 }
 

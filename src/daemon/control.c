@@ -12,6 +12,7 @@
  * source, so the caller's stack never holds a dangling pointer. */
 #include "control.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -312,7 +313,7 @@ void ctl_call_reply(struct ctl_call *call, struct json_object *result)
         }
         if (r < 0) {
                 /* The client would wait for ever: better drop it. */
-                log_error_errno(r, "Cannot format a control reply: %m");
+                log_error_errno(r, "Cannot format a control reply: %m.");
                 conn_schedule_close(call->conn);
                 text = NULL;
         }
@@ -339,6 +340,7 @@ static void call_verror(struct ctl_call *call, int error, const char *fmt, va_li
 
 void ctl_call_error(struct ctl_call *call, int error, const char *fmt, ...)
 {
+        assert(fmt);
         va_list ap;
 
         if (!call)
@@ -538,7 +540,7 @@ static void conn_dispatch(struct ctl_conn *c, const char *buf, size_t len, int *
         if (call->completed)
                 call_free(call);
         else if (r < 0)
-                ctl_call_error(call, r, "Command \"%s\" failed: %s.", cmd->name, strerror(-r));
+                ctl_call_error(call, r, "command \"%s\" failed: %s", cmd->name, strerror(-r));
         /* Otherwise the call stays pending until the handler completes it. */
 out:
         proto_request_done(&req);
@@ -797,7 +799,7 @@ static void server_accept_one(struct ctl_server *s, int fd)
         list_init(&c->out);
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
-                log_error_errno(r, "Cannot watch a control connection: %m");
+                log_error_errno(r, "Cannot watch a control connection: %m.");
                 free(c);
                 refuse(fd, r, "xen-loopd cannot take this connection now.");
                 return;
@@ -935,14 +937,14 @@ static int server_bind(struct ctl_server *s)
                 return log_error_errno(r, "Control socket path %s is too long.", s->path);
         r = mkdir_parents(s->path, 0755);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the directory of %s: %m", s->path);
+                return log_error_errno(r, "Cannot create the directory of %s: %m.", s->path);
         r = remove_stale_socket(s->path, &sa, sl);
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "Another xen-loopd is listening on %s.", s->path);
         if (r == -EEXIST)
                 return log_error_errno(r, "%s exists and is not a socket; not removing it.", s->path);
         if (r < 0)
-                return log_error_errno(r, "Cannot check %s: %m", s->path);
+                return log_error_errno(r, "Cannot check %s: %m.", s->path);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -953,19 +955,19 @@ static int server_bind(struct ctl_server *s)
         r = bind(fd, (struct sockaddr *)&sa, sl) < 0 ? negative_errno() : 0;
         umask(old_umask);
         if (r < 0)
-                return log_error_errno(r, "Cannot bind the control socket to %s: %m", s->path);
+                return log_error_errno(r, "Cannot bind the control socket to %s: %m.", s->path);
         if (s->allowed_gid != (gid_t)-1) {
                 if (chown(s->path, (uid_t)-1, s->allowed_gid) < 0 || chmod(s->path, 0660) < 0) {
                         r = negative_errno();
                         (void)unlink(s->path);
-                        return log_error_errno(r, "Cannot give group %u access to %s: %m",
+                        return log_error_errno(r, "Cannot give group %u access to %s: %m.",
                                                (unsigned)s->allowed_gid, s->path);
                 }
         }
         if (listen(fd, SOMAXCONN) < 0) {
                 r = negative_errno();
                 (void)unlink(s->path);
-                return log_error_errno(r, "Cannot listen on %s: %m", s->path);
+                return log_error_errno(r, "Cannot listen on %s: %m.", s->path);
         }
         s->listen_fd = TAKE_FD(fd);
         s->bound = true;
@@ -987,6 +989,27 @@ static int server_adopt(struct ctl_server *s, int fd)
                 return log_error_errno(negative_errno(), "Cannot set close-on-exec on the control socket: %m");
         s->listen_fd = fd;
         return 0;
+}
+
+void ctl_server_free(struct ctl_server *s, bool unlink_socket)
+{
+        if (!s)
+                return;
+        s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        s->accept_timer = sd_event_source_disable_unref(s->accept_timer);
+        while (!list_is_empty(&s->conns))
+                conn_free(list_first_entry(&s->conns, struct ctl_conn, link));
+        /* Handlers that kept orphaned calls must not use them after this. */
+        while (!list_is_empty(&s->orphans))
+                call_free(list_first_entry(&s->orphans, struct ctl_call, link));
+        /* An inherited socket's path belongs to whoever made it (systemd). */
+        if (unlink_socket && s->bound && s->path)
+                (void)unlink(s->path);
+        s->listen_fd = safe_close(s->listen_fd);
+        free(s->buf);
+        free(s->path);
+        sd_event_unref(s->event);
+        free(s);
 }
 
 int ctl_server_new(sd_event *ev, const struct ctl_server_config *cfg, struct ctl_server **ret)
@@ -1044,27 +1067,6 @@ fail:
         sd_event_unref(s->event);
         free(s);
         return r;
-}
-
-void ctl_server_free(struct ctl_server *s, bool unlink_socket)
-{
-        if (!s)
-                return;
-        s->listen_source = sd_event_source_disable_unref(s->listen_source);
-        s->accept_timer = sd_event_source_disable_unref(s->accept_timer);
-        while (!list_is_empty(&s->conns))
-                conn_free(list_first_entry(&s->conns, struct ctl_conn, link));
-        /* Handlers that kept orphaned calls must not use them after this. */
-        while (!list_is_empty(&s->orphans))
-                call_free(list_first_entry(&s->orphans, struct ctl_call, link));
-        /* An inherited socket's path belongs to whoever made it (systemd). */
-        if (unlink_socket && s->bound && s->path)
-                (void)unlink(s->path);
-        s->listen_fd = safe_close(s->listen_fd);
-        free(s->buf);
-        free(s->path);
-        sd_event_unref(s->event);
-        free(s);
 }
 
 size_t ctl_server_n_connections(const struct ctl_server *s)

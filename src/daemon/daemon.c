@@ -23,7 +23,7 @@
 #include "macro.h"
 #include "restart.h"
 #include "time-util.h"
-#include "xsvalue.h"
+#include "values.h"
 
 struct options {
         const char *socket;
@@ -192,7 +192,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 1;
 }
 
-static void on_xs_watch(struct xs_conn *x, const char *path, const char *token, void *userdata)
+static void on_xs_watch(struct xsconn *x, const char *path, const char *token, void *userdata)
 {
         struct daemon *d = userdata;
 
@@ -210,7 +210,7 @@ static int start_disks(struct daemon *d)
 
         if (o->home)
                 d->home = strdup(o->home);
-        else if ((r = xs_conn_home(d->xs, &d->home)) == -ENOENT) {
+        else if ((r = xsconn_home(d->xs, &d->home)) == -ENOENT) {
                 /* In dom0, xen-init-dom0 writes it at boot: wait for it rather
                  * than guess, which in a driver domain serves the wrong tree. */
                 if (!d->home_waiting)
@@ -231,12 +231,12 @@ static int start_disks(struct daemon *d)
                 .open_fdset = daemon_open_fdset,
                 .release_fdset = daemon_release_fdset,
                 .fdset_userdata = d,
-                .settled = restart_settled,
-                .settled_userdata = d,
+                .first_scan_done = restart_first_scan_done,
+                .first_scan_userdata = d,
         };
-        r = vbd_manager_new(d->event, d->xs, d->cache, &cfg, &d->vbd);
+        r = vbd_manager_new(d->event, d->xs, d->registry, &cfg, &d->vbd);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch %s/backend/vbd: %m", d->home);
+                return log_error_errno(r, "Cannot watch %s/backend/vbd: %m.", d->home);
         log_info("Watching %s/backend/vbd.", d->home);
         return 0;
 }
@@ -262,12 +262,12 @@ static int on_home_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct daemon *d = userdata;
 
-        if (!d->vbd && xs_conn_connected(d->xs))
+        if (!d->vbd && xsconn_connected(d->xs))
                 try_start_disks(d);
         return 0;
 }
 
-static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
+static void on_xs_state(struct xsconn *x, bool connected, void *userdata)
 {
         struct daemon *d = userdata;
 
@@ -279,7 +279,7 @@ static void on_xs_state(struct xs_conn *x, bool connected, void *userdata)
                 sd_notifyf(0, "STATUS=%s", connected ? "Connected to xenstored again." : "Reconnecting to xenstored...");
 }
 
-static const struct xs_conn_ops xs_ops = {
+static const struct xsconn_ops xs_ops = {
         .watch = on_xs_watch,
         .state = on_xs_state,
 };
@@ -311,7 +311,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t now;
 
         sd_notifyf(0, "STATUS=%zu disks, %zu loop devices; xenstore %s.", vbd_manager_size(d->vbd),
-                   cache_n_entries(d->cache), xs_conn_connected(d->xs) ? "connected" : "reconnecting");
+                   registry_n_entries(d->registry), xsconn_connected(d->xs) ? "connected" : "reconnecting");
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) < 0)
                 now = usec;
         sd_event_source_set_time(s, now + STATUS_INTERVAL_USEC);
@@ -337,8 +337,8 @@ static void daemon_done(struct daemon *d)
 
         /* Exiting is not letting go: nothing leaves the fd store now. */
         fdset_registry_quiet(d->fdsets);
-        if (d->cache)
-                cache_set_hooks(d->cache, NULL);
+        if (d->registry)
+                registry_set_hooks(d->registry, NULL);
         ctl_server_free(d->ctl, true);
         vbd_manager_free(d->vbd);
         if (d->attachments) {
@@ -351,16 +351,16 @@ static void daemon_done(struct daemon *d)
         sd_event_source_disable_unref(d->home_retry);
         sd_event_source_disable_unref(d->spare);
         fdset_registry_free(d->fdsets);
-        if (d->cache) {
-                held = cache_n_entries(d->cache);
-                cache_free(d->cache);
+        if (d->registry) {
+                held = registry_n_entries(d->registry);
+                registry_free(d->registry);
         }
         if (held && d->notify)
                 log_info("%zu device(s) stay in the service manager's fd store: a restart takes them back, "
                          "a stop lets them go.", held);
         else if (held)
                 log_info("Let go of %zu device(s); each goes once its last user closes it.", held);
-        xs_conn_free(d->xs);
+        xsconn_free(d->xs);
         sd_event_unref(d->event);
         free(d->home);
         backing_workers_stop();
@@ -375,7 +375,7 @@ static int on_spare(sd_event_source *s, void *userdata)
         int r = loop_prepare_spare();
 
         if (r < 0)
-                log_debug_errno(r, "Cannot prepare a spare loop device: %m");
+                log_debug_errno(r, "Cannot prepare a spare loop device: %m.");
         return 0;
 }
 
@@ -440,24 +440,24 @@ static int setup_event_loop(struct daemon *d)
 
         r = sd_event_new(&d->event);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the event loop: %m");
+                return log_error_errno(r, "Cannot create the event loop: %m.");
         sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
         sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
         return 0;
 }
 
-/* The cache, the fd sets and the attachments, with what the fd store handed
+/* The registry, the fd sets and the attachments, with what the fd store handed
  * back adopted into them; the uevent monitor and the spare device. */
 static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_stored)
 {
         int r;
 
-        r = cache_new(&d->cache);
+        r = registry_new(&d->registry);
         if (r < 0)
                 return r;
         if (d->notify)
-                cache_set_hooks(d->cache, &restart_cache_hooks);
+                registry_set_hooks(d->registry, &restart_registry_hooks);
         r = fdset_registry_new(d->notify ? &restart_fdset_hooks : NULL, &d->fdsets);
         if (r < 0)
                 return r;
@@ -465,12 +465,12 @@ static int setup_devices(struct daemon *d, struct fdstore_fd *stored, size_t n_s
         d->attachments = hashmap_new(hash_string, equal_string);
         if (!d->attachments)
                 return -ENOMEM;
-        r = uevent_monitor_new(d->event, d->cache, &d->uevent);
+        r = uevent_monitor_new(d->event, d->registry, &d->uevent);
         if (r < 0)
-                return log_error_errno(r, "Cannot listen to kernel uevents: %m");
+                return log_error_errno(r, "Cannot listen to kernel uevents: %m.");
         r = setup_spare(d);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the event loop: %m");
+                return log_error_errno(r, "Cannot set up the event loop: %m.");
         return 0;
 }
 
@@ -484,12 +484,12 @@ static int setup_xenstore(struct daemon *d, const struct options *o)
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(d->home_retry, SD_EVENT_OFF);
-        r = xs_conn_new(d->event, &xs_ops, d, &d->xs);
+        r = xsconn_new(d->event, &xs_ops, d, &d->xs);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the xenstore connection: %m");
+                return log_error_errno(r, "Cannot set up the xenstore connection: %m.");
         if (o->xenstore_timeout_usec)
-                xs_conn_set_timeout(d->xs, o->xenstore_timeout_usec);
-        if (!xs_conn_connected(d->xs)) {
+                xsconn_set_timeout(d->xs, o->xenstore_timeout_usec);
+        if (!xsconn_connected(d->xs)) {
                 log_notice("xenstored does not answer yet; waiting for it.");
                 return 0;
         }
@@ -516,7 +516,7 @@ static int setup_control(struct daemon *d, const struct options *o)
 
         r = ctl_server_new(d->event, &cfg, &d->ctl);
         if (r < 0)
-                return log_error_errno(r, "Cannot listen on %s: %m", o->socket);
+                return log_error_errno(r, "Cannot listen on %s: %m.", o->socket);
         return 0;
 }
 
@@ -540,7 +540,7 @@ static int run(const struct options *o)
                 goto out;
         r = fdstore_collect(&stored, &n_stored);
         if (r < 0)
-                log_warning_errno(r, "Cannot take back stored fds: %m");
+                log_warning_errno(r, "Cannot take back stored fds: %m.");
         if (!d.notify)
                 log_notice("No service manager: devices held for blkback will not survive a restart of xen-loopd.");
         r = setup_devices(&d, stored, n_stored);

@@ -8,20 +8,20 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "cache.h"
+#include "registry.h"
 #include "control.h"
 #include "fdset.h"
 #include "hashmap.h"
 #include "uevent.h"
 #include "vbd.h"
-#include "xs.h"
+#include "xsconn.h"
 
 struct options;
 
 struct daemon {
         sd_event *event;
-        struct xs_conn *xs;
-        struct cache *cache;
+        struct xsconn *xs;
+        struct registry *registry;
         struct vbd_manager *vbd;
         struct uevent_monitor *uevent;
         struct ctl_server *ctl;
@@ -43,7 +43,7 @@ struct daemon {
 struct attachment {
         char *name;
         uid_t owner;                  /* the peer that attached it */
-        struct cache_user *user;
+        struct registry_user *user;
         struct fdset_use *fdset_use;  /* when set up from an fd set */
 };
 

@@ -30,8 +30,8 @@ struct fdset_fd {
         uint64_t conn;             /* 0: its connection is gone */
         unsigned users;
         bool removed;              /* remove-fd asked; closed with its last user */
-        bool restored;             /* from the fd store; kept until settled */
-        char name[48];             /* in the fd store */
+        bool restored;             /* from the fd store; kept until the first scan */
+        char name[64];             /* in the fd store */
 };
 
 struct fdset {
@@ -57,6 +57,7 @@ int fdset_registry_new(const struct fdset_hooks *hooks, struct fdset_registry **
 {
         struct fdset_registry *r = calloc(1, sizeof(*r));
 
+        assert(ret);
         if (!r)
                 return -ENOMEM;
         r->sets = hashmap_new(id_hash, id_equal);
@@ -132,7 +133,7 @@ int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_
         uint32_t id;
         int r;
 
-        assert(target && open_set);
+        assert(target && open_set && ret);
         if (fdset_is_path(target)) {
                 if (fdset_parse_path(target, &id) < 0) {
                         errbuf_set(err, errlen, "'%.64s' is not a valid fd set name", target);
@@ -146,9 +147,9 @@ int fdset_open_target(const char *target, bool writable, bool direct_io, uint64_
         return r;
 }
 
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial)
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial, uid_t *ret_owner)
 {
-        unsigned long long set, serial;
+        unsigned long long set, serial, owner = 0;
         char *end;
 
         if (strncmp(name, "fdset-", 6) != 0 || name[6] < '0' || name[6] > '9')
@@ -158,10 +159,19 @@ int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_se
         if (errno || *end != '-' || set > FDSET_ID_MAX || end[1] < '0' || end[1] > '9')
                 return -EINVAL;
         serial = strtoull(end + 1, &end, 10);
-        if (errno || *end || serial > INT64_MAX)
+        if (errno || serial > INT64_MAX)
+                return -EINVAL;
+        if (end[0] == '-' && end[1] == 'u' && end[2] >= '0' && end[2] <= '9') {
+                owner = strtoull(end + 2, &end, 10);
+                if (errno || owner >= UINT32_MAX)
+                        return -EINVAL;
+        }
+        if (*end)
                 return -EINVAL;
         *ret_set = (uint32_t)set;
         *ret_serial = serial;
+        if (ret_owner)
+                *ret_owner = (uid_t)owner;
         return 0;
 }
 
@@ -170,7 +180,7 @@ void fdset_reserve_store_name(struct fdset_registry *r, const char *name)
         uint32_t set;
         uint64_t serial;
 
-        if (fdset_parse_store_name(name, &set, &serial) == 0 && serial >= r->next_serial)
+        if (fdset_parse_store_name(name, &set, &serial, NULL) == 0 && serial >= r->next_serial)
                 r->next_serial = serial + 1;
 }
 
@@ -244,7 +254,9 @@ static int check_fd(int fd, int *ret_flags, char *err, size_t errlen)
 static int check_room(const struct fdset_registry *r, const struct fdset *s, uint32_t id, uid_t owner,
                       bool restored, char *err, size_t errlen)
 {
-        if (s && s->owner != owner) {
+        /* A taken-back fd joins its set whoever it says owns it: the store
+         * holds only what this daemon put there. */
+        if (s && s->owner != owner && !restored) {
                 errbuf_set(err, errlen, "fd set %u belongs to uid %u: add the fd to a set of your own "
                            "(leave \"fdset-id\" out for a new one)", id, (unsigned)s->owner);
                 return -EPERM;
@@ -312,7 +324,7 @@ static int add(struct fdset_registry *r, uint32_t id, int fd, uint64_t conn, uid
         if (name)
                 snprintf(f->name, sizeof(f->name), "%s", name);
         else
-                snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64, id, r->next_serial++);
+                snprintf(f->name, sizeof(f->name), "fdset-%u-%" PRIu64 "-u%u", id, r->next_serial++, (unsigned)s->owner);
         list_prepend(&s->fds, &f->link);
         s->n++;
         r->n_fds++;
@@ -329,6 +341,7 @@ int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, u
         uint32_t id;
         int k;
 
+        assert(r && fd >= 0);
         if (set_id > (int64_t)FDSET_ID_MAX || set_id < -1) {
                 safe_close(fd);
                 errbuf_set(err, errlen, "fd set ids go from 0 to %u", FDSET_ID_MAX);
@@ -358,19 +371,23 @@ int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool renam
 {
         uint32_t id;
         uint64_t serial;
+        uid_t owner;
 
-        if (fdset_parse_store_name(name, &id, &serial) < 0) {
+        assert(r && fd >= 0 && name);
+        if (fdset_parse_store_name(name, &id, &serial, &owner) < 0) {
                 safe_close(fd);
                 return -EINVAL;
         }
         fdset_reserve_store_name(r, name);
-        return add(r, id, fd, 0, 0, NULL, rename ? NULL : name, true, NULL, NULL, 0);
+        return add(r, id, fd, 0, owner, NULL, rename ? NULL : name, true, NULL, NULL, 0);
 }
 
 int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
 
+        assert(r && ret);
+        s = hashmap_get(r->sets, &set_id);
         if (!s)
                 return -ENOENT;
         *ret = s->owner;
@@ -379,10 +396,12 @@ int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret)
 
 int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, size_t errlen)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
         struct fdset_fd *f, *tmp;
         bool found = false;
 
+        assert(r);
+        s = hashmap_get(r->sets, &set_id);
         if (!s) {
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
                 return -ENOENT;
@@ -409,11 +428,13 @@ int fdset_remove(struct fdset_registry *r, uint32_t set_id, int fd, char *err, s
 int fdset_use(struct fdset_registry *r, uint32_t set_id, bool writable, bool direct, struct backing *ret,
               struct fdset_use **ret_use, char *err, size_t errlen)
 {
-        struct fdset *s = hashmap_get(r->sets, &set_id);
+        struct fdset *s;
         int want = writable ? O_RDWR : O_RDONLY;
         struct fdset_fd *f, *found = NULL;
         int fd, k;
 
+        assert(r && ret && ret_use);
+        s = hashmap_get(r->sets, &set_id);
         ret->fd = -1;
         if (!s) {
                 errbuf_set(err, errlen, "there is no fd set %u", set_id);
@@ -483,7 +504,7 @@ void fdset_connection_closed(struct fdset_registry *r, uint64_t conn)
                 sweep(r, conn, false);
 }
 
-void fdset_settle(struct fdset_registry *r)
+void fdset_drop_unclaimed(struct fdset_registry *r)
 {
         sweep(r, 0, true);
 }
@@ -494,6 +515,7 @@ int fdset_query(struct fdset_registry *r, uid_t owner, struct json_object **ret)
         struct json_object *o = json_object_new_object(), *sets = json_object_new_array();
         struct fdset *s;
 
+        assert(r && ret);
         if (!o || !sets) {
                 json_object_put(o);
                 json_object_put(sets);

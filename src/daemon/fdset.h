@@ -60,22 +60,25 @@ void fdset_registry_free(struct fdset_registry *r);
  * names it in remove-fd and query-fdsets. */
 int fdset_add(struct fdset_registry *r, int64_t set_id, int fd, uint64_t conn, uid_t owner, const char *opaque,
               uint32_t *ret_set, int *ret_fd, char *err, size_t errlen);
-/* Who set_id belongs to; -ENOENT when there is no such set.  Sets taken
- * back from the fd store belong to root (uid 0). */
+/* Who set_id belongs to; -ENOENT when there is no such set.  A set taken
+ * back from the fd store belongs to whom it did before (its fds' names say;
+ * root under an older xen-loopd's names). */
 int fdset_owner(struct fdset_registry *r, uint32_t set_id, uid_t *ret);
 
 /* Before any fdset_restore(): every name taken back from the fd store, so
  * that new serials stay clear of them. */
 void fdset_reserve_store_name(struct fdset_registry *r, const char *name);
 /* Takes back an fd the fd store kept under name: it joins its set again,
- * owned by no connection, until fdset_settle().  It keeps its name, unless
+ * owned by no connection, until fdset_drop_unclaimed().  It keeps its name, unless
  * rename (the store held another fd under that name too, and the caller
  * removed the name): it is then stored again under a new one.  -EINVAL for
  * a name that is not an fd set's (fd is closed then). */
 int fdset_restore(struct fdset_registry *r, int fd, const char *name, bool rename);
-/* Parses a stored name: "fdset-<set>-<serial>", serial at most INT64_MAX.
- * An older xen-loopd put the fd number there: such names parse the same. */
-int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial);
+/* Parses a stored name: "fdset-<set>-<serial>-u<owner>", serial at most
+ * INT64_MAX, owner the uid the set belongs to (below UINT32_MAX).  An older
+ * xen-loopd put the fd number in serial and no owner: such names parse the
+ * same, the set then root's.  ret_owner may be NULL. */
+int fdset_parse_store_name(const char *name, uint32_t *ret_set, uint64_t *ret_serial, uid_t *ret_owner);
 
 /* Removes one fd (fd >= 0) or the whole set (fd -1): closed now when not in
  * use, else once its last user lets go.  -ENOENT for an unknown set or fd. */
@@ -93,7 +96,7 @@ void fdset_unuse(struct fdset_registry *r, struct fdset_use *use);
 void fdset_connection_closed(struct fdset_registry *r, uint64_t conn);
 /* Start-up is over: fds taken back from the fd store that no disk uses are
  * closed (their connection is gone). */
-void fdset_settle(struct fdset_registry *r);
+void fdset_drop_unclaimed(struct fdset_registry *r);
 
 /* {"fdsets": [{"fdset-id": N, "fds": [{"fd": N, "opaque": "...", "access":
  * "r"|"rw", "direct": bool, "in-use": bool}]}]}: every set, or with owner

@@ -45,7 +45,7 @@ static int notify(const char *what, const char *name, const int *fd)
         snprintf(msg, sizeof(msg), "%s=1\nFDNAME=%s", what, name);
         r = sd_pid_notify_with_fds(0, 0, msg, fd, fd ? 1 : 0);
         if (r < 0)
-                return log_warning_errno(r, "Cannot tell the service manager %s for %s: %m", what, name);
+                return log_warning_errno(r, "Cannot tell the service manager %s for %s: %m.", what, name);
         return 0;
 }
 

@@ -12,14 +12,14 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "xsvalue.h"
+#include "values.h"
 
-static void fdstore_name(const struct cache_entry *e, char *buf, size_t len)
+static void fdstore_name(const struct registry_entry *e, char *buf, size_t len)
 {
-        xsv_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
+        val_format_fdstore_dev(buf, len, major(e->dev.devnum), minor(e->dev.devnum), e->dev.diskseq, e->key.rw);
 }
 
-static void on_entry_held(struct cache_entry *e, void *userdata)
+static void on_entry_held(struct registry_entry *e, void *userdata)
 {
         char name[64];
 
@@ -27,7 +27,7 @@ static void on_entry_held(struct cache_entry *e, void *userdata)
         fdstore_add(e->dev.fd, name);
 }
 
-static void on_entry_unheld(struct cache_entry *e, void *userdata)
+static void on_entry_unheld(struct registry_entry *e, void *userdata)
 {
         char name[64];
 
@@ -35,7 +35,7 @@ static void on_entry_unheld(struct cache_entry *e, void *userdata)
         fdstore_remove(name);
 }
 
-const struct cache_hooks restart_cache_hooks = {
+const struct registry_hooks restart_registry_hooks = {
         .held = on_entry_held,
         .unheld = on_entry_unheld,
 };
@@ -55,11 +55,11 @@ const struct fdset_hooks restart_fdset_hooks = {
         .dropped = on_fdset_dropped,
 };
 
-void restart_settled(void *userdata)
+void restart_first_scan_done(void *userdata)
 {
         struct daemon *d = userdata;
 
-        fdset_settle(d->fdsets);
+        fdset_drop_unclaimed(d->fdsets);
 }
 
 /* Which names the store handed back for more than one fd.  An older
@@ -89,25 +89,25 @@ static bool *shared_names(struct fdstore_fd *fds, size_t n)
         return shared;
 }
 
-/* A held device's fd, stored as "dev-...": into the cache, held until the
+/* A held device's fd, stored as "dev-...": into the registry, held until the
  * first full scan finds its disk (fd is taken). */
 static void take_back_device(struct daemon *d, struct fdstore_fd *fd, bool rename)
 {
         _cleanup_free_ char *backing = NULL;
-        struct cache_entry *e;
+        struct registry_entry *e;
         unsigned ma, mi;
         uint64_t seq;
         char acc, now[64];
         int r;
 
-        if (!xsv_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc)) {
+        if (val_parse_fdstore_dev(fd->name, &ma, &mi, &seq, &acc) < 0) {
                 log_warning("Closing fd %d from the fd store: unknown name '%.64s'.", fd->fd, fd->name);
                 fdstore_remove(fd->name);
                 return; /* fdstore_fds_free closes it */
         }
         /* What the device serves, for listings: the kernel knows. */
         backing = loop_backing_path(makedev(ma, mi));
-        r = cache_adopt_device(d->cache, fd->fd, seq, backing, &e);
+        r = registry_adopt_device(d->registry, fd->fd, seq, backing, &e);
         fd->fd = -1;
         if (r < 0 || e->dev.devnum != makedev(ma, mi)) {
                 log_warning("%s from the fd store is not that device any more; dropping it.", fd->name);
@@ -148,7 +148,7 @@ void restart_take_back(struct daemon *d, struct fdstore_fd *fds, size_t n)
                         r = fdset_restore(d->fdsets, fds[i].fd, fds[i].name, rename);
                         fds[i].fd = -1;
                         if (r < 0) {
-                                log_warning_errno(r, "Dropping %.64s from the fd store: %m", fds[i].name);
+                                log_warning_errno(r, "Dropping %.64s from the fd store: %m.", fds[i].name);
                                 fdstore_remove(fds[i].name);
                         }
                         continue;

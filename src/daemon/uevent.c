@@ -13,13 +13,13 @@ struct uevent_monitor {
         struct udev *udev;
         struct udev_monitor *mon;
         sd_event_source *io;
-        struct cache *cache;
+        struct registry *registry;
         struct outside_loops *loops;    /* every bound loop device, for the sharing rule */
 };
 
 /* Reads every uevent queued so far.  A loop device is bound and cleared
  * with a `change`: the registry of bound loop devices looks at it again
- * (after the cache, which may have just let it go). */
+ * (after the registry, which may have just let it go). */
 static void drain(struct uevent_monitor *u)
 {
         struct udev_device *d;
@@ -30,7 +30,7 @@ static void drain(struct uevent_monitor *u)
                 dev_t devnum = udev_device_get_devnum(d);
 
                 if (action && devnum && (strcmp(action, "change") == 0 || strcmp(action, "remove") == 0) &&
-                    cache_device_changed(u->cache, devnum) > 0)
+                    registry_device_changed(u->registry, devnum) > 0)
                         log_debug("%s: the kernel dropped it (%s).", udev_device_get_devnode(d) ?: "?", action);
                 if (devnum)
                         outside_loops_update(u->loops, udev_device_get_sysname(d), devnum);
@@ -51,25 +51,36 @@ static void refresh(void *userdata)
         drain(userdata);
 }
 
-int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor **ret)
+void uevent_monitor_free(struct uevent_monitor *u)
 {
-        struct uevent_monitor *u = calloc(1, sizeof(*u));
+        if (!u)
+                return;
+        if (u->loops)
+                registry_set_outside_loops(u->registry, NULL, NULL, NULL);
+        outside_loops_free(u->loops);
+        sd_event_source_disable_unref(u->io);
+        udev_monitor_unref(u->mon);
+        udev_unref(u->udev);
+        free(u);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct uevent_monitor *, uevent_monitor_free);
+
+int uevent_monitor_new(sd_event *ev, struct registry *registry, struct uevent_monitor **ret)
+{
+        _cleanup_(uevent_monitor_freep) struct uevent_monitor *u = calloc(1, sizeof(*u));
         int r;
 
         if (!u)
                 return -ENOMEM;
-        u->cache = cache;
+        u->registry = registry;
         u->udev = udev_new();
-        if (!u->udev) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        if (!u->udev)
+                return -ENOMEM;
         /* "kernel": straight from the kernel, so it works without udevd. */
         u->mon = udev_monitor_new_from_netlink(u->udev, "kernel");
-        if (!u->mon) {
-                r = -EPROTONOSUPPORT;
-                goto fail;
-        }
+        if (!u->mon)
+                return -EPROTONOSUPPORT;
         r = udev_monitor_filter_add_match_subsystem_devtype(u->mon, "block", "disk");
         /* A burst of thousands of attaches must not overflow the socket;
          * without the privilege for it the default size still works. */
@@ -78,34 +89,19 @@ int uevent_monitor_new(sd_event *ev, struct cache *cache, struct uevent_monitor 
         if (r >= 0)
                 r = udev_monitor_enable_receiving(u->mon);
         if (r < 0)
-                goto fail;
+                return r;
         r = sd_event_add_io(ev, &u->io, udev_monitor_get_fd(u->mon), EPOLLIN, on_uevent, u);
         if (r < 0)
-                goto fail;
+                return r;
         /* Receiving first, then the scan: no binding falls in between. */
         r = outside_loops_new(&u->loops);
         if (r >= 0)
                 r = outside_loops_scan(u->loops);
         if (r < 0)
-                goto fail;
+                return r;
         log_debug("%zu loop devices are bound on this host.", outside_loops_size(u->loops));
-        cache_set_outside_loops(cache, u->loops, refresh, u);
-        *ret = u;
+        registry_set_outside_loops(registry, u->loops, refresh, u);
+        *ret = TAKE_PTR(u);
         return 0;
-fail:
-        uevent_monitor_free(u);
-        return r;
 }
 
-void uevent_monitor_free(struct uevent_monitor *u)
-{
-        if (!u)
-                return;
-        if (u->loops)
-                cache_set_outside_loops(u->cache, NULL, NULL, NULL);
-        outside_loops_free(u->loops);
-        sd_event_source_disable_unref(u->io);
-        udev_monitor_unref(u->mon);
-        udev_unref(u->udev);
-        free(u);
-}

@@ -8,14 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/major.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "hashmap.h"
 #include "log.h"
 #include "macro.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 /* ---- adoption of what an earlier run published ----------------------------- */
 
@@ -23,7 +25,7 @@
  * comes from xenstore: look at the inode (O_PATH) before opening it for
  * I/O, since opening a FIFO or a character device can have effects of its
  * own, and reopen that same inode through /proc/self/fd. */
-static int open_published(const char *node, dev_t devnum, int *ret)
+static int open_published(const char *node, dev_t devnum, bool writable, int *ret)
 {
         _cleanup_close_ int path_fd = -1;
         struct stat st;
@@ -38,7 +40,11 @@ static int open_published(const char *node, dev_t devnum, int *ret)
         if (fstat(path_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum)
                 return -ESTALE;
         snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
-        fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        /* A phy block device a w or w! disk uses was held read-write, and
+         * its entry's access comes from the fd; a loop device's from its
+         * own settings. */
+        writable = writable && major(devnum) != LOOP_MAJOR;
+        fd = open(link, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != devnum) {
@@ -57,9 +63,9 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
 {
         _cleanup_free_ char *status = NULL, *physdev = NULL, *node = NULL, *seq = NULL,
                             *params = NULL, *mode = NULL;
-        struct cache_entry *e;
+        struct registry_entry *e;
         struct backend_state s;
-        enum cache_access access = CACHE_RO;
+        enum access access = ACCESS_RO;
         uint64_t diskseq = 0;
         char name[64];
         dev_t devnum;
@@ -67,32 +73,32 @@ int vbd_adopt(struct vbd_manager *m, struct vbd *v)
 
         if (vbd_read_node(m, XBT_NULL, v, "hotplug-status", &status, NULL) < 0 || strcmp(status, "connected") != 0)
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || !xsv_parse_physdev(physdev, &devnum))
+        if (vbd_read_node(m, XBT_NULL, v, "physical-device", &physdev, NULL) < 0 || val_parse_physdev(physdev, &devnum) < 0)
                 return 0;
-        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && !xsv_parse_diskseq(seq, &diskseq))
+        if (vbd_read_node(m, XBT_NULL, v, "diskseq", &seq, NULL) == 0 && val_parse_diskseq(seq, &diskseq) < 0)
                 return 0;
         vbd_read_node(m, XBT_NULL, v, "params", &params, NULL);
         if (vbd_read_node(m, XBT_NULL, v, "mode", &mode, NULL) == 0)
-                (void)xsv_parse_mode(mode, &access);
+                (void)val_parse_mode(mode, &access);
         if (vbd_read_backend_state(m, v, true, &s) < 0)
                 return 0;
 
-        e = cache_find_device(m->cache, devnum);
+        e = registry_find_device_for(m->registry, devnum, access);
         if (e && diskseq && e->dev.diskseq != diskseq)
                 e = NULL;
         if (!e) {
                 r = -ENOENT;
                 if (vbd_read_node(m, XBT_NULL, v, "physical-device-path", &node, NULL) == 0)
-                        r = open_published(node, devnum, &fd);
+                        r = open_published(node, devnum, access != ACCESS_RO, &fd);
                 if (r >= 0)
-                        r = cache_adopt_device(m->cache, fd, diskseq, params, &e);
+                        r = registry_adopt_device(m->registry, fd, diskseq, params, &e);
                 if (r < 0) {
                         vbd_fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");
                         return r;
                 }
         }
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        r = cache_adopt_user(m->cache, e, name, v->domid, v->devid, access,
+        r = registry_adopt_user(m->registry, e, name, v->domid, v->devid, access,
                              !(s.opened == 1 || s.state == XB_CONNECTED), &v->user);
         if (r < 0) {
                 vbd_fail_disk(m, v, r, "its loop device, set up by an earlier run of xen-loopd, is gone");

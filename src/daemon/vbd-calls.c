@@ -1,5 +1,6 @@
 /* vbd-calls.c — block-loopd's add and remove: answered at once when the
  * disk's state allows, else parked on the disk until it does. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -68,6 +69,7 @@ static void reply_call(struct ctl_call *call, const struct vbd *v, int error, co
 /* Completes the add (or remove) calls waiting on v. */
 void vbd_complete_pending(struct vbd *v, bool remove, int error, const char *msg)
 {
+        assert(v);
         for (;;) {
                 struct pending *p, *found = NULL;
                 /* From the head each time: a reply may end other calls. */
@@ -96,16 +98,22 @@ static int absolute(const struct vbd_manager *m, const char *path, char abs[stat
         return snprintf(abs, PATH_MAX, "%s/%s", m->home, path);
 }
 
-static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH_MAX], struct vbd **ret)
+/* The record of the disk at path (made if need be); its absolute path in
+ * abs (PATH_MAX bytes) unless that is NULL. */
+static int resolve(struct vbd_manager *m, const char *path, char *abs, struct vbd **ret)
 {
+        char buf[PATH_MAX];
         uint32_t domid, devid;
         const char *node = NULL;
         size_t len = 0;
         int n;
 
+        assert(path && ret);
         /* No manager yet: xenstored has not answered since start-up. */
         if (!m)
                 return -ENOTCONN;
+        if (!abs)
+                abs = buf;
 
         n = absolute(m, path, abs);
         if (n < 0 || n >= PATH_MAX)
@@ -118,7 +126,7 @@ static int resolve(struct vbd_manager *m, const char *path, char abs[static PATH
         return *ret ? 0 : -ENOMEM;
 }
 
-struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path)
+struct registry_user *vbd_find_user(struct vbd_manager *m, const char *path)
 {
         char abs[PATH_MAX];
         struct vbd *v;
@@ -138,16 +146,16 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 
         if (r < 0)
                 return r;
-        if (!xs_conn_connected(m->xs))
+        if (!xsconn_connected(m->xs))
                 return -ENOTCONN;
         v->requested = true;
         if (v->state == VBD_FOREIGN)
                 vbd_set_state(m, v, VBD_NEW);
-        /* Settle it now rather than on the next iteration: the script waits.
+        /* Evaluate it now rather than on the next iteration: the script waits.
          * A failed or released record may be a directory written anew. */
         if (v->state != VBD_HELD && v->state != VBD_CONNECTED)
                 vbd_evaluate(m, v);
-        if (!xs_conn_connected(m->xs)) {
+        if (!xsconn_connected(m->xs)) {
                 /* Lost while looking (no answer in time): say so now rather
                  * than keep the script waiting for a resync. */
                 ctl_call_error(call, -ENOTCONN, "xenstored did not answer while %s was set up", abs);
@@ -175,9 +183,8 @@ int vbd_request_add(struct vbd_manager *m, const char *path, struct ctl_call *ca
 
 int vbd_request_remove(struct vbd_manager *m, const char *path, struct ctl_call *call)
 {
-        char abs[PATH_MAX];
         struct vbd *v;
-        int r = resolve(m, path, abs, &v);
+        int r = resolve(m, path, NULL, &v);
 
         if (r < 0)
                 return r;

@@ -3,7 +3,7 @@
  *
  *   vbd.c         the records, the state machine and the event intake
  *   vbd-xs.c      reading and changing a disk's directory in xenstore
- *   vbd-attach.c  setting a disk up, publishing it, failing and releasing it
+ *   vbd-setup.c   setting a disk up, publishing it, failing and releasing it
  *   vbd-adopt.c   taking over what an earlier run of the daemon published
  *   vbd-calls.c   block-loopd's add and remove, parked until they can answer
  *
@@ -55,7 +55,7 @@ struct vbd {
         bool saw_teardown;          /* released because the toolstack tore it down */
         bool found_by_scan;         /* met in a rescan: may be published by an earlier run */
         struct list dirty_link;     /* in manager->dirty when linked */
-        struct cache_user *user;
+        struct registry_user *user;
         void *fdset_token;          /* the fd set fd the disk was set up from */
         struct list pending;
         char *error;                /* the hotplug-error we wrote */
@@ -63,8 +63,8 @@ struct vbd {
 
 struct vbd_manager {
         sd_event *event;
-        struct xs_conn *xs;
-        struct cache *cache;
+        struct xsconn *xs;
+        struct registry *registry;
         struct vbd_config cfg;
         char *home;
         char *base;                 /* <home>/backend/vbd */
@@ -77,12 +77,12 @@ struct vbd_manager {
         size_t counts[_VBD_STATE_MAX];
 };
 
-#define OP_WRITE(v, n, val) ((struct xs_op){ .type = XS_WRITE, .dir = (v)->path, .node = (n), .value = (val) })
-#define OP_RM(v, n) ((struct xs_op){ .type = XS_RM, .dir = (v)->path, .node = (n) })
+#define OP_WRITE(v, n, val) ((struct xsconn_op){ .type = XS_WRITE, .dir = (v)->path, .node = (n), .value = (val) })
+#define OP_RM(v, n) ((struct xsconn_op){ .type = XS_RM, .dir = (v)->path, .node = (n) })
 
 /* Looks at a change's results (ops as given, with their results) before it
  * is committed: a negative return aborts it. */
-typedef int (*backend_check_t)(const struct xs_op *ops, size_t n, void *data);
+typedef int (*backend_check_t)(const struct xsconn_op *ops, size_t n, void *data);
 
 /* The most ops one vbd_backend_change() takes. */
 #define BACKEND_OPS_MAX 8
@@ -103,7 +103,7 @@ enum {
 #define SNAP(n) (1u << (n))
 
 struct snapshot {
-        struct xs_op ops[_SNAP_MAX];
+        struct xsconn_op ops[_SNAP_MAX];
         int8_t idx[_SNAP_MAX]; /* into ops, -1 when not read */
 };
 
@@ -121,7 +121,7 @@ struct backend_state {
  * script= and then fails to run) belongs to someone else. */
 enum claim { CLAIM_FOREIGN, CLAIM_WATCH, CLAIM_SCRIPT };
 
-/* A disk not set up yet: everything it takes to decide and to attach, in
+/* A disk not set up yet: everything it takes to decide and to set it up, in
  * one round trip. */
 #define SNAP_SETUP (SNAP(SNAP_SCRIPT) | SNAP(SNAP_STATE) | SNAP(SNAP_PARAMS) | SNAP(SNAP_MODE))
 
@@ -149,7 +149,7 @@ int vbd_read_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v
  * removal of a node that is not there; check (optional) looks at what was
  * read first.  Returns 0, -ENOENT when the directory is gone, or check's or
  * xenstore's -errno. */
-int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xs_op *ops, size_t n,
+int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xsconn_op *ops, size_t n,
                        backend_check_t check, void *data);
 void vbd_snapshot_clear(struct snapshot *s);
 int vbd_read_snapshot(struct vbd_manager *m, const struct vbd *v, unsigned mask, struct snapshot *s);
@@ -163,10 +163,10 @@ int vbd_read_backend_state(struct vbd_manager *m, const struct vbd *v, bool want
 bool vbd_torn_down(const struct backend_state *s, bool published);
 bool vbd_related_domains(struct vbd_manager *m, uint32_t a, uint32_t b);
 
-/* ---- vbd-attach.c ---- */
+/* ---- vbd-setup.c ---- */
 void vbd_fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *cause);
 bool vbd_publish_disk(struct vbd_manager *m, struct vbd *v);
-bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only);
+bool vbd_setup(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only);
 void vbd_release(struct vbd_manager *m, struct vbd *v, bool dir_gone);
 
 /* ---- vbd-adopt.c ---- */

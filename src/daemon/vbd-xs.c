@@ -13,7 +13,7 @@
 #include "hashmap.h"
 #include "macro.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 /* ---- xenstore helpers ------------------------------------------------- */
 
@@ -24,26 +24,26 @@ int vbd_read_node(struct vbd_manager *m, xs_transaction_t t, const struct vbd *v
 
         if ((size_t)snprintf(path, sizeof(path), "%s/%s", v->path, node) >= sizeof(path))
                 return -ENAMETOOLONG;
-        return xs_conn_read(m->xs, t, path, ret, ret_len);
+        return xsconn_read(m->xs, t, path, ret, ret_len);
 }
 
-int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xs_op *ops, size_t n,
+int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xsconn_op *ops, size_t n,
                        backend_check_t check, void *data)
 {
         /* The read of the directory itself goes first, in the same batch. */
-        struct xs_op batch[1 + BACKEND_OPS_MAX];
+        struct xsconn_op batch[1 + BACKEND_OPS_MAX];
         int r = -EAGAIN;
 
         assert(n <= BACKEND_OPS_MAX);
         for (int i = 0; i < PUBLISH_RETRIES && r == -EAGAIN; i++) {
                 xs_transaction_t t;
 
-                r = xs_conn_transaction_start(m->xs, &t);
+                r = xsconn_transaction_start(m->xs, &t);
                 if (r < 0)
                         return r;
-                batch[0] = (struct xs_op){ .type = XS_READ, .dir = v->path };
+                batch[0] = (struct xsconn_op){ .type = XS_READ, .dir = v->path };
                 memcpy(batch + 1, ops, n * sizeof(*ops));
-                r = xs_conn_batch(m->xs, t, batch, n + 1);
+                r = xsconn_batch(m->xs, t, batch, n + 1);
                 if (r >= 0)
                         r = batch[0].r;
                 if (r >= 0 && check)
@@ -51,17 +51,17 @@ int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xs_op 
                 for (size_t k = 1; k <= n && r >= 0; k++)
                         if (batch[k].r < 0 && !(batch[k].type != XS_WRITE && batch[k].r == -ENOENT))
                                 r = batch[k].r;
-                xs_ops_clear(batch, n + 1);
+                xsconn_ops_clear(batch, n + 1);
                 if (r < 0) {
                         /* -EAGAIN: the transaction was unknown to
                          * xenstored, and so is what was read in it. */
-                        if (xs_conn_transaction_end(m->xs, t, true) == -EAGAIN) {
+                        if (xsconn_transaction_end(m->xs, t, true) == -EAGAIN) {
                                 r = -EAGAIN;
                                 continue;
                         }
                         return r;
                 }
-                r = xs_conn_transaction_end(m->xs, t, false);
+                r = xsconn_transaction_end(m->xs, t, false);
         }
         return r;
 }
@@ -70,7 +70,7 @@ int vbd_backend_change(struct vbd_manager *m, struct vbd *v, const struct xs_op 
 
 void vbd_snapshot_clear(struct snapshot *s)
 {
-        xs_ops_clear(s->ops, _SNAP_MAX);
+        xsconn_ops_clear(s->ops, _SNAP_MAX);
 }
 
 /* Reads what mask names.  -ENOTCONN when xenstored is not there; each
@@ -88,17 +88,17 @@ int vbd_read_snapshot(struct vbd_manager *m, const struct vbd *v, unsigned mask,
                 if (!(mask & SNAP(k)))
                         continue;
                 s->idx[k] = (int8_t)n;
-                s->ops[n++] = (struct xs_op){ .type = XS_READ, .dir = v->path, .node = names[k] };
+                s->ops[n++] = (struct xsconn_op){ .type = XS_READ, .dir = v->path, .node = names[k] };
         }
         for (size_t k = n; k < _SNAP_MAX; k++)
-                s->ops[k] = (struct xs_op){ 0 };
-        return xs_conn_batch(m->xs, XBT_NULL, s->ops, n);
+                s->ops[k] = (struct xsconn_op){ 0 };
+        return xsconn_batch(m->xs, XBT_NULL, s->ops, n);
 }
 
 /* A node's value (NULL when absent or not read); its -errno in *r. */
 const char *vbd_snap_value(const struct snapshot *s, int k, int *r)
 {
-        const struct xs_op *op = s->idx[k] < 0 ? NULL : &s->ops[s->idx[k]];
+        const struct xsconn_op *op = s->idx[k] < 0 ? NULL : &s->ops[s->idx[k]];
 
         if (r)
                 *r = op ? op->r : -ENOENT;
@@ -111,7 +111,7 @@ static int snap_int(const struct snapshot *s, int k, int def)
         const char *v = vbd_snap_value(s, k, NULL);
         int n;
 
-        return v && xsv_parse_int(v, &n) ? n : def;
+        return v && val_parse_int(v, &n) == 0 ? n : def;
 }
 
 /* Reads a small decimal node; def when absent or not a number. */
@@ -120,7 +120,7 @@ int vbd_read_int(struct vbd_manager *m, const struct vbd *v, const char *node, i
         _cleanup_free_ char *s = NULL;
         int n;
 
-        if (vbd_read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || !xsv_parse_int(s, &n))
+        if (vbd_read_node(m, XBT_NULL, v, node, &s, NULL) < 0 || val_parse_int(s, &n) < 0)
                 return def;
         return n;
 }
@@ -130,7 +130,7 @@ int vbd_read_int(struct vbd_manager *m, const struct vbd *v, const char *node, i
 int vbd_dir_state(struct vbd_manager *m, const struct vbd *v)
 {
         _cleanup_free_ char *val = NULL;
-        int r = xs_conn_read(m->xs, XBT_NULL, v->path, &val, NULL);
+        int r = xsconn_read(m->xs, XBT_NULL, v->path, &val, NULL);
 
         return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
@@ -191,7 +191,7 @@ static char *domain_node(struct vbd_manager *m, uint32_t domid, const char *node
         char *v = NULL;
 
         snprintf(path, sizeof(path), "/local/domain/%" PRIu32 "/%s", domid, node);
-        return xs_conn_read(m->xs, XBT_NULL, path, &v, NULL) == 0 ? v : NULL;
+        return xsconn_read(m->xs, XBT_NULL, path, &v, NULL) == 0 ? v : NULL;
 }
 
 /* A domain's target (the domain a stub domain serves), or UINT32_MAX. */
@@ -200,7 +200,7 @@ static uint32_t domain_target(struct vbd_manager *m, uint32_t domid)
         _cleanup_free_ char *t = domain_node(m, domid, "target");
         uint32_t id;
 
-        return t && xsv_parse_u32(t, strlen(t), &id) ? id : UINT32_MAX;
+        return t && val_parse_u32(t, strlen(t), &id) == 0 ? id : UINT32_MAX;
 }
 
 /* The stock script's same_vm: may domains a and b share a file read-write?

@@ -16,7 +16,7 @@
 #include "macro.h"
 #include "proto.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 static const char *const state_names[_VBD_STATE_MAX] = {
         [VBD_NEW] = "new",
@@ -36,6 +36,7 @@ const char *vbd_state_name(enum vbd_state s)
 
 void vbd_set_state(struct vbd_manager *m, struct vbd *v, enum vbd_state s)
 {
+        assert(m && v);
         assert(s < _VBD_STATE_MAX);
         m->counts[v->state]--;
         m->counts[s]++;
@@ -61,13 +62,13 @@ int vbd_split_path(const struct vbd_manager *m, const char *path, uint32_t *domi
         if (*p++ != '/')
                 return -1;
         slash = strchr(p, '/');
-        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid))
+        if (val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), domid) < 0)
                 return -1;
         if (!slash)
                 return 1;
         p = slash + 1;
         slash = strchr(p, '/');
-        if (!xsv_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid))
+        if (val_parse_u32(p, slash ? (size_t)(slash - p) : strlen(p), devid) < 0)
                 return -1;
         *dev_path_len = slash ? (size_t)(slash - path) : strlen(path);
         *node = slash ? slash + 1 : NULL;
@@ -109,7 +110,7 @@ struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_
 void vbd_drop_user(struct vbd_manager *m, struct vbd *v)
 {
         if (v->user)
-                cache_release(m->cache, v->user);
+                registry_release(m->registry, v->user);
         v->user = NULL;
         if (v->fdset_token && m->cfg.release_fdset)
                 m->cfg.release_fdset(m->cfg.fdset_userdata, v->fdset_token);
@@ -206,7 +207,7 @@ static void evaluate_new(struct vbd_manager *m, struct vbd *v)
         /* Whatever blkback or the toolstack write from now on comes as a
          * watch event and brings the disk back here: no need to read the
          * state again after publishing. */
-        vbd_attach(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
+        vbd_setup(m, v, &snap, claim == CLAIM_SCRIPT && !v->requested);
 }
 
 /* A disk set up: published when due, handed to blkback, or released. */
@@ -242,7 +243,7 @@ static void evaluate_set_up(struct vbd_manager *m, struct vbd *v)
                 return;
         }
         if (v->state == VBD_HELD && (s.opened == 1 || s.state == XB_CONNECTED)) {
-                cache_user_unhold(m->cache, v->user);
+                registry_user_unhold(m->registry, v->user);
                 vbd_set_state(m, v, VBD_CONNECTED);
                 log_debug("%s: blkback holds %s now.", v->path, v->user->entry->dev.node);
         }
@@ -274,6 +275,7 @@ static void evaluate_ended(struct vbd_manager *m, struct vbd *v)
 
 void vbd_evaluate(struct vbd_manager *m, struct vbd *v)
 {
+        assert(m && v);
         switch (v->state) {
         case VBD_NEW:
         case VBD_WAITING:
@@ -298,6 +300,7 @@ void vbd_evaluate(struct vbd_manager *m, struct vbd *v)
 
 void vbd_mark_dirty(struct vbd_manager *m, struct vbd *v)
 {
+        assert(m && v);
         if (list_is_linked(&v->dirty_link))
                 return;
         /* Queued behind the others: a disk released and its file taken by
@@ -343,7 +346,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
         int r;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        r = xs_conn_directory(m->xs, XBT_NULL, path, &ents, &n);
+        r = xsconn_directory(m->xs, XBT_NULL, path, &ents, &n);
         if (r < 0) {
                 if (r != -ENOENT && r != -ENOTCONN)
                         log_warning_errno(r, "Cannot list %s: %m.", path);
@@ -354,7 +357,7 @@ static void scan_domain(struct vbd_manager *m, uint32_t domid)
                 uint32_t devid;
                 struct vbd *v;
 
-                if (!xsv_parse_u32(ents[i], strlen(ents[i]), &devid))
+                if (val_parse_u32(ents[i], strlen(ents[i]), &devid) < 0)
                         continue;
                 snprintf(dev, sizeof(dev), "%s/%s", path, ents[i]);
                 v = vbd_get(m, dev, strlen(dev), domid, devid, true);
@@ -378,7 +381,7 @@ static void rescan(struct vbd_manager *m)
 
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
                 vbd_mark_dirty(m, v);
-        r = xs_conn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
+        r = xsconn_directory(m->xs, XBT_NULL, m->base, &doms, &n);
         if (r < 0) {
                 /* Refused, or changing under every read of its parts: say
                  * so; the disks known are looked at all the same. */
@@ -388,7 +391,7 @@ static void rescan(struct vbd_manager *m)
         }
         for (unsigned i = 0; i < n; i++) {
                 uint32_t domid;
-                if (xsv_parse_u32(doms[i], strlen(doms[i]), &domid))
+                if (val_parse_u32(doms[i], strlen(doms[i]), &domid) == 0)
                         scan_domain(m, domid);
         }
 }
@@ -400,7 +403,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
         struct vbd *v;
 
         snprintf(path, sizeof(path), "%s/%" PRIu32, m->base, domid);
-        if (xs_conn_exists(m->xs, XBT_NULL, path))
+        if (xsconn_exists(m->xs, XBT_NULL, path))
                 return scan_domain(m, domid);
         /* The domain's directory went: so did every disk in it. */
         while (hashmap_iterate(m->by_path, &it, (void **)&v, NULL))
@@ -410,6 +413,7 @@ static void domain_changed(struct vbd_manager *m, uint32_t domid)
 
 void vbd_manager_watch(struct vbd_manager *m, const char *path)
 {
+        assert(path);
         if (!m)
                 return;
         uint32_t domid = 0, devid = 0;
@@ -450,7 +454,7 @@ static int on_defer(sd_event_source *s, void *userdata)
 
         bool scanning = false;
 
-        if (m->rescan && xs_conn_connected(m->xs)) {
+        if (m->rescan && xsconn_connected(m->xs)) {
                 m->rescan = false;
                 scanning = true;
                 rescan(m);
@@ -463,21 +467,22 @@ static int on_defer(sd_event_source *s, void *userdata)
         }
         /* Devices handed back at start-up that no disk claimed in the first
          * full scan are let go. */
-        if (scanning && xs_conn_connected(m->xs) && !m->scanned) {
+        if (scanning && xsconn_connected(m->xs) && !m->scanned) {
                 m->scanned = true;
-                if (m->cfg.settled)
-                        m->cfg.settled(m->cfg.settled_userdata);
+                if (m->cfg.first_scan_done)
+                        m->cfg.first_scan_done(m->cfg.first_scan_userdata);
         }
         if (m->scanned)
-                cache_settle(m->cache);
+                registry_drop_unclaimed(m->registry);
         return 0;
 }
 
-void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
+void vbd_device_changed(struct vbd_manager *m, const struct registry_entry *e)
 {
         char path[PATH_MAX], seq[32];
-        const struct cache_user *u;
+        const struct registry_user *u;
 
+        assert(e);
         if (!m)
                 return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
@@ -489,25 +494,26 @@ void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e)
                 v = hashmap_get(m->by_path, path);
                 if (!v || v->user != u)
                         continue;
-                const struct xs_op ops[] = { OP_WRITE(v, "diskseq", seq) };
+                const struct xsconn_op ops[] = { OP_WRITE(v, "diskseq", seq) };
                 vbd_backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
         }
 }
 
 /* ---- setup -------------------------------------------------------------- */
 
-int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
+int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct registry *registry,
                     const struct vbd_config *cfg, struct vbd_manager **ret)
 {
         struct vbd_manager *m = calloc(1, sizeof(*m));
         int r = -ENOMEM;
 
+        assert(ev && xs && registry && cfg && ret);
         if (!m)
                 return -ENOMEM;
         list_init(&m->dirty);
         m->event = sd_event_ref(ev);
         m->xs = xs;
-        m->cache = cache;
+        m->registry = registry;
         m->cfg = *cfg;
         m->home = strdup(cfg->home);
         if (!m->home || asprintf(&m->base, "%s/backend/vbd", cfg->home) < 0) {
@@ -525,7 +531,7 @@ int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
         if (r < 0)
                 goto fail;
         sd_event_source_set_enabled(m->defer, SD_EVENT_OFF);
-        r = xs_conn_watch(xs, m->base, "vbd");
+        r = xsconn_watch(xs, m->base, "vbd");
         if (r < 0)
                 goto fail;
         *ret = m;

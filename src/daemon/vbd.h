@@ -6,7 +6,7 @@
  * (published from the watch) or names block-loopd / xen-loopctl (set up
  * from the watch, published only when block-loopd's add asks: libxl runs
  * it once it has seen InitWait), and any disk it is explicitly asked for.
- * It sets them up through the cache, publishes physical-device,
+ * It sets them up through the registry, publishes physical-device,
  * physical-device-path and diskseq with hotplug-status in one transaction,
  * holds the device until
  * blkback has its own reference (`opened` = 1 or `state` = 4), and releases
@@ -20,8 +20,8 @@
 #include <systemd/sd-event.h>
 
 #include "backing.h"
-#include "cache.h"
-#include "xs.h"
+#include "registry.h"
+#include "xsconn.h"
 
 struct ctl_call;
 struct vbd_manager;
@@ -58,13 +58,13 @@ struct vbd_config {
         void *fdset_userdata;
         /* Called once, after the first full scan of xenstore: what was
          * handed back at start-up and is still unclaimed can go. */
-        void (*settled)(void *userdata);
-        void *settled_userdata;
+        void (*first_scan_done)(void *userdata);
+        void *first_scan_userdata;
 };
 
-int vbd_manager_new(sd_event *ev, struct xs_conn *xs, struct cache *cache,
+int vbd_manager_new(sd_event *ev, struct xsconn *xs, struct registry *registry,
                     const struct vbd_config *cfg, struct vbd_manager **ret);
-/* Forgets every record without touching xenstore (the cache still owns the
+/* Forgets every record without touching xenstore (the registry still owns the
  * devices). */
 void vbd_manager_free(struct vbd_manager *m);
 
@@ -80,12 +80,12 @@ void vbd_manager_resync(struct vbd_manager *m);
 size_t vbd_manager_count(const struct vbd_manager *m, enum vbd_state s);
 size_t vbd_manager_size(const struct vbd_manager *m);
 
-/* The cache user of the published disk at path (relative or absolute), or
+/* The registry user of the published disk at path (relative or absolute), or
  * NULL. */
-struct cache_user *vbd_find_user(struct vbd_manager *m, const char *path);
+struct registry_user *vbd_find_user(struct vbd_manager *m, const char *path);
 /* The device of e changed in place (reconfigure): every disk using it gets
  * its diskseq node rewritten. */
-void vbd_device_changed(struct vbd_manager *m, const struct cache_entry *e);
+void vbd_device_changed(struct vbd_manager *m, const struct registry_entry *e);
 
 /* Control requests from block-loopd (script mode).  path is relative to the
  * home or absolute.  The call is completed when the disk is published or

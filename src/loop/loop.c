@@ -330,7 +330,7 @@ static int configure_modern(int fd, int backing_fd, const struct loop_config *cf
                 configure_support = CONFIGURE_SUPPORTED;
                 return -EINVAL;  /* a real complaint about the parameters */
         }
-        log_debug("LOOP_CONFIGURE unknown to this kernel; using LOOP_SET_FD");
+        log_debug("LOOP_CONFIGURE unknown to this kernel; using LOOP_SET_FD.");
         configure_support = CONFIGURE_MISSING;
         return -EOPNOTSUPP;
 }
@@ -380,7 +380,7 @@ static int configure_legacy(int fd, int backing_fd, const struct loop_config *cf
             !(bs == 512 && (errno == ENOTTY || errno == EINVAL)))  /* pre-4.14: always 512 */
                 goto fail;
         if (cfg->direct_io && ioctl(fd, LOOP_SET_DIRECT_IO, 1UL) < 0)
-                log_warning("Direct I/O refused for loop device (%m); using buffered I/O");
+                log_warning("Direct I/O refused for loop device (%m); using buffered I/O.");
         return 0;
 
 fail:
@@ -401,19 +401,19 @@ static int verify_configured(int fd, const struct stat *backing, const struct lo
         if (info.lo_device != (uint64_t)backing->st_dev || info.lo_inode != (uint64_t)backing->st_ino)
                 return -EIO;
         if (!(info.lo_flags & LO_FLAGS_AUTOCLEAR))
-                return log_error_errno(-EIO, "Kernel did not set autoclear on loop%u", info.lo_number);
+                return log_error_errno(-EIO, "Kernel did not set autoclear on loop%u.", info.lo_number);
         if (!!(info.lo_flags & LO_FLAGS_READ_ONLY) != cfg->read_only)
-                return log_error_errno(-EROFS, "Kernel set loop%u %s", info.lo_number,
+                return log_error_errno(-EROFS, "Kernel set loop%u %s.", info.lo_number,
                                        cfg->read_only ? "read-write" : "read-only");
         if (info.lo_offset != cfg->offset || info.lo_sizelimit != cfg->size_limit)
-                return log_error_errno(-EIO, "Kernel changed offset or size limit of loop%u", info.lo_number);
+                return log_error_errno(-EIO, "Kernel changed offset or size limit of loop%u.", info.lo_number);
         if (ioctl(fd, BLKSSZGET, &ssz) < 0)
                 return negative_errno();
         if ((uint32_t)ssz != bs)
-                return log_error_errno(-EIO, "Kernel set block size %d instead of %u on loop%u",
+                return log_error_errno(-EIO, "Kernel set block size %d instead of %u on loop%u.",
                                        ssz, bs, info.lo_number);
         if (cfg->direct_io && !(info.lo_flags & LO_FLAGS_DIRECT_IO))
-                log_warning("Direct I/O not available for loop%u; using buffered I/O", info.lo_number);
+                log_warning("Direct I/O not available for loop%u; using buffered I/O.", info.lo_number);
         return 0;
 }
 
@@ -535,16 +535,16 @@ static int real_add(int ctl)
         return nr < 0 ? negative_errno() : nr;
 }
 
-static const struct loop_attach_ops real_attach_ops = {
+static const struct loop_bind_ops real_attach_ops = {
         .open_control = real_open_control,
         .get_free = real_get_free,
         .add = real_add,
         .take = try_device,
 };
 
-static const struct loop_attach_ops *attach_ops = &real_attach_ops;
+static const struct loop_bind_ops *attach_ops = &real_attach_ops;
 
-void loop_set_attach_ops(const struct loop_attach_ops *ops)
+void loop_set_bind_ops(const struct loop_bind_ops *ops)
 {
         attach_ops = ops ? ops : &real_attach_ops;
 }
@@ -670,14 +670,14 @@ static int attach_hinted(int backing_fd, const struct stat *st, const struct loo
                 r = attach_ops->take(nr, false, backing_fd, st, cfg, ret);
                 if (r >= 0)
                         return 1;
-                log_debug_errno(r, "Hinted loop%d is not free (%m); dropped", nr);
+                log_debug_errno(r, "Hinted loop%d is not free (%m); dropped.", nr);
                 if (!lost_race(r))
                         return 0;
         }
         return 0;
 }
 
-int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
+int loop_bind(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
 {
         _cleanup_close_ int ctl = -1;
         struct loop_config want = { 0 };
@@ -723,14 +723,14 @@ int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_devic
                  * appear are a system without devtmpfs or udev. */
                 if (r == -ENOENT && ++missing_nodes >= MISSING_NODES_MAX)
                         return log_error_errno(-ENOENT, "No /dev/loop%d node appears for new loop devices "
-                                               "(is /dev a devtmpfs, or udev running?)", nr);
+                                               "(is /dev a devtmpfs, or udev running?).", nr);
                 lost = nr;
-                log_debug_errno(r, "loop%d taken by another process, trying another", nr);
+                log_debug_errno(r, "loop%d taken by another process, trying another.", nr);
                 /* Spread competing processes apart once they keep colliding. */
                 if (attempt >= 2)
                         sleep_ns((long long)jitter(1000 * (attempt < 20 ? attempt : 20)) * 1000);
         }
-        return log_error_errno(-EAGAIN, "No free loop device after %d attempts", ATTACH_ATTEMPTS);
+        return log_error_errno(-EAGAIN, "No free loop device after %d attempts.", ATTACH_ATTEMPTS);
 }
 
 bool loop_spare_wanted(void)

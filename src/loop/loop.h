@@ -54,7 +54,7 @@ struct loop_device {
  * (O_PATH or write-only fd): nothing was touched.  Without LOOP_CONFIGURE a
  * crash between LOOP_SET_FD and LOOP_SET_STATUS64 can leave a device without
  * autoclear; there is no way around that on such kernels. */
-int loop_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
+int loop_bind(int backing_fd, const struct loop_config *cfg, struct loop_device *ret);
 
 /* Opens the device in want->devnum again and checks that it is still bound to
  * want's backing file (LOOP_GET_STATUS64 device/inode) with want->diskseq.
@@ -85,7 +85,7 @@ int loop_change_fd(int fd, int backing_fd);
 
 /* For a block device given directly (phy): devnum, diskseq and node from the
  * open fd.  ret->fd is set to fd, ret->nr to -1.  Its "backing identity" is
- * the device itself: backing_dev = devnum, backing_ino = 0 (as the cache key
+ * the device itself: backing_dev = devnum, backing_ino = 0 (as the registry key
  * has it). */
 int blockdev_inspect(int fd, struct loop_device *ret);
 
@@ -105,7 +105,7 @@ int disk_get_diskseq_by_devnum(dev_t devnum, uint64_t *ret);
 
 /* Tells the engine that /dev/loop<nr>, a device of the caller's, is free now
  * or about to be (its last user let go; autoclear clears it with the last
- * close): the next loop_attach() tries it before LOOP_CTL_GET_FREE.  The
+ * close): the next loop_bind() tries it before LOOP_CTL_GET_FREE.  The
  * caller may be wrong (a device still bound, or already bound again by
  * another process, or removed): such a hint fails its attempt and is
  * dropped.  A number hinted again moves to the newest place.  The engine
@@ -113,14 +113,14 @@ int disk_get_diskseq_by_devnum(dev_t devnum, uint64_t *ret);
  * -EINVAL for nr < 0. */
 int loop_hint_free(int nr);
 
-/* A spare: when devices are set up (loop_attach() succeeded once) and no
- * hint is left, the next attach would have the kernel create a device on
+/* A spare: when devices are set up (loop_bind() succeeded once) and no
+ * hint is left, the next bind would have the kernel create a device on
  * the critical path (about a quarter of a millisecond, and the walk of every
  * device).  loop_prepare_spare() has LOOP_CTL_GET_FREE name (or create) a
  * free device now and hints it; meant for idle time.  1 when a spare was
  * hinted, 0 when none is wanted, or -errno.  The spare is a number like any
  * hint: another process may take it first.  Whatever the outcome, no spare
- * is wanted again before the next loop_attach(). */
+ * is wanted again before the next loop_bind(). */
 bool loop_spare_wanted(void);
 int loop_prepare_spare(void);
 
@@ -138,9 +138,9 @@ void loop_force_legacy(bool on);
 
 struct stat;
 
-/* The kernel calls loop_attach() makes to find and take a device, so that a
+/* The kernel calls loop_bind() makes to find and take a device, so that a
  * unit test can play the kernel.  All four are required. */
-struct loop_attach_ops {
+struct loop_bind_ops {
         int (*open_control)(void);               /* fd on /dev/loop-control, or -errno */
         int (*get_free)(int ctl);                /* LOOP_CTL_GET_FREE: a number, or -errno */
         int (*add)(int ctl);                     /* LOOP_CTL_ADD (-1): a number, or -errno */
@@ -153,4 +153,4 @@ struct loop_attach_ops {
                     const struct loop_config *cfg, struct loop_device *ret);
 };
 /* NULL restores the real kernel calls. */
-void loop_set_attach_ops(const struct loop_attach_ops *ops);
+void loop_set_bind_ops(const struct loop_bind_ops *ops);

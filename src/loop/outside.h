@@ -1,6 +1,6 @@
 /* outside.h — users of a disk's backing that xen-loopd did not make.
  *
- * The sharing rule (cache.h) sees the disks xen-loopd serves.  Others use
+ * The sharing rule (registry.h) sees the disks xen-loopd serves.  Others use
  * files and block devices too: a loop device set up by the stock block
  * script or by losetup, a file system dom0 has mounted, device-mapper or md
  * holding a disk.  This module finds them, from what the kernel shows:

@@ -78,11 +78,23 @@ static uint64_t deadline_for(uint64_t timeout_usec)
         return now_usec() + timeout_usec;
 }
 
+void ctl_client_free(struct ctl_client *c)
+{
+        if (!c)
+                return;
+        safe_close(c->fd);
+        free(c->buf);
+        free(c->path);
+        free(c);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctl_client *, ctl_client_free);
+
 int ctl_client_connect(const char *path, uint64_t timeout_usec, struct ctl_client **ret, struct ctl_error *err)
 {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct ctl_client *c;
+        _cleanup_(ctl_client_freep) struct ctl_client *c = NULL;
         uint64_t deadline;
         socklen_t sl;
         size_t len;
@@ -122,30 +134,17 @@ int ctl_client_connect(const char *path, uint64_t timeout_usec, struct ctl_clien
         }
 
         c = calloc(1, sizeof(*c));
-        if (!c)
-                return fail(err, -ENOMEM, false, "Out of memory.");
-        c->buf = malloc(PROTO_MAX_REPLY + 1);
-        c->path = strdup(path);
-        if (!c->buf || !c->path) {
-                free(c->buf);
-                free(c->path);
-                free(c);
-                return fail(err, -ENOMEM, false, "Out of memory.");
+        if (c) {
+                c->fd = -1;
+                c->buf = malloc(PROTO_MAX_REPLY + 1);
+                c->path = strdup(path);
         }
+        if (!c || !c->buf || !c->path)
+                return fail(err, -ENOMEM, false, "Out of memory.");
         c->fd = TAKE_FD(fd);
         c->next_id = 1;
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
-}
-
-void ctl_client_free(struct ctl_client *c)
-{
-        if (!c)
-                return;
-        safe_close(c->fd);
-        free(c->buf);
-        free(c->path);
-        free(c);
 }
 
 int ctl_client_fd(const struct ctl_client *c)

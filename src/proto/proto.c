@@ -92,14 +92,6 @@ int errno_from_name(const char *name)
         return -EINVAL;
 }
 
-
-static void json_putp(struct json_object **o)
-{
-        if (*o)
-                json_object_put(*o);
-}
-#define _cleanup_json_ _cleanup_(json_putp)
-
 static void tokener_freep(struct json_tokener **t)
 {
         if (*t)
@@ -309,6 +301,14 @@ static int request_args(struct json_object *obj, struct json_object **ret, char 
         return 0;
 }
 
+void proto_request_done(struct proto_request *req)
+{
+        if (req) {
+                json_object_put(req->obj); /* NULL-safe */
+                *req = (struct proto_request){ 0 };
+        }
+}
+
 int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, uint32_t *ret_id,
                         char *err, size_t errlen)
 {
@@ -369,14 +369,6 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *ret, 
         return 0;
 }
 
-void proto_request_done(struct proto_request *req)
-{
-        if (req) {
-                json_object_put(req->obj); /* NULL-safe */
-                *req = (struct proto_request){ 0 };
-        }
-}
-
 int proto_add_field(struct json_object *obj, const char *key, struct json_object *val)
 {
         if (!val)
@@ -419,44 +411,48 @@ static int to_text(struct json_object *obj, size_t max, char **ret)
         return 0;
 }
 
+/* The envelope with k1: v1 and k2: v2, as text of at most max bytes.  Takes v1 and v2
+ * (NULL: out of memory). */
+static int format_message(uint32_t id, const char *k1, struct json_object *v1, const char *k2,
+                          struct json_object *v2, size_t max, char **ret)
+{
+        _cleanup_json_ struct json_object *obj = envelope(id);
+        int r;
+
+        if (!obj) {
+                json_object_put(v1);
+                json_object_put(v2);
+                return -ENOMEM;
+        }
+        r = proto_add_field(obj, k1, v1);
+        if (r < 0) {
+                json_object_put(v2);
+                return r;
+        }
+        r = proto_add_field(obj, k2, v2);
+        if (r < 0)
+                return r;
+        return to_text(obj, max, ret);
+}
+
 int proto_format_request(uint32_t id, const char *command, struct json_object *args, char **ret)
 {
         _cleanup_json_ struct json_object *a = args;
-        _cleanup_json_ struct json_object *obj = NULL;
-        int r;
 
         if (!command || !ret || (a && !json_object_is_type(a, json_type_object)))
                 return -EINVAL;
-        obj = envelope(id);
-        if (!obj)
-                return -ENOMEM;
-        r = proto_add_field(obj, "command", json_object_new_string(command));
-        if (r < 0)
-                return r;
-        r = proto_add_field(obj, "args", a ? TAKE_PTR(a) : json_object_new_object());
-        if (r < 0)
-                return r;
-        return to_text(obj, PROTO_MAX_MESSAGE, ret);
+        return format_message(id, "command", json_object_new_string(command), "args",
+                              a ? TAKE_PTR(a) : json_object_new_object(), PROTO_MAX_MESSAGE, ret);
 }
 
 int proto_format_reply(uint32_t id, struct json_object *result, char **ret)
 {
         _cleanup_json_ struct json_object *res = result;
-        _cleanup_json_ struct json_object *obj = NULL;
-        int r;
 
         if (!ret || (res && !json_object_is_type(res, json_type_object)))
                 return -EINVAL;
-        obj = envelope(id);
-        if (!obj)
-                return -ENOMEM;
-        r = proto_add_field(obj, "ok", json_object_new_boolean(1));
-        if (r < 0)
-                return r;
-        r = proto_add_field(obj, "result", res ? TAKE_PTR(res) : json_object_new_object());
-        if (r < 0)
-                return r;
-        return to_text(obj, PROTO_MAX_REPLY, ret);
+        return format_message(id, "ok", json_object_new_boolean(1), "result",
+                              res ? TAKE_PTR(res) : json_object_new_object(), PROTO_MAX_REPLY, ret);
 }
 
 /* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
@@ -511,6 +507,14 @@ int proto_format_error(uint32_t id, int error, const char *message, char **ret)
         if (r < 0)
                 return r;
         return to_text(obj, PROTO_MAX_MESSAGE, ret);
+}
+
+void proto_reply_done(struct proto_reply *rep)
+{
+        if (rep) {
+                json_object_put(rep->obj); /* NULL-safe */
+                *rep = (struct proto_reply){ 0 };
+        }
 }
 
 int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
@@ -574,14 +578,6 @@ int proto_parse_reply(const char *buf, size_t len, struct proto_reply *ret)
                 .obj = TAKE_PTR(obj),
         };
         return 0;
-}
-
-void proto_reply_done(struct proto_reply *rep)
-{
-        if (rep) {
-                json_object_put(rep->obj); /* NULL-safe */
-                *rep = (struct proto_reply){ 0 };
-        }
 }
 
 bool proto_script_is_loopd(const char *script)

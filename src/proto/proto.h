@@ -21,11 +21,20 @@
  * oversized, which closes it). */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_object;
+#include "macro.h"
+
+/* A JSON object released when it goes out of scope (NULL-safe). */
+static inline void json_putp(struct json_object **o)
+{
+        if (*o)
+                json_object_put(*o);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_MESSAGE 65536

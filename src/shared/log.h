@@ -1,5 +1,10 @@
 /* log.h — logging to stderr with sd-daemon "<N>" level prefixes, so journald
- * files each line at the right priority.  Owns the global log level. */
+ * files each line at the right priority.  Owns the global log level.
+ *
+ * A log line is a sentence: a capital letter (unless it opens with a name: a
+ * path, a device, a program) and a final period.  Error texts handed to
+ * someone else (errbuf_set(), hotplug-error, control replies) are clauses
+ * instead: lower case, no final period, for the caller to compose. */
 #pragma once
 
 #include <syslog.h>

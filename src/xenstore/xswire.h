@@ -5,7 +5,7 @@
  *
  * No I/O, no global state; what comes from xenstored is checked here
  * strictly and fuzzed (tests/fuzz/fuzz-xswire.c).  The connection that uses
- * it is xs.c. */
+ * it is xsconn.c. */
 #pragma once
 
 #include <errno.h> /* before xs_wire.h: it names errors only then */

@@ -94,6 +94,7 @@ cat >"$peer/req" <<EOF2
 {"command": "attach", "args": {"name": "n-shared", "target": "/dev/fdset/21", "access": "r"}}
 {"command": "reconfigure", "args": {"name": "n-shared", "direct-io": false}}
 {"command": "query-fdsets"}
+{"command": "list"}
 {"command": "detach", "args": {"name": "n-shared"}}
 {"command": "detach", "args": {"name": "n-own"}}
 {"command": "attach", "args": {"name": "n-left", "target": "/dev/fdset/21", "access": "r"}}
@@ -119,12 +120,22 @@ ok
 ok
 ok
 ok
+ok
 EOF2
 as_nobody "$py_nobody" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/req" "$peer/out" || h_fail "the client run as nobody failed"
 check "$peer/out" "$H_TMP/peer.want"
 # query-fdsets showed nobody's own sets only.
 sets=$(sed -n 17p "$peer/out" | python3 -c 'import json,sys; print(" ".join(sorted(str(s["fdset-id"]) for s in json.load(sys.stdin)["result"]["fdsets"])))')
 h_assert_eq "20 21" "$sets" "fd sets query-fdsets shows nobody"
+# list showed nobody the devices of its own attachments only, each with its
+# own users; root's attachment on the shared image and the domain's disk
+# only counted.
+seen=$(sed -n 18p "$peer/out" | python3 -c '
+import json, sys
+for d in sorted(json.load(sys.stdin)["result"]["devices"], key=lambda d: d["backing"]):
+    print(",".join(u["name"] for u in d["users"]), d.get("other-users"))' | sort)
+h_assert_eq "attachment n-own 0
+attachment n-shared 1" "$seen" "devices list shows nobody"
 h_assert_connected() { h_assert_node "$1/hotplug-status" connected; }
 h_assert_connected "$be"
 

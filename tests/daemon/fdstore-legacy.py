@@ -10,8 +10,9 @@ Each start appends one line to LOG: the names of the fds handed back
 is removed, and the store is made what an older xen-loopd could leave
 (FDSTOREREMOVE of each name, FDSTORE of its fd under the older one): every
 fd named "dev-<maj>-<min>-<diskseq>-<r|w>" is stored as
-"dev-<maj>-<min>-<diskseq>", and every fd of an fd set as the first fd of
-its set, "fdset-<set>-<n>" (an older daemon's taken-back fd and a new fd
+"dev-<maj>-<min>-<diskseq>", and every fd of an fd set
+("fdset-<set>-<serial>-u<owner>") as the first fd of its set without its
+owner, "fdset-<set>-<n>" (an older daemon's taken-back fd and a new fd
 given the same number).
 Then this process becomes xen-loopd (exec: the same pid, the same fds).
 """
@@ -41,8 +42,8 @@ def main():
         first = {}
         for i, name in enumerate(names):
             m = re.fullmatch(r"(dev-\d+-\d+-[0-9a-f]+)-[rw]", name)
-            f = re.fullmatch(r"fdset-(\d+)-\d+", name)
-            old = m.group(1) if m else first.setdefault(f.group(1), name) if f else name
+            f = re.fullmatch(r"fdset-(\d+)-(\d+)(?:-u\d+)?", name)
+            old = m.group(1) if m else first.setdefault(f.group(1), f"fdset-{f.group(1)}-{f.group(2)}") if f else name
             if old != name:
                 notify("FDSTOREREMOVE=1\nFDNAME=" + name)
                 notify("FDSTORE=1\nFDNAME=" + old, 3 + i)

@@ -127,6 +127,8 @@ h_daemon_service_start() {
 		--setenv=XEN_LOOPD_CRASH_AT="$H_TMP/crash" \
 		"${H_DAEMON_BIN:-$XEN_LOOPD}" --log-level debug "$@" ||
 		h_fail "systemd-run could not start xen-loopd (log: $H_DAEMON_LOG)"
+	H_DUMP_EXTRA+=("systemctl --user status --no-pager --full -n 30 $H_UNIT.service"
+		"systemctl --user show -p ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus $H_UNIT.service")
 	h_wait_until 10 "xen-loopd to answer" "$XEN_LOOPCTL" status
 }
 
@@ -153,3 +155,28 @@ h_daemon_service_stored() {
 # H_DAEMON_BIN=$XEN_LOOPD_CRASH before starting it.
 h_arm_crash() { touch "$H_TMP/crash/$1.armed"; }
 h_crash_fired() { [ -e "$H_TMP/crash/$1.fired" ]; }
+
+# h_zram_start SIZE — a zram block device of SIZE made for the test, in
+# H_PHY: a phy target that is not a loop device (the daemon serves a loop
+# device given as phy as a loop device of its own).  Skips the test where
+# there is no zram.  Call it before starting blkback and the daemon: its
+# cleanup removes the device once they, who may hold it, are gone.
+h_zram_start() {
+	[ -e /sys/class/zram-control ] || modprobe zram 2>/dev/null || true
+	[ -w /sys/class/zram-control/hot_add ] || h_skip "no zram here (modprobe zram): the test needs a block device"
+	H__ZRAM=$(cat /sys/class/zram-control/hot_add)
+	H_PHY=/dev/zram$H__ZRAM
+	h_on_cleanup h__zram_remove
+	echo "$1" >"/sys/block/zram$H__ZRAM/disksize"
+	h_wait_until 10 "$H_PHY to appear" test -b "$H_PHY"
+}
+
+h__zram_remove() {
+	local i
+	h_blkback_stop 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		echo "$H__ZRAM" >/sys/class/zram-control/hot_remove 2>/dev/null && return 0
+		sleep 0.1
+	done
+	h_log "cannot remove $H_PHY"
+}

@@ -13,27 +13,8 @@
 . "$(dirname "$0")/lib-daemon.sh"
 h_init "$@"
 command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing client)"
-# The phy target: a block device that is not a loop device (the daemon
-# serves a loop device given as phy as a loop device of its own), a zram
-# device made for the test.
-[ -e /sys/class/zram-control ] || modprobe zram 2>/dev/null || true
-[ -w /sys/class/zram-control/hot_add ] || h_skip "no zram here (modprobe zram): the test needs a block device"
-zram=$(cat /sys/class/zram-control/hot_add)
-phy=/dev/zram$zram
-# Whoever holds it must be gone first: the daemon (its service is stopped
-# by a cleanup hook that runs before this one) and blkback.
-zram_remove() {
-	local i
-	h_blkback_stop 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		echo "$zram" >/sys/class/zram-control/hot_remove 2>/dev/null && return 0
-		sleep 0.1
-	done
-	h_log "cannot remove $phy"
-}
-h_on_cleanup zram_remove
-echo 32M >"/sys/block/zram$zram/disksize"
-h_wait_until 10 "$phy to appear" test -b "$phy"
+h_zram_start 32M
+phy=$H_PHY
 h_xenstored_start
 hold="$H_TMP/hold-off"
 touch "$hold"

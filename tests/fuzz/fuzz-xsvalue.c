@@ -12,7 +12,7 @@
 #include <sys/sysmacros.h>
 
 #include "fdset.h"
-#include "xsvalue.h"
+#include "values.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,11 +30,11 @@ static void check_physdev(const char *s)
         char again[32];
         dev_t d, d2;
 
-        if (!xsv_parse_physdev(s, &d))
+        if (val_parse_physdev(s, &d) < 0)
                 return;
-        CHECK(major(d) <= XSV_MAJOR_MAX && minor(d) <= XSV_MINOR_MAX);
+        CHECK(major(d) <= VAL_MAJOR_MAX && minor(d) <= VAL_MINOR_MAX);
         snprintf(again, sizeof(again), "%x:%x", major(d), minor(d));
-        CHECK(xsv_parse_physdev(again, &d2) && d2 == d);
+        CHECK(val_parse_physdev(again, &d2) == 0 && d2 == d);
 }
 
 static void check_diskseq(const char *s)
@@ -42,11 +42,11 @@ static void check_diskseq(const char *s)
         char again[32];
         uint64_t v, v2;
 
-        if (!xsv_parse_diskseq(s, &v))
+        if (val_parse_diskseq(s, &v) < 0)
                 return;
         CHECK(strlen(s) <= 16);
         snprintf(again, sizeof(again), "%" PRIx64, v);
-        CHECK(xsv_parse_diskseq(again, &v2) && v2 == v);
+        CHECK(val_parse_diskseq(again, &v2) == 0 && v2 == v);
 }
 
 static void check_numbers(const char *s, const uint8_t *data, size_t size)
@@ -55,15 +55,15 @@ static void check_numbers(const char *s, const uint8_t *data, size_t size)
         uint32_t u;
         int i;
 
-        if (xsv_parse_u32((const char *)data, size, &u)) {
+        if (val_parse_u32((const char *)data, size, &u) == 0) {
                 /* Canonical: formats back to exactly the bytes given. */
                 snprintf(again, sizeof(again), "%" PRIu32, u);
                 CHECK(strlen(again) == size && memcmp(again, data, size) == 0);
         }
-        if (xsv_parse_int(s, &i)) {
+        if (val_parse_int(s, &i) == 0) {
                 int i2;
                 snprintf(again, sizeof(again), "%d", i);
-                CHECK(xsv_parse_int(again, &i2) && i2 == i);
+                CHECK(val_parse_int(again, &i2) == 0 && i2 == i);
         }
         if (fdset_parse_path(s, &u) == 0) {
                 char path[64];
@@ -74,16 +74,16 @@ static void check_numbers(const char *s, const uint8_t *data, size_t size)
 
 static void check_mode(const char *s)
 {
-        enum cache_access a;
+        enum access a;
 
-        if (xsv_parse_mode(s, &a) == 0)
+        if (val_parse_mode(s, &a) == 0)
                 CHECK(strcmp(s, "r") == 0 || strcmp(s, "w") == 0 || strcmp(s, "w!") == 0);
 }
 
 static void check_params(const uint8_t *data, size_t size)
 {
         char err[256] = "";
-        int r = xsv_check_params((const char *)data, size, err, sizeof(err));
+        int r = val_check_params((const char *)data, size, err, sizeof(err));
         bool ok = size > 0 && !memchr(data, 0, size) && size < PATH_MAX;
 
         CHECK((r == 0) == ok);
@@ -102,17 +102,17 @@ static void check_quoting(const char *s, size_t len)
         if (!text)
                 return;
         for (size_t keep = 0; keep < 200; keep += 37) {
-                xsv_abbreviate(small, sizeof(small), text, quote, keep);
+                val_abbreviate(small, sizeof(small), text, quote, keep);
                 CHECK(strlen(small) < sizeof(small));
-                xsv_abbreviate(big, sizeof(big), text, quote, keep);
+                val_abbreviate(big, sizeof(big), text, quote, keep);
                 CHECK(strlen(big) < sizeof(big));
         }
-        xsv_abbreviate(big, 1, text, quote, 3);
+        val_abbreviate(big, 1, text, quote, 3);
         CHECK(big[0] == '\0');
 
         copy = strdup(s);
         if (copy) {
-                xsv_sanitize(copy);
+                val_sanitize(copy);
                 CHECK(strlen(copy) == strlen(s));
                 for (const char *p = copy; *p; p++)
                         CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);

@@ -624,6 +624,8 @@ h_libxl_remove_disk() {
 
 # ---------------------------------------------------------------- teardown
 
+# H_DUMP_EXTRA: commands whose output the diagnostics add (a test's or a
+# helper's, e.g. the service manager's view of the daemon).
 h__dump() {
 	local f
 	h_log "---- diagnostics ----"
@@ -635,6 +637,10 @@ h__dump() {
 		[ -s "$f" ] || continue
 		h_log "$f (last 40 lines):"
 		tail -n 40 "$f" >&2 || true
+	done
+	for f in ${H_DUMP_EXTRA[@]+"${H_DUMP_EXTRA[@]}"}; do
+		h_log "$f:"
+		eval "$f" >&2 || true
 	done
 	h_log "loop devices:"
 	h_loop_state >&2 || true

@@ -130,10 +130,10 @@ static struct backing open_backing(const char *path, bool writable)
 static struct loop_device attach(struct backing *b, const struct loop_config *cfg)
 {
         struct loop_device d;
-        int r = loop_attach(b->fd, cfg, &d);
+        int r = loop_bind(b->fd, cfg, &d);
 
         if (r < 0)
-                fail_msg("loop_attach: %s", strerror(-r));
+                fail_msg("loop_bind: %s", strerror(-r));
         assert_true(d.fd >= 0);
         return d;
 }
@@ -248,7 +248,7 @@ static void test_rw_needs_writable_backing(void **state)
         struct backing b = open_backing(img, false);
         struct loop_device d;
 
-        assert_int_equal(loop_attach(b.fd, NULL, &d), -EACCES);
+        assert_int_equal(loop_bind(b.fd, NULL, &d), -EACCES);
         assert_int_equal(lt_count_bound(prefix), 0);
         backing_close(&b);
 }
@@ -290,9 +290,9 @@ static void test_block_size(void **state)
         close_and_check_cleared(&d);
 
         cfg.block_size = 1000;
-        assert_int_equal(loop_attach(b.fd, &cfg, &bad), -EINVAL);
+        assert_int_equal(loop_bind(b.fd, &cfg, &bad), -EINVAL);
         cfg.block_size = 256;
-        assert_int_equal(loop_attach(b.fd, &cfg, &bad), -EINVAL);
+        assert_int_equal(loop_bind(b.fd, &cfg, &bad), -EINVAL);
         assert_int_equal(lt_count_bound(prefix), 0);
         backing_close(&b);
 }
@@ -614,7 +614,7 @@ static void child(int id, int results, int start, int release, bool legacy)
                 _exit(3);
         for (int i = 0; i < PER_CHILD; i++) {
                 struct record rec = { .child = id };
-                rec.r = loop_attach(b.fd, &cfg, &d[i]);
+                rec.r = loop_bind(b.fd, &cfg, &d[i]);
                 if (rec.r == 0) {
                         rec.major = major(d[i].devnum);
                         rec.minor = minor(d[i].devnum);
@@ -688,7 +688,7 @@ static void concurrent_allocation(bool legacy, bool hinted)
         }
         for (size_t i = 0; i < CHILDREN * PER_CHILD; i++)
                 if (recs[i].r != 0)
-                        fail_msg("child %d: loop_attach: %s", recs[i].child, strerror(-recs[i].r));
+                        fail_msg("child %d: loop_bind: %s", recs[i].child, strerror(-recs[i].r));
 
         /* No device handed out twice, and each is a new configuration. */
         qsort(recs, CHILDREN * PER_CHILD, sizeof(recs[0]), cmp_rec);
@@ -770,7 +770,7 @@ static void expect_attach_refused(int fd, int want)
         struct loop_device d;
 
         assert_true(fd >= 0);
-        assert_int_equal(loop_attach(fd, &cfg, &d), want);
+        assert_int_equal(loop_bind(fd, &cfg, &d), want);
         close(fd);
 }
 

@@ -1,5 +1,5 @@
-/* xsvalue.c — strict parsers of values from xenstore and the fd store. */
-#include "xsvalue.h"
+/* values.c — strict parsers of values from xenstore and the fd store. */
+#include "values.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,24 +59,24 @@ static bool parse_dec(const char *s, uint64_t *ret, const char **end)
         return true;
 }
 
-bool xsv_parse_u32(const char *s, size_t len, uint32_t *ret)
+int val_parse_u32(const char *s, size_t len, uint32_t *ret)
 {
         uint64_t v = 0;
 
         if (len == 0 || len > 10 || (len > 1 && s[0] == '0'))
-                return false;
+                return -EINVAL;
         for (size_t i = 0; i < len; i++) {
                 if (s[i] < '0' || s[i] > '9')
-                        return false;
+                        return -EINVAL;
                 v = v * 10 + (uint64_t)(s[i] - '0');
         }
         if (v > UINT32_MAX)
-                return false;
+                return -EINVAL;
         *ret = (uint32_t)v;
-        return true;
+        return 0;
 }
 
-bool xsv_parse_int(const char *s, int *ret)
+int val_parse_int(const char *s, int *ret)
 {
         bool neg = s[0] == '-';
         int64_t v = 0;
@@ -85,45 +85,45 @@ bool xsv_parse_int(const char *s, int *ret)
         s += neg;
         for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
                 if (i == 10)
-                        return false;
+                        return -EINVAL;
                 v = v * 10 + (s[i] - '0');
         }
         if (i == 0 || s[i])
-                return false;
+                return -EINVAL;
         if (neg)
                 v = -v;
         if (v < INT_MIN || v > INT_MAX)
-                return false;
+                return -EINVAL;
         *ret = (int)v;
-        return true;
+        return 0;
 }
 
-int xsv_parse_mode(const char *mode, enum cache_access *ret)
+int val_parse_mode(const char *mode, enum access *ret)
 {
-        return cache_access_parse(mode, false, ret);
+        return access_parse(mode, false, ret);
 }
 
-bool xsv_parse_physdev(const char *s, dev_t *ret)
+int val_parse_physdev(const char *s, dev_t *ret)
 {
         uint64_t ma, mi;
         const char *p;
 
         if (!parse_hex(s, 8, &ma, &p) || *p != ':' || !parse_hex(p + 1, 8, &mi, &p) || *p)
-                return false;
-        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
-                return false;
+                return -EINVAL;
+        if (ma > VAL_MAJOR_MAX || mi > VAL_MINOR_MAX)
+                return -EINVAL;
         *ret = makedev((unsigned)ma, (unsigned)mi);
-        return true;
+        return 0;
 }
 
-bool xsv_parse_diskseq(const char *s, uint64_t *ret)
+int val_parse_diskseq(const char *s, uint64_t *ret)
 {
         const char *p;
 
-        return parse_hex(s, 16, ret, &p) && !*p;
+        return parse_hex(s, 16, ret, &p) && !*p ? 0 : -EINVAL;
 }
 
-int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
+int val_check_params(const char *params, size_t len, char *err, size_t errlen)
 {
         if (len == 0) {
                 errbuf_set(err, errlen, "params is empty");
@@ -140,44 +140,44 @@ int xsv_check_params(const char *params, size_t len, char *err, size_t errlen)
         return 0;
 }
 
-int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw)
+int val_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw)
 {
         return snprintf(buf, len, "dev-%u-%u-%" PRIx64 "-%c", major, minor, diskseq, rw ? 'w' : 'r');
 }
 
-bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access)
+int val_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access)
 {
         uint64_t ma, mi, seq;
         const char *p;
         char acc = 0;
 
         if (strncmp(name, "dev-", 4) != 0)
-                return false;
+                return -EINVAL;
         if (!parse_dec(name + 4, &ma, &p) || *p != '-' || !parse_dec(p + 1, &mi, &p) || *p != '-')
-                return false;
-        if (ma > XSV_MAJOR_MAX || mi > XSV_MINOR_MAX)
-                return false;
+                return -EINVAL;
+        if (ma > VAL_MAJOR_MAX || mi > VAL_MINOR_MAX)
+                return -EINVAL;
         /* Lower-case, no leading zero, as the name was written: one name
          * per fd. */
         if (p[1] == '0' && hex_digit(p[2]) >= 0)
-                return false;
+                return -EINVAL;
         for (const char *q = p + 1; hex_digit(*q) >= 0; q++)
                 if (*q >= 'A' && *q <= 'F')
-                        return false;
+                        return -EINVAL;
         if (!parse_hex(p + 1, 16, &seq, &p))
-                return false;
+                return -EINVAL;
         if (p[0] == '-' && (p[1] == 'r' || p[1] == 'w') && !p[2])
                 acc = p[1];
         else if (*p)
-                return false;
+                return -EINVAL;
         *major = (unsigned)ma;
         *minor = (unsigned)mi;
         *diskseq = seq;
         *access = acc;
-        return true;
+        return 0;
 }
 
-void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep)
+void val_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep)
 {
         size_t q = strlen(quote), n = 0;
         bool shorten = q > keep + 3;
@@ -198,7 +198,7 @@ void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, 
         buf[n] = '\0';
 }
 
-void xsv_sanitize(char *s)
+void val_sanitize(char *s)
 {
         for (; *s; s++)
                 if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)

@@ -1,4 +1,4 @@
-#include "xs.h"
+#include "xsconn.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -26,7 +26,7 @@ struct watch {
 /* A watch event received while a reply was awaited, or read from the
  * socket; path and token follow the struct in the same allocation. */
 struct event {
-        struct list link;       /* in xs_conn.events, oldest first */
+        struct list link;       /* in xsconn.events, oldest first */
         const char *token;
         char path[];
 };
@@ -38,11 +38,11 @@ struct event {
 /* Requests of one batch not written yet. */
 #define OUT_SIZE (4 * XSW_MSG_MAX)
 
-struct xs_conn {
+struct xsconn {
         sd_event *event;
         int fd; /* -1 while disconnected */
         sd_event_source *io, *timer, *defer;
-        const struct xs_conn_ops *ops;
+        const struct xsconn_ops *ops;
         void *userdata;
         struct watch *watches;
         size_t n_watches;
@@ -66,7 +66,7 @@ struct xs_conn {
 #define TIMEOUT_DEFAULT_USEC (10 * 1000000ULL)
 
 /* A request starts: its reply is due within the timeout. */
-static void start_deadline(struct xs_conn *x)
+static void start_deadline(struct xsconn *x)
 {
         x->deadline = now_usec() + x->timeout_usec;
 }
@@ -74,7 +74,7 @@ static void start_deadline(struct xs_conn *x)
 /* Waits for fd to be ready until the request's deadline: a xenstored that
  * stops answering without closing the socket must not hold the event loop
  * (and with it every disk and the control socket) for ever. */
-static int wait_fd(struct xs_conn *x, short events)
+static int wait_fd(struct xsconn *x, short events)
 {
         struct pollfd p = { .fd = x->fd, .events = events };
         uint64_t now = now_usec();
@@ -88,9 +88,9 @@ static int wait_fd(struct xs_conn *x, short events)
         return r == 0 ? -ETIMEDOUT : 0;
 }
 
-static int connect_now(struct xs_conn *x);
+static int connect_now(struct xsconn *x);
 
-static void drop_events(struct xs_conn *x)
+static void drop_events(struct xsconn *x)
 {
         struct event *e, *tmp;
 
@@ -99,7 +99,7 @@ static void drop_events(struct xs_conn *x)
         list_init(&x->events);
 }
 
-static int arm_timer(struct xs_conn *x, uint64_t usec)
+static int arm_timer(struct xsconn *x, uint64_t usec)
 {
         uint64_t now;
 
@@ -110,7 +110,7 @@ static int arm_timer(struct xs_conn *x, uint64_t usec)
         return sd_event_source_set_enabled(x->timer, SD_EVENT_ONESHOT);
 }
 
-static void disconnect(struct xs_conn *x)
+static void disconnect(struct xsconn *x)
 {
         if (x->fd < 0)
                 return;
@@ -134,7 +134,7 @@ static void disconnect(struct xs_conn *x)
 
 /* A failure of the connection itself (not of one request): torn down here
  * so that reconnection starts. */
-static int conn_failed(struct xs_conn *x, int r)
+static int conn_failed(struct xsconn *x, int r)
 {
         if (x->fd >= 0) {
                 if (r == -ETIMEDOUT)
@@ -151,7 +151,7 @@ static int conn_failed(struct xs_conn *x, int r)
  * once per message: a burst of events would be moved over and over), and a
  * first message longer than the buffer gets a buffer that holds it.  Called
  * only when no whole message is left to take. */
-static int make_room(struct xs_conn *x)
+static int make_room(struct xsconn *x)
 {
         struct xsd_sockmsg hdr;
         size_t need;
@@ -181,7 +181,7 @@ static int make_room(struct xs_conn *x)
 
 /* Reads what has arrived; with wait, blocks until something has.  -EAGAIN
  * when nothing is there, -ECONNRESET at the end of the stream. */
-static int receive(struct xs_conn *x, bool wait)
+static int receive(struct xsconn *x, bool wait)
 {
         int r = make_room(x);
 
@@ -210,7 +210,7 @@ static int receive(struct xs_conn *x, bool wait)
 /* Takes the first whole message off the input: 1 with *hdr and *body
  * (malloc'ed, NUL-terminated after hdr->len bytes), 0 when there is none
  * yet. */
-static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+static int take_msg(struct xsconn *x, struct xsd_sockmsg *hdr, char **body)
 {
         size_t total;
         int r;
@@ -230,7 +230,7 @@ static int take_msg(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
         return 1;
 }
 
-static int queue_event(struct xs_conn *x, const char *body, size_t len)
+static int queue_event(struct xsconn *x, const char *body, size_t len)
 {
         const char *path, *token;
         size_t plen, tlen;
@@ -255,7 +255,7 @@ static int queue_event(struct xs_conn *x, const char *body, size_t len)
 
 /* Moves the watch events already received to the queue.  Anything else is
  * a reply nobody asked for. */
-static int take_events(struct xs_conn *x)
+static int take_events(struct xsconn *x)
 {
         for (;;) {
                 _cleanup_free_ char *body = NULL;
@@ -272,7 +272,7 @@ static int take_events(struct xs_conn *x)
 }
 
 /* The next reply; watch events before it are queued. */
-static int next_reply(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
+static int next_reply(struct xsconn *x, struct xsd_sockmsg *hdr, char **body)
 {
         for (;;) {
                 int r = take_msg(x, hdr, body);
@@ -293,7 +293,7 @@ static int next_reply(struct xs_conn *x, struct xsd_sockmsg *hdr, char **body)
         }
 }
 
-static int write_all(struct xs_conn *x, const char *buf, size_t len)
+static int write_all(struct xsconn *x, const char *buf, size_t len)
 {
         size_t off = 0;
 
@@ -317,7 +317,7 @@ static int write_all(struct xs_conn *x, const char *buf, size_t len)
 /* Requests on their way out.  The kernel's xenbus device takes one message
  * per write(); xenstored's socket is a stream, where a batch goes in one
  * write() (a system call, and a wake-up of xenstored, per batch). */
-static int flush_out(struct xs_conn *x)
+static int flush_out(struct xsconn *x)
 {
         int r = write_all(x, x->out, x->out_len);
 
@@ -325,7 +325,7 @@ static int flush_out(struct xs_conn *x)
         return r;
 }
 
-static int queue_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+static int queue_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
                      size_t n_parts, uint32_t *ret_id)
 {
         int len, r;
@@ -340,7 +340,7 @@ static int queue_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const
         return x->stream ? 0 : flush_out(x);
 }
 
-static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+static int send_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
                     size_t n_parts, uint32_t *ret_id)
 {
         char buf[XSW_MSG_MAX];
@@ -354,7 +354,7 @@ static int send_msg(struct xs_conn *x, uint32_t type, xs_transaction_t t, const 
 }
 
 /* Builds an op's body: its path, NUL-terminated, and a value to write. */
-static size_t op_parts(const struct xs_op *op, struct xsw_part parts[4])
+static size_t op_parts(const struct xsconn_op *op, struct xsw_part parts[4])
 {
         size_t n = 0;
 
@@ -368,11 +368,11 @@ static size_t op_parts(const struct xs_op *op, struct xsw_part parts[4])
         return n;
 }
 
-static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op);
+static int directory_parts(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op);
 
 /* Fills op's result from its reply; a malformed reply is the connection's
  * failure. */
-static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
+static int decode(struct xsconn_op *op, const struct xsd_sockmsg *hdr, char **body)
 {
         if (hdr->type == XS_ERROR) {
                 op->r = xsw_error(*body, hdr->len);
@@ -394,12 +394,13 @@ static int decode(struct xs_op *op, const struct xsd_sockmsg *hdr, char **body)
         }
 }
 
-int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size_t n)
+int xsconn_batch(struct xsconn *x, xs_transaction_t t, struct xsconn_op *ops, size_t n)
 {
         uint32_t id, next;
         size_t sent = 0;
         int r = 0;
 
+        assert(x && (ops || n == 0));
         for (size_t i = 0; i < n; i++) {
                 ops[i].r = -ENOTCONN;
                 ops[i].data = NULL;
@@ -446,14 +447,14 @@ int xs_conn_batch(struct xs_conn *x, xs_transaction_t t, struct xs_op *ops, size
                         r = directory_parts(x, t, &ops[i]);
         if (r < 0) {
                 r = conn_failed(x, r);
-                xs_ops_clear(ops, n);
+                xsconn_ops_clear(ops, n);
                 for (size_t i = 0; i < n; i++)
                         ops[i].r = r;
         }
         return r;
 }
 
-void xs_ops_clear(struct xs_op *ops, size_t n)
+void xsconn_ops_clear(struct xsconn_op *ops, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 ops[i].data = mfree(ops[i].data);
@@ -464,7 +465,7 @@ void xs_ops_clear(struct xs_op *ops, size_t n)
 
 /* One request, its reply in hdr and body; the connection's failure is
  * handled here. */
-static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+static int request(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
                    size_t n_parts, struct xsd_sockmsg *hdr, char **body)
 {
         uint32_t id;
@@ -500,7 +501,7 @@ static int request(struct xs_conn *x, uint32_t type, xs_transaction_t t, const s
 
 /* A directory too long for one reply, read part by part (xenstored 4.9 and
  * later); started over when it changes in between. */
-static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+static int directory_parts(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op)
 {
         _cleanup_free_ char *names = NULL, *gen0 = NULL;
         size_t off = 0;
@@ -553,7 +554,7 @@ static int directory_parts(struct xs_conn *x, xs_transaction_t t, struct xs_op *
 
 static int on_defer(sd_event_source *s, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
 
         /* A callback may make requests (more events queue behind) or lose
          * the connection (the queue is dropped). */
@@ -569,7 +570,7 @@ static int on_defer(sd_event_source *s, void *userdata)
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
         int r;
 
         do {
@@ -584,7 +585,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        struct xs_conn *x = userdata;
+        struct xsconn *x = userdata;
 
         if (x->fd >= 0)
                 return 0;
@@ -630,7 +631,7 @@ static int open_xenstore(void)
         return fd < 0 ? negative_errno() : fd;
 }
 
-static int watch_now(struct xs_conn *x, const char *path, const char *token)
+static int watch_now(struct xsconn *x, const char *path, const char *token)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
@@ -642,7 +643,7 @@ static int watch_now(struct xs_conn *x, const char *path, const char *token)
         return request(x, XS_WATCH, XBT_NULL, parts, ARRAY_SIZE(parts), &hdr, &body);
 }
 
-static int connect_now(struct xs_conn *x)
+static int connect_now(struct xsconn *x)
 {
         struct stat st;
         int r, fd;
@@ -683,41 +684,8 @@ static int connect_now(struct xs_conn *x)
         return 0;
 }
 
-int xs_conn_new(sd_event *ev, const struct xs_conn_ops *ops, void *userdata, struct xs_conn **ret)
-{
-        struct xs_conn *x = calloc(1, sizeof(*x));
-        int r;
-
-        if (!x)
-                return -ENOMEM;
-        x->fd = -1;
-        x->timeout_usec = TIMEOUT_DEFAULT_USEC;
-        list_init(&x->events);
-        x->event = sd_event_ref(ev);
-        x->ops = ops;
-        x->userdata = userdata;
-        r = sd_event_add_time(ev, &x->timer, CLOCK_MONOTONIC, 0, 0, on_timer, x);
-        if (r < 0)
-                goto fail;
-        sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
-        r = sd_event_add_defer(ev, &x->defer, on_defer, x);
-        if (r < 0)
-                goto fail;
-        sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
-        /* Not there yet: keep trying, as after losing it. */
-        if (connect_now(x) < 0) {
-                x->retry_ms = RETRY_MIN_MS;
-                arm_timer(x, x->retry_ms * 1000ULL);
-        } else
-                x->was_connected = true;
-        *ret = x;
-        return 0;
-fail:
-        xs_conn_free(x);
-        return r;
-}
-
-void xs_conn_free(struct xs_conn *x)
+/* The event sources go before the fd the io source watches. */
+void xsconn_free(struct xsconn *x)
 {
         if (!x)
                 return;
@@ -737,18 +705,53 @@ void xs_conn_free(struct xs_conn *x)
         free(x);
 }
 
-bool xs_conn_connected(const struct xs_conn *x) { return x->fd >= 0; }
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct xsconn *, xsconn_free);
 
-void xs_conn_set_timeout(struct xs_conn *x, uint64_t usec)
+int xsconn_new(sd_event *ev, const struct xsconn_ops *ops, void *userdata, struct xsconn **ret)
 {
-        assert(usec > 0);
+        _cleanup_(xsconn_freep) struct xsconn *x = calloc(1, sizeof(*x));
+        int r;
+
+        assert(ev && ops && ret);
+        if (!x)
+                return -ENOMEM;
+        x->fd = -1;
+        x->timeout_usec = TIMEOUT_DEFAULT_USEC;
+        list_init(&x->events);
+        x->event = sd_event_ref(ev);
+        x->ops = ops;
+        x->userdata = userdata;
+        r = sd_event_add_time(ev, &x->timer, CLOCK_MONOTONIC, 0, 0, on_timer, x);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(x->timer, SD_EVENT_OFF);
+        r = sd_event_add_defer(ev, &x->defer, on_defer, x);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(x->defer, SD_EVENT_OFF);
+        /* Not there yet: keep trying, as after losing it. */
+        if (connect_now(x) < 0) {
+                x->retry_ms = RETRY_MIN_MS;
+                arm_timer(x, x->retry_ms * 1000ULL);
+        } else
+                x->was_connected = true;
+        *ret = TAKE_PTR(x);
+        return 0;
+}
+
+bool xsconn_connected(const struct xsconn *x) { return x->fd >= 0; }
+
+void xsconn_set_timeout(struct xsconn *x, uint64_t usec)
+{
+        assert(x && usec > 0);
         x->timeout_usec = usec;
 }
 
-int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
+int xsconn_watch(struct xsconn *x, const char *path, const char *token)
 {
         struct watch *w;
 
+        assert(x && path && token);
         w = realloc(x->watches, (x->n_watches + 1) * sizeof(*w));
         if (!w)
                 return -ENOMEM;
@@ -766,18 +769,20 @@ int xs_conn_watch(struct xs_conn *x, const char *path, const char *token)
 }
 
 /* One op alone. */
-static int single(struct xs_conn *x, xs_transaction_t t, struct xs_op *op)
+static int single(struct xsconn *x, xs_transaction_t t, struct xsconn_op *op)
 {
-        int r = xs_conn_batch(x, t, op, 1);
+        int r = xsconn_batch(x, t, op, 1);
 
         return r < 0 ? r : op->r;
 }
 
-int xs_conn_read(struct xs_conn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
+int xsconn_read(struct xsconn *x, xs_transaction_t t, const char *path, char **ret, size_t *ret_len)
 {
-        struct xs_op op = { .type = XS_READ, .dir = path };
-        int r = single(x, t, &op);
+        struct xsconn_op op = { .type = XS_READ, .dir = path };
+        int r;
 
+        assert(x && path && ret);
+        r = single(x, t, &op);
         if (r < 0)
                 return r;
         *ret = op.data;
@@ -786,25 +791,29 @@ int xs_conn_read(struct xs_conn *x, xs_transaction_t t, const char *path, char *
         return 0;
 }
 
-int xs_conn_write(struct xs_conn *x, xs_transaction_t t, const char *path, const char *value)
+int xsconn_write(struct xsconn *x, xs_transaction_t t, const char *path, const char *value)
 {
-        struct xs_op op = { .type = XS_WRITE, .dir = path, .value = value };
+        struct xsconn_op op = { .type = XS_WRITE, .dir = path, .value = value };
 
+        assert(x && path && value);
         return single(x, t, &op);
 }
 
-int xs_conn_rm(struct xs_conn *x, xs_transaction_t t, const char *path)
+int xsconn_rm(struct xsconn *x, xs_transaction_t t, const char *path)
 {
-        struct xs_op op = { .type = XS_RM, .dir = path };
+        struct xsconn_op op = { .type = XS_RM, .dir = path };
 
+        assert(x && path);
         return single(x, t, &op);
 }
 
-int xs_conn_directory(struct xs_conn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
+int xsconn_directory(struct xsconn *x, xs_transaction_t t, const char *path, char ***ret, unsigned *ret_n)
 {
-        struct xs_op op = { .type = XS_DIRECTORY, .dir = path };
-        int r = single(x, t, &op);
+        struct xsconn_op op = { .type = XS_DIRECTORY, .dir = path };
+        int r;
 
+        assert(x && path && ret && ret_n);
+        r = single(x, t, &op);
         if (r < 0)
                 return r;
         *ret = op.ents;
@@ -812,14 +821,14 @@ int xs_conn_directory(struct xs_conn *x, xs_transaction_t t, const char *path, c
         return 0;
 }
 
-bool xs_conn_exists(struct xs_conn *x, xs_transaction_t t, const char *path)
+bool xsconn_exists(struct xsconn *x, xs_transaction_t t, const char *path)
 {
         _cleanup_free_ char *v = NULL;
 
-        return xs_conn_read(x, t, path, &v, NULL) == 0;
+        return xsconn_read(x, t, path, &v, NULL) == 0;
 }
 
-int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
+int xsconn_transaction_start(struct xsconn *x, xs_transaction_t *ret)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
@@ -827,6 +836,7 @@ int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
         uint32_t id;
         int r;
 
+        assert(x && ret);
         r = request(x, XS_TRANSACTION_START, XBT_NULL, &part, 1, &hdr, &body);
         if (r < 0)
                 return r;
@@ -836,13 +846,14 @@ int xs_conn_transaction_start(struct xs_conn *x, xs_transaction_t *ret)
         return 0;
 }
 
-int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
+int xsconn_transaction_end(struct xsconn *x, xs_transaction_t t, bool abort)
 {
         _cleanup_free_ char *body = NULL;
         struct xsd_sockmsg hdr;
         struct xsw_part part = { abort ? "F" : "T", 2 };
         int r;
 
+        assert(x);
         r = request(x, XS_TRANSACTION_END, t, &part, 1, &hdr, &body);
         /* xenstored did not know the transaction (the C one says ENOENT,
          * oxenstored EIO): nothing was committed, and what was read in it
@@ -852,17 +863,18 @@ int xs_conn_transaction_end(struct xs_conn *x, xs_transaction_t t, bool abort)
         return r;
 }
 
-int xs_conn_home(struct xs_conn *x, char **ret)
+int xsconn_home(struct xsconn *x, char **ret)
 {
         _cleanup_free_ char *domid = NULL;
         unsigned long id;
         char *end;
         int r;
 
+        assert(x && ret);
         /* A relative path resolves against our own domain.  No guess when
          * it cannot be read: dom0's home in a driver domain would serve
          * another domain's backends. */
-        r = xs_conn_read(x, XBT_NULL, "domid", &domid, NULL);
+        r = xsconn_read(x, XBT_NULL, "domid", &domid, NULL);
         if (r < 0)
                 return r;
         errno = 0;

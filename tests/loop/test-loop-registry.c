@@ -1,4 +1,4 @@
-/* Integration tests of the cache on real loop devices (root): sharing,
+/* Integration tests of the registry on real loop devices (root): sharing,
  * exclusion, w!, the holding rule with a stand-in for blkback, autoclear and
  * stale entries, the kernel's change uevents, and phy block devices. */
 #include <stdarg.h>
@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include "backing.h"
-#include "cache.h"
+#include "registry.h"
+#include "time-util.h"
 #include "loop-test.h"
 #include "loop.h"
 #include "outside.h"
@@ -30,7 +31,7 @@
 static char *dir, *prefix, *img, *img2;
 
 struct fixture {
-        struct cache *c;
+        struct registry *c;
         struct backing ro, rw;       /* the image, opened both ways */
         char err[256];
 };
@@ -62,7 +63,7 @@ static int setup(void **state)
         if (!f || lt_count_bound(prefix) != 0)
                 goto fail;
         loop_hints_clear();
-        if (cache_new(&f->c) < 0)
+        if (registry_new(&f->c) < 0)
                 goto fail;
         if (backing_open(img, false, false, &f->ro) < 0 || backing_open(img, true, false, &f->rw) < 0)
                 goto fail;
@@ -71,7 +72,7 @@ static int setup(void **state)
 fail:
         fprintf(stderr, "setup failed\n");
         if (f) {
-                cache_free(f->c);
+                registry_free(f->c);
                 backing_close(&f->ro);
                 backing_close(&f->rw);
                 free(f);
@@ -79,14 +80,14 @@ fail:
         return -1;
 }
 
-/* Freeing the cache closes what it holds: with every user's blkback gone as
+/* Freeing the registry closes what it holds: with every user's blkback gone as
  * well, autoclear must leave nothing bound to the test's files. */
 static int teardown(void **state)
 {
         struct fixture *f = *state;
         int left;
 
-        cache_free(f->c);
+        registry_free(f->c);
         backing_close(&f->ro);
         backing_close(&f->rw);
         free(f);
@@ -99,28 +100,28 @@ static int teardown(void **state)
         return 0;
 }
 
-static struct cache_request req(struct backing *b, enum cache_access a, const char *name)
+static struct registry_request req(struct backing *b, enum access a, const char *name)
 {
-        return (struct cache_request){
+        return (struct registry_request){
                 .backing = b, .path = img, .access = a, .name = name,
                 .domid = UINT32_MAX, .devid = UINT32_MAX,
         };
 }
 
-static struct cache_user *acquire(struct fixture *f, const struct cache_request *r)
+static struct registry_user *acquire(struct fixture *f, const struct registry_request *r)
 {
-        struct cache_user *u = NULL;
-        int ret = cache_acquire(f->c, r, &u, f->err, sizeof(f->err));
+        struct registry_user *u = NULL;
+        int ret = registry_acquire(f->c, r, &u, f->err, sizeof(f->err));
 
         if (ret < 0)
-                fail_msg("cache_acquire: %s: %s", strerror(-ret), f->err);
+                fail_msg("registry_acquire: %s: %s", strerror(-ret), f->err);
         return u;
 }
 
-static int refused(struct fixture *f, const struct cache_request *r)
+static int refused(struct fixture *f, const struct registry_request *r)
 {
-        struct cache_user *u = NULL;
-        int ret = cache_acquire(f->c, r, &u, f->err, sizeof(f->err));
+        struct registry_user *u = NULL;
+        int ret = registry_acquire(f->c, r, &u, f->err, sizeof(f->err));
 
         assert_true(ret < 0);
         assert_null(u);
@@ -131,13 +132,13 @@ static void test_ro_users_share_one_device(void **state)
 {
         struct fixture *f = *state;
         struct backing other;
-        struct cache_request r1 = req(&f->ro, CACHE_RO, "domain 1 disk 51712");
-        struct cache_request r2;
-        struct cache_user *u1, *u2;
+        struct registry_request r1 = req(&f->ro, ACCESS_RO, "domain 1 disk 51712");
+        struct registry_request r2;
+        struct registry_user *u1, *u2;
 
         /* Two opens of the image (two disks): one file, one device. */
         assert_int_equal(backing_open(img, false, false, &other), 0);
-        r2 = req(&other, CACHE_RO, "domain 2 disk 51712");
+        r2 = req(&other, ACCESS_RO, "domain 2 disk 51712");
         u1 = acquire(f, &r1);
         u2 = acquire(f, &r2);
         assert_ptr_equal(u1->entry, u2->entry);
@@ -145,12 +146,12 @@ static void test_ro_users_share_one_device(void **state)
         assert_true(u1->entry->dev.fd >= 0);
         assert_int_equal(u1->entry->dev.nr, minor(u1->entry->dev.devnum));
         assert_true(lt_is_bound(u1->entry->dev.nr));
-        assert_ptr_equal(cache_find_device(f->c, u1->entry->dev.devnum), u1->entry);
+        assert_ptr_equal(registry_find_device(f->c, u1->entry->dev.devnum), u1->entry);
 
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(lt_count_bound(prefix), 1);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 0);
         /* Released with nobody else holding it: autoclear removed it. */
         assert_int_equal(lt_cleanup(prefix), 0);
         assert_int_equal(lt_count_bound(prefix), 0);
@@ -160,9 +161,9 @@ static void test_ro_users_share_one_device(void **state)
 static void test_rw_exclusion(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request rw = req(&f->rw, CACHE_RW, "domain 3 disk 51712");
-        struct cache_request ro = req(&f->ro, CACHE_RO, "domain 4 disk 51712");
-        struct cache_user *u;
+        struct registry_request rw = req(&f->rw, ACCESS_RW, "domain 3 disk 51712");
+        struct registry_request ro = req(&f->ro, ACCESS_RO, "domain 4 disk 51712");
+        struct registry_user *u;
         char want[512];
 
         u = acquire(f, &rw);
@@ -171,22 +172,22 @@ static void test_rw_exclusion(void **state)
         assert_string_equal(f->err, want);
         assert_int_equal(refused(f, &rw), -EBUSY);
         assert_int_equal(lt_count_bound(prefix), 1);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
 
         u = acquire(f, &ro);
         assert_int_equal(refused(f, &rw), -EBUSY);
         snprintf(want, sizeof(want), "%s is in use read-only by domain 4 disk 51712", img);
         assert_string_equal(f->err, want);
         assert_int_equal(lt_count_bound(prefix), 1);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
 }
 
 static void test_force_bypasses_check(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request ro = req(&f->ro, CACHE_RO, "domain 5 disk 51712");
-        struct cache_request force = req(&f->rw, CACHE_RW_FORCE, "domain 6 disk 51712");
-        struct cache_user *u1 = acquire(f, &ro), *u2 = acquire(f, &force);
+        struct registry_request ro = req(&f->ro, ACCESS_RO, "domain 5 disk 51712");
+        struct registry_request force = req(&f->rw, ACCESS_RW_FORCE, "domain 6 disk 51712");
+        struct registry_user *u1 = acquire(f, &ro), *u2 = acquire(f, &force);
         char buf[512] = "forced write";
         int fd;
 
@@ -200,70 +201,70 @@ static void test_force_bypasses_check(void **state)
                 assert_true(pwrite(fd, buf, sizeof(buf), 0) < 0);
                 close(fd);
         }
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
 }
 
-/* The holding rule with a stand-in for blkback: the cache's fd goes once
+/* The holding rule with a stand-in for blkback: the registry's fd goes once
  * blkback has the device, the device goes with blkback's close, and the
  * kernel's word (change uevent, diskseq) retires the entry. */
 static void test_hold_unhold_and_autoclear(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r1 = req(&f->ro, CACHE_RO, "domain 7 disk 51712");
-        struct cache_request r2 = req(&f->ro, CACHE_RO, "domain 8 disk 51712");
-        struct cache_user *u1 = acquire(f, &r1), *u2, *u3;
-        struct cache_entry *e = u1->entry;
+        struct registry_request r1 = req(&f->ro, ACCESS_RO, "domain 7 disk 51712");
+        struct registry_request r2 = req(&f->ro, ACCESS_RO, "domain 8 disk 51712");
+        struct registry_user *u1 = acquire(f, &r1), *u2, *u3;
+        struct registry_entry *e = u1->entry;
         struct loop_device dev = e->dev;
         int blkback;
 
         blkback = open(e->dev.node, O_RDONLY | O_CLOEXEC);
         assert_true(blkback >= 0);
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         assert_int_equal(e->dev.fd, -1);
         assert_true(lt_is_bound(dev.nr));
-        assert_int_equal(cache_device_changed(f->c, dev.devnum), 0);   /* still fine */
+        assert_int_equal(registry_device_changed(f->c, dev.devnum), 0);   /* still fine */
 
         /* A second user gets the same device back, verified. */
         u2 = acquire(f, &r2);
         assert_ptr_equal(u2->entry, e);
         assert_true(e->dev.fd >= 0);
         assert_int_equal(e->dev.diskseq, dev.diskseq);
-        cache_user_unhold(f->c, u2);
+        registry_user_unhold(f->c, u2);
         assert_int_equal(e->dev.fd, -1);
 
         /* Last real opener gone: autoclear; the change event retires it. */
         close(blkback);
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
-        assert_int_equal(cache_device_changed(f->c, dev.devnum), 1);
+        assert_int_equal(registry_device_changed(f->c, dev.devnum), 1);
         assert_true(e->dead);
-        assert_null(cache_find_device(f->c, dev.devnum));
+        assert_null(registry_find_device(f->c, dev.devnum));
 
         /* The next user gets a fresh device. */
         u3 = acquire(f, &r2);
         assert_ptr_not_equal(u3->entry, e);
         assert_true(u3->entry->dev.diskseq != dev.diskseq);
         assert_true(lt_is_bound(u3->entry->dev.nr));
-        assert_int_equal(cache_n_entries(f->c), 2);
+        assert_int_equal(registry_n_entries(f->c), 2);
 
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 1);
-        cache_release(f->c, u3);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 1);
+        registry_release(f->c, u3);
+        assert_int_equal(registry_n_entries(f->c), 0);
 }
 
 /* Without any uevent: the reuse itself finds the device gone. */
 static void test_stale_found_on_reuse(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 9 disk 51712");
-        struct cache_user *u1 = acquire(f, &r), *u2;
-        struct cache_entry *old = u1->entry;
+        struct registry_request r = req(&f->ro, ACCESS_RO, "domain 9 disk 51712");
+        struct registry_user *u1 = acquire(f, &r), *u2;
+        struct registry_entry *old = u1->entry;
         struct loop_device dev = old->dev;
 
         /* Unheld with no blkback: the device goes at once. */
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
 
         u2 = acquire(f, &r);
@@ -271,18 +272,21 @@ static void test_stale_found_on_reuse(void **state)
         assert_ptr_not_equal(u2->entry, old);
         assert_true(u2->entry->dev.fd >= 0);
         assert_true(lt_is_bound(u2->entry->dev.nr));
-        assert_ptr_equal(cache_find_device(f->c, u2->entry->dev.devnum), u2->entry);
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
+        assert_ptr_equal(registry_find_device(f->c, u2->entry->dev.devnum), u2->entry);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
 }
 
-/* Waits for a "change" uevent of devnum on the kernel netlink source. */
+/* Waits up to 10 s for a "change" uevent of devnum on the kernel netlink
+ * source.  The deadline is overall: other loop activity on the host keeps
+ * the socket busy, so silence alone would never end the wait. */
 static bool wait_change(struct udev_monitor *mon, dev_t devnum)
 {
         struct pollfd p = { .fd = udev_monitor_get_fd(mon), .events = POLLIN };
+        uint64_t deadline = now_usec() + 10 * USEC_PER_SEC;
 
-        while (poll(&p, 1, 5000) > 0) {
-                struct udev_device *d = udev_monitor_receive_device(mon);
+        while (now_usec() < deadline && poll(&p, 1, 1000) >= 0) {
+                struct udev_device *d = (p.revents & POLLIN) ? udev_monitor_receive_device(mon) : NULL;
                 bool match;
 
                 if (!d)
@@ -296,11 +300,13 @@ static bool wait_change(struct udev_monitor *mon, dev_t devnum)
         return false;
 }
 
+/* Reads what is queued now (for at most a second: the host may be busy). */
 static void drain(struct udev_monitor *mon)
 {
         struct pollfd p = { .fd = udev_monitor_get_fd(mon), .events = POLLIN };
+        uint64_t deadline = now_usec() + USEC_PER_SEC;
 
-        while (poll(&p, 1, 200) > 0) {
+        while (now_usec() < deadline && poll(&p, 1, 200) > 0) {
                 struct udev_device *d = udev_monitor_receive_device(mon);
                 if (d)
                         udev_device_unref(d);
@@ -311,10 +317,10 @@ static void drain(struct udev_monitor *mon)
 static void test_uevent_on_autoclear(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 10 disk 51712");
+        struct registry_request r = req(&f->ro, ACCESS_RO, "domain 10 disk 51712");
         struct udev *udev = udev_new();
         struct udev_monitor *mon;
-        struct cache_user *u;
+        struct registry_user *u;
         struct loop_device dev;
         int blkback;
 
@@ -328,18 +334,18 @@ static void test_uevent_on_autoclear(void **state)
         dev = u->entry->dev;
         blkback = open(dev.node, O_RDONLY | O_CLOEXEC);
         assert_true(blkback >= 0);
-        cache_user_unhold(f->c, u);
+        registry_user_unhold(f->c, u);
         /* Events of the configuration itself change nothing. */
         drain(mon);
-        assert_int_equal(cache_device_changed(f->c, dev.devnum), 0);
+        assert_int_equal(registry_device_changed(f->c, dev.devnum), 0);
 
         close(blkback);
         assert_true(wait_change(mon, dev.devnum));
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
-        assert_int_equal(cache_device_changed(f->c, dev.devnum), 1);
+        assert_int_equal(registry_device_changed(f->c, dev.devnum), 1);
         assert_true(u->entry->dead);
 
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         udev_monitor_unref(mon);
         udev_unref(udev);
 }
@@ -360,7 +366,7 @@ static void test_outside_registry(void **state)
         assert_int_equal(outside_loops_scan(o), 0);
         assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
                                             sizeof(node)), 0);
-        assert_int_equal(loop_attach(f->ro.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(f->ro.fd, &cfg, &d), 0);
         snprintf(name, sizeof(name), "loop%d", d.nr);
         outside_loops_update(o, name, d.devnum);
         assert_int_equal(outside_loops_find(o, f->rw.st.st_dev, f->rw.st.st_ino, 0, false, NULL, NULL, node,
@@ -388,17 +394,17 @@ static void test_block_device_served_directly(void **state)
         struct loop_config cfg = { 0 };
         struct loop_device phy;
         struct backing b1, b2, bw;
-        struct cache_user *u1, *u2;
-        struct cache_request r1, r2, rw;
+        struct registry_user *u1, *u2;
+        struct registry_request r1, r2, rw;
 
-        assert_int_equal(loop_attach(f->rw.fd, &cfg, &phy), 0);
+        assert_int_equal(loop_bind(f->rw.fd, &cfg, &phy), 0);
         assert_int_equal(backing_open(phy.node, false, false, &b1), 0);
         assert_int_equal(backing_open(phy.node, false, false, &b2), 0);
         assert_int_equal(backing_open(phy.node, true, false, &bw), 0);
         assert_true(b1.is_block);
-        r1 = req(&b1, CACHE_RO, "domain 11 disk 51712");
-        r2 = req(&b2, CACHE_RO, "domain 12 disk 51712");
-        rw = req(&bw, CACHE_RW, "domain 13 disk 51712");
+        r1 = req(&b1, ACCESS_RO, "domain 11 disk 51712");
+        r2 = req(&b2, ACCESS_RO, "domain 12 disk 51712");
+        rw = req(&bw, ACCESS_RW, "domain 13 disk 51712");
         r1.path = r2.path = rw.path = phy.node;
 
         u1 = acquire(f, &r1);
@@ -411,17 +417,17 @@ static void test_block_device_served_directly(void **state)
         assert_int_equal(lt_count_bound(prefix), 1);   /* no loop on the loop */
         assert_int_equal(refused(f, &rw), -EBUSY);
 
-        cache_user_unhold(f->c, u1);
-        cache_user_unhold(f->c, u2);
-        assert_int_equal(cache_device_changed(f->c, phy.devnum), 0);
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
-        /* Whoever set it up holds it exclusively: in use outside the cache. */
+        registry_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u2);
+        assert_int_equal(registry_device_changed(f->c, phy.devnum), 0);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
+        /* Whoever set it up holds it exclusively: in use outside the registry. */
         assert_int_equal(refused(f, &rw), -EBUSY);
         assert_non_null(strstr(f->err, "in use outside xen-loopd"));
         close(phy.fd);
         u1 = acquire(f, &rw);
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
 
         backing_close(&b1);
         backing_close(&b2);
@@ -429,36 +435,36 @@ static void test_block_device_served_directly(void **state)
         assert_true(lt_wait_released(phy.nr, phy.diskseq));
 }
 
-/* Freeing the cache with users still there closes its fds: autoclear. */
+/* Freeing the registry with users still there closes its fds: autoclear. */
 static void test_free_closes_devices(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 14 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW_FORCE, "domain 15 disk 51712");
+        struct registry_request r = req(&f->ro, ACCESS_RO, "domain 14 disk 51712");
+        struct registry_request w = req(&f->rw, ACCESS_RW_FORCE, "domain 15 disk 51712");
 
         w.cfg.offset = 1 * MiB;
         (void)acquire(f, &r);
         (void)acquire(f, &w);
         assert_int_equal(lt_count_bound(prefix), 2);
-        cache_free(f->c);
+        registry_free(f->c);
         f->c = NULL;
         for (int i = 0; i < 500 && lt_count_bound(prefix) > 0; i++)
                 usleep(10 * 1000);
         assert_int_equal(lt_count_bound(prefix), 0);
 }
 
-/* The cache hints the device it let go of; the next disk gets it back. */
+/* The registry hints the device it let go of; the next disk gets it back. */
 static void test_released_device_reused(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 16 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW, "domain 17 disk 51712");
-        struct cache_user *u = acquire(f, &r);
+        struct registry_request r = req(&f->ro, ACCESS_RO, "domain 16 disk 51712");
+        struct registry_request w = req(&f->rw, ACCESS_RW, "domain 17 disk 51712");
+        struct registry_user *u = acquire(f, &r);
         struct loop_device dev = u->entry->dev;
         int h[LOOP_HINTS_MAX];
 
         /* Released while held (blkback never came): autoclear at once. */
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         assert_int_equal(h[0], dev.nr);
@@ -467,24 +473,24 @@ static void test_released_device_reused(void **state)
         assert_int_equal(u->entry->dev.nr, dev.nr);
         assert_true(u->entry->dev.diskseq != dev.diskseq);
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
 }
 
 /* Between the release and the next attach another process (losetup, the
- * stock script) binds the hinted device: the cache gets another device and
+ * stock script) binds the hinted device: the registry gets another device and
  * the other process's stays as it made it. */
 static void test_released_device_taken_by_another_process(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request r = req(&f->ro, CACHE_RO, "domain 18 disk 51712");
-        struct cache_request w = req(&f->rw, CACHE_RW, "domain 19 disk 51712");
-        struct cache_user *u = acquire(f, &r);
+        struct registry_request r = req(&f->ro, ACCESS_RO, "domain 18 disk 51712");
+        struct registry_request w = req(&f->rw, ACCESS_RW, "domain 19 disk 51712");
+        struct registry_user *u = acquire(f, &r);
         struct loop_device dev = u->entry->dev;
         int h[LOOP_HINTS_MAX], rc;
         char path[4096];
         uint64_t theirs;
 
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
 
@@ -504,7 +510,7 @@ static void test_released_device_taken_by_another_process(void **state)
         assert_string_equal(path, img2);
         assert_true(lt_sysfs_read(dev.nr, true, "diskseq", path, sizeof(path)) > 0);
         assert_int_equal(strtoull(path, NULL, 10), theirs);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
 
         assert_int_equal(lt_losetup("-d", dev.node), 0);
         assert_true(lt_wait_released(dev.nr, theirs));
@@ -526,6 +532,6 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_released_device_taken_by_another_process, setup, teardown),
         };
 
-        lt_require_root("test-loop-cache");
+        lt_require_root("test-loop-registry");
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

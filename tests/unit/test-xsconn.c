@@ -1,4 +1,4 @@
-/* test-xs.c — the xenstore connection (xs.c) against a scripted fake
+/* test-xsconn.c — the xenstore connection (xsconn.c) against a scripted fake
  * xenstored: a listening AF_UNIX socket in a temporary directory, named by
  * XENSTORED_PATH as libxenstore would take it, served by a thread that reads
  * each request, checks it byte for byte and writes the scripted replies and
@@ -28,14 +28,14 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
-#include "xs.h"
+#include "xsconn.h"
 
 #define WAIT_MS 5000
 
 static char dir[64];
 static char sock_path[128];
 static sd_event *ev;
-static struct xs_conn *x;
+static struct xsconn *x;
 
 /* --- the fake xenstored (its own thread) -------------------------------- */
 
@@ -287,7 +287,7 @@ static struct {
         size_t n_states;
 } seen;
 
-static void on_watch(struct xs_conn *c, const char *path, const char *token, void *userdata)
+static void on_watch(struct xsconn *c, const char *path, const char *token, void *userdata)
 {
         if (c != x || userdata != &seen || seen.n == MAX_EVENTS) {
                 seen.wrong++;
@@ -306,7 +306,7 @@ static void on_watch(struct xs_conn *c, const char *path, const char *token, voi
         seen.depth--;
 }
 
-static void on_state(struct xs_conn *c, bool connected, void *userdata)
+static void on_state(struct xsconn *c, bool connected, void *userdata)
 {
         if (c != x || userdata != &seen || seen.n_states == ARRAY_SIZE(seen.states)) {
                 seen.wrong++;
@@ -315,17 +315,17 @@ static void on_state(struct xs_conn *c, bool connected, void *userdata)
         seen.states[seen.n_states++] = connected;
 }
 
-static const struct xs_conn_ops ops = { .watch = on_watch, .state = on_state };
+static const struct xsconn_ops ops = { .watch = on_watch, .state = on_state };
 
 static void client_new(void)
 {
-        assert_int_equal(xs_conn_new(ev, &ops, &seen, &x), 0);
+        assert_int_equal(xsconn_new(ev, &ops, &seen, &x), 0);
         assert_non_null(x);
 }
 
 static void client_free(void)
 {
-        xs_conn_free(x);
+        xsconn_free(x);
         x = NULL;
 }
 
@@ -381,7 +381,7 @@ static void assert_idle(void)
 static void assert_lost(int r)
 {
         assert_int_equal(r, -ENOTCONN);
-        assert_false(xs_conn_connected(x));
+        assert_false(xsconn_connected(x));
         assert_int_equal(seen.n_states, 1);
         assert_false(seen.states[0]);
 }
@@ -499,55 +499,55 @@ static void test_requests(void **state)
         xs_transaction_t t = 0;
 
         client_new();
-        assert_true(xs_conn_connected(x));
+        assert_true(xsconn_connected(x));
         srv_start(s_requests);
 
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/local/domain/3/name", &v, &len), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/local/domain/3/name", &v, &len), 0);
         assert_string_equal(v, "web1");
         assert_int_equal(len, 4);
         free(v);
-        assert_int_equal(xs_conn_write(x, XBT_NULL, "/local/domain/3/name", "web2"), 0);
+        assert_int_equal(xsconn_write(x, XBT_NULL, "/local/domain/3/name", "web2"), 0);
         v = NULL;
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/missing", &v, &len), -ENOENT);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/missing", &v, &len), -ENOENT);
         assert_null(v);
         /* NUL bytes inside a value are kept, and counted. */
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/nul", &v, &len), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/nul", &v, &len), 0);
         assert_int_equal(len, 3);
         assert_memory_equal(v, "a\0b", 4);
         free(v);
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/empty", &v, NULL), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/empty", &v, NULL), 0);
         assert_string_equal(v, "");
         free(v);
-        assert_int_equal(xs_conn_rm(x, XBT_NULL, "/gone"), 0);
-        assert_int_equal(xs_conn_directory(x, XBT_NULL, "/local/domain", &ents, &n), 0);
+        assert_int_equal(xsconn_rm(x, XBT_NULL, "/gone"), 0);
+        assert_int_equal(xsconn_directory(x, XBT_NULL, "/local/domain", &ents, &n), 0);
         assert_int_equal(n, 3);
         assert_string_equal(ents[0], "0");
         assert_string_equal(ents[1], "3");
         assert_string_equal(ents[2], "12");
         assert_null(ents[3]);
         free(ents);
-        assert_true(xs_conn_exists(x, XBT_NULL, "/exists"));
-        assert_false(xs_conn_exists(x, XBT_NULL, "/exists-not"));
+        assert_true(xsconn_exists(x, XBT_NULL, "/exists"));
+        assert_false(xsconn_exists(x, XBT_NULL, "/exists-not"));
 
-        assert_int_equal(xs_conn_transaction_start(x, &t), 0);
+        assert_int_equal(xsconn_transaction_start(x, &t), 0);
         assert_int_equal(t, 17);
-        assert_int_equal(xs_conn_write(x, t, "/t", "v"), 0);
-        assert_int_equal(xs_conn_transaction_end(x, t, false), -EAGAIN);
-        assert_int_equal(xs_conn_transaction_start(x, &t), 0);
+        assert_int_equal(xsconn_write(x, t, "/t", "v"), 0);
+        assert_int_equal(xsconn_transaction_end(x, t, false), -EAGAIN);
+        assert_int_equal(xsconn_transaction_start(x, &t), 0);
         assert_int_equal(t, UINT32_MAX);
-        assert_int_equal(xs_conn_transaction_end(x, t, true), 0);
+        assert_int_equal(xsconn_transaction_end(x, t, true), 0);
 
-        assert_int_equal(xs_conn_home(x, &v), 0);
+        assert_int_equal(xsconn_home(x, &v), 0);
         assert_string_equal(v, "/local/domain/5");
         free(v);
         v = NULL;
-        assert_int_equal(xs_conn_home(x, &v), -ENOENT);
-        assert_int_equal(xs_conn_home(x, &v), -EACCES);
-        assert_int_equal(xs_conn_home(x, &v), -EBADMSG);
+        assert_int_equal(xsconn_home(x, &v), -ENOENT);
+        assert_int_equal(xsconn_home(x, &v), -EACCES);
+        assert_int_equal(xsconn_home(x, &v), -EBADMSG);
         assert_null(v);
 
         /* Request errors are not the connection's. */
-        assert_true(xs_conn_connected(x));
+        assert_true(xsconn_connected(x));
         assert_int_equal(seen.n_states, 0);
         client_free();
         srv_finish();
@@ -587,16 +587,16 @@ static void test_unknown_transaction(void **state)
 
         client_new();
         srv_start(s_unknown_transaction);
-        assert_int_equal(xs_conn_read(x, 41, "/be", &v, NULL), -EIO);
-        assert_int_equal(xs_conn_transaction_end(x, 41, false), -EAGAIN);
-        assert_int_equal(xs_conn_transaction_end(x, 41, true), -EAGAIN);
+        assert_int_equal(xsconn_read(x, 41, "/be", &v, NULL), -EIO);
+        assert_int_equal(xsconn_transaction_end(x, 41, false), -EAGAIN);
+        assert_int_equal(xsconn_transaction_end(x, 41, true), -EAGAIN);
         /* A read that says "gone" in it; the abort tells it meant nothing. */
-        assert_int_equal(xs_conn_read(x, 42, "/be", &v, NULL), -ENOENT);
-        assert_int_equal(xs_conn_transaction_end(x, 42, true), -EAGAIN);
-        assert_int_equal(xs_conn_transaction_end(x, 42, false), -EAGAIN);
-        assert_int_equal(xs_conn_transaction_end(x, 43, false), -EACCES);
+        assert_int_equal(xsconn_read(x, 42, "/be", &v, NULL), -ENOENT);
+        assert_int_equal(xsconn_transaction_end(x, 42, true), -EAGAIN);
+        assert_int_equal(xsconn_transaction_end(x, 42, false), -EAGAIN);
+        assert_int_equal(xsconn_transaction_end(x, 43, false), -EACCES);
         assert_null(v);
-        assert_true(xs_conn_connected(x));
+        assert_true(xsconn_connected(x));
         assert_int_equal(seen.n_states, 0);
         client_free();
         srv_finish();
@@ -636,7 +636,7 @@ static void s_batch(void)
 static void test_batch(void **state)
 {
         static char long_path[XENSTORE_PAYLOAD_MAX + 10];
-        struct xs_op o[] = {
+        struct xsconn_op o[] = {
                 { .type = XS_READ, .dir = "/vm/1", .node = "name" },
                 { .type = XS_WRITE, .dir = "/ro", .value = "1" },
                 { .type = XS_READ, .dir = long_path }, /* never sent */
@@ -655,7 +655,7 @@ static void test_batch(void **state)
         srv_start(s_batch);
 
         seen.in_call = true;
-        assert_int_equal(xs_conn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
+        assert_int_equal(xsconn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
         seen.in_call = false;
         assert_int_equal(o[0].r, 0);
         assert_string_equal(o[0].data, "web");
@@ -675,11 +675,11 @@ static void test_batch(void **state)
         assert_null(o[6].ents);
         assert_int_equal(o[7].r, 0);
         assert_int_equal(o[8].r, -EIO); /* a name we do not know */
-        xs_ops_clear(o, ARRAY_SIZE(o));
+        xsconn_ops_clear(o, ARRAY_SIZE(o));
         assert_null(o[0].data);
         assert_null(o[4].ents);
 
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/after", &v, NULL), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/after", &v, NULL), 0);
         assert_string_equal(v, "ok");
         free(v);
         assert_int_equal(seen.n_states, 0);
@@ -721,7 +721,7 @@ static char *hook_value;
 static void read_from_callback(const char *path)
 {
         if (strcmp(path, "/w/a") == 0 && !hook_value)
-                xs_conn_read(x, XBT_NULL, "/w/a/x", &hook_value, NULL);
+                xsconn_read(x, XBT_NULL, "/w/a/x", &hook_value, NULL);
 }
 
 static bool six_events(void)
@@ -731,7 +731,7 @@ static bool six_events(void)
 
 static void test_events_in_batch(void **state)
 {
-        struct xs_op o[] = {
+        struct xsconn_op o[] = {
                 { .type = XS_READ, .dir = "/r1" },
                 { .type = XS_READ, .dir = "/r2" },
                 { .type = XS_READ, .dir = "/r3" },
@@ -742,13 +742,13 @@ static void test_events_in_batch(void **state)
         seen.hook = read_from_callback;
 
         seen.in_call = true;
-        assert_int_equal(xs_conn_watch(x, "/w", "tok"), 0);
-        assert_int_equal(xs_conn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
+        assert_int_equal(xsconn_watch(x, "/w", "tok"), 0);
+        assert_int_equal(xsconn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
         seen.in_call = false;
         assert_string_equal(o[0].data, "1");
         assert_string_equal(o[1].data, "2");
         assert_string_equal(o[2].data, "3");
-        xs_ops_clear(o, ARRAY_SIZE(o));
+        xsconn_ops_clear(o, ARRAY_SIZE(o));
         /* Nothing delivered from inside the calls... */
         assert_int_equal(seen.n, 0);
 
@@ -847,7 +847,7 @@ static void test_directory_parts(void **state)
         make_big();
         client_new();
         srv_start(s_directory_parts);
-        assert_int_equal(xs_conn_directory(x, XBT_NULL, "/big", &ents, &n), 0);
+        assert_int_equal(xsconn_directory(x, XBT_NULL, "/big", &ents, &n), 0);
         assert_int_equal(n, 1000);
         for (unsigned i = 0; i < n; i++) {
                 snprintf(name, sizeof(name), "dev-%04u", i);
@@ -900,7 +900,7 @@ static void s_directory_parts_batch(void)
 
 static void test_directory_parts_batch(void **state)
 {
-        struct xs_op o[] = {
+        struct xsconn_op o[] = {
                 { .type = XS_READ, .dir = "/a" },
                 { .type = XS_DIRECTORY, .dir = "/big2" },
                 { .type = XS_DIRECTORY, .dir = "/old" },
@@ -912,7 +912,7 @@ static void test_directory_parts_batch(void **state)
         make_big();
         client_new();
         srv_start(s_directory_parts_batch);
-        assert_int_equal(xs_conn_batch(x, 33, o, ARRAY_SIZE(o)), 0);
+        assert_int_equal(xsconn_batch(x, 33, o, ARRAY_SIZE(o)), 0);
         assert_int_equal(o[0].r, 0);
         assert_string_equal(o[0].data, "A");
         assert_int_equal(o[1].r, 0);
@@ -921,10 +921,10 @@ static void test_directory_parts_batch(void **state)
         assert_int_equal(o[2].r, -E2BIG);
         assert_int_equal(o[3].r, 0);
         assert_string_equal(o[3].data, "B");
-        xs_ops_clear(o, ARRAY_SIZE(o));
+        xsconn_ops_clear(o, ARRAY_SIZE(o));
 
-        assert_int_equal(xs_conn_directory(x, XBT_NULL, "/churn", &ents, &n), -EAGAIN);
-        assert_true(xs_conn_connected(x));
+        assert_int_equal(xsconn_directory(x, XBT_NULL, "/churn", &ents, &n), -EAGAIN);
+        assert_true(xsconn_connected(x));
         client_free();
         srv_finish();
 }
@@ -1011,7 +1011,7 @@ static bool all_after(void)
 
 static void test_directory_whole(void **state)
 {
-        struct xs_op o[] = {
+        struct xsconn_op o[] = {
                 { .type = XS_READ, .dir = "/a" },
                 { .type = XS_DIRECTORY, .dir = "/backend/vbd" },
                 { .type = XS_READ, .dir = "/b" },
@@ -1021,7 +1021,7 @@ static void test_directory_whole(void **state)
 
         client_new();
         srv_start(s_directory_whole);
-        assert_int_equal(xs_conn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
+        assert_int_equal(xsconn_batch(x, XBT_NULL, o, ARRAY_SIZE(o)), 0);
         assert_int_equal(o[0].r, 0);
         assert_string_equal(o[0].data, "A");
         assert_int_equal(o[1].r, 0);
@@ -1032,7 +1032,7 @@ static void test_directory_whole(void **state)
         }
         assert_int_equal(o[2].r, 0);
         assert_string_equal(o[2].data, "B");
-        xs_ops_clear(o, ARRAY_SIZE(o));
+        xsconn_ops_clear(o, ARRAY_SIZE(o));
         /* The events around it, every one, in order. */
         assert_true(run_until(all_after, WAIT_MS));
         assert_event(0, "/w/before", "tok");
@@ -1041,7 +1041,7 @@ static void test_directory_whole(void **state)
                 assert_event((size_t)i + 1, name, "tok");
         }
 
-        assert_int_equal(xs_conn_directory(x, XBT_NULL, "/all", &ents, &n), 0);
+        assert_int_equal(xsconn_directory(x, XBT_NULL, "/all", &ents, &n), 0);
         assert_int_equal(n, 32752);
         assert_string_equal(ents[0], "0");
         assert_string_equal(ents[9999], "9999");
@@ -1051,7 +1051,7 @@ static void test_directory_whole(void **state)
         assert_int_equal(seen.n_states, 0);
 
         ents = NULL;
-        assert_lost(xs_conn_directory(x, XBT_NULL, "/over", &ents, &n));
+        assert_lost(xsconn_directory(x, XBT_NULL, "/over", &ents, &n));
         assert_null(ents);
         client_free();
         srv_finish();
@@ -1145,7 +1145,7 @@ static void test_bad_replies(void **state)
 {
         srv_start(s_bad);
         for (int k = 0; k < N_BAD; k++) {
-                struct xs_op o[] = { { .type = XS_READ, .dir = "/a" }, { .type = XS_READ, .dir = "/b" } };
+                struct xsconn_op o[] = { { .type = XS_READ, .dir = "/a" }, { .type = XS_READ, .dir = "/b" } };
                 char **ents = NULL, *v = NULL;
                 xs_transaction_t t = 0;
                 unsigned n;
@@ -1154,10 +1154,10 @@ static void test_bad_replies(void **state)
                 print_message("bad reply %d\n", k);
                 seen.n_states = 0;
                 client_new();
-                assert_true(xs_conn_connected(x));
+                assert_true(xsconn_connected(x));
                 switch (k) {
                 case BAD_ORDER:
-                        r = xs_conn_batch(x, XBT_NULL, o, 2);
+                        r = xsconn_batch(x, XBT_NULL, o, 2);
                         /* Every op has the connection's result. */
                         assert_int_equal(o[0].r, -ENOTCONN);
                         assert_int_equal(o[1].r, -ENOTCONN);
@@ -1167,24 +1167,24 @@ static void test_bad_replies(void **state)
                 case BAD_DIRECTORY:
                 case BAD_PART:
                 case BAD_PART_EMPTY:
-                        r = xs_conn_directory(x, XBT_NULL, "/a", &ents, &n);
+                        r = xsconn_directory(x, XBT_NULL, "/a", &ents, &n);
                         assert_null(ents);
                         break;
                 case BAD_TXID:
-                        r = xs_conn_transaction_start(x, &t);
+                        r = xsconn_transaction_start(x, &t);
                         break;
                 case BAD_WATCH_REPLY:
-                        r = xs_conn_watch(x, "/w", "tok");
+                        r = xsconn_watch(x, "/w", "tok");
                         break;
                 default:
-                        r = xs_conn_read(x, XBT_NULL, "/a", &v, NULL);
+                        r = xsconn_read(x, XBT_NULL, "/a", &v, NULL);
                         assert_null(v);
                         break;
                 }
                 assert_lost(r);
                 /* Later calls fail at once, without a word to xenstored. */
-                assert_int_equal(xs_conn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
-                assert_int_equal(xs_conn_batch(x, XBT_NULL, o, 2), -ENOTCONN);
+                assert_int_equal(xsconn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
+                assert_int_equal(xsconn_batch(x, XBT_NULL, o, 2), -ENOTCONN);
                 assert_int_equal(o[0].r, -ENOTCONN);
                 assert_int_equal(seen.n_states, 1);
                 client_free();
@@ -1258,31 +1258,31 @@ static void test_reconnect(void **state)
 
         client_new();
         srv_start(s_reconnect);
-        assert_int_equal(xs_conn_watch(x, "/a", "ta"), 0);
-        assert_int_equal(xs_conn_watch(x, "/b", "tb"), 0);
+        assert_int_equal(xsconn_watch(x, "/a", "ta"), 0);
+        assert_int_equal(xsconn_watch(x, "/b", "tb"), 0);
         assert_idle();
 
         go();
         assert_true(run_until(lost, WAIT_MS));
         assert_lost(-ENOTCONN);
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/after", &v, NULL), -ENOTCONN);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/after", &v, NULL), -ENOTCONN);
 
         /* Retries are refused meanwhile: nothing to report. */
         run_for(300);
         assert_int_equal(seen.n_states, 1);
-        assert_false(xs_conn_connected(x));
+        assert_false(xsconn_connected(x));
 
         go();
         assert_true(run_until(back, 10 * 1000));
         assert_int_equal(seen.n_states, 2);
         assert_true(seen.states[1]);
-        assert_true(xs_conn_connected(x));
+        assert_true(xsconn_connected(x));
         assert_int_equal(seen.n, 2);
         assert_event(0, "/a", "ta");
         assert_event(1, "/b", "tb");
         assert_idle();
 
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/after", &v, NULL), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/after", &v, NULL), 0);
         assert_string_equal(v, "yes");
         free(v);
         client_free();
@@ -1309,7 +1309,7 @@ static bool up(void)
 
 static bool up_again(void)
 {
-        return seen.n_states >= 2 && xs_conn_connected(x);
+        return seen.n_states >= 2 && xsconn_connected(x);
 }
 
 static void test_connect_later(void **state)
@@ -1319,10 +1319,10 @@ static void test_connect_later(void **state)
         srv_hangup();
         assert_int_equal(unlink(sock_path), 0);
         client_new();
-        assert_false(xs_conn_connected(x));
+        assert_false(xsconn_connected(x));
         /* Kept, and sent once connected. */
-        assert_int_equal(xs_conn_watch(x, "/w", "tok"), 0);
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
+        assert_int_equal(xsconn_watch(x, "/w", "tok"), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
         srv_start(s_late);
         run_for(200);
         assert_int_equal(seen.n_states, 0);
@@ -1331,7 +1331,7 @@ static void test_connect_later(void **state)
         assert_true(run_until(up, 10 * 1000));
         assert_int_equal(seen.n_states, 1);
         assert_true(seen.states[0]);
-        assert_true(xs_conn_connected(x));
+        assert_true(xsconn_connected(x));
         assert_idle();
         client_free();
         srv_finish();
@@ -1358,14 +1358,14 @@ static void test_reply_deadline(void **state)
         char *v = NULL;
 
         client_new();
-        xs_conn_set_timeout(x, 300 * 1000);
+        xsconn_set_timeout(x, 300 * 1000);
         srv_start(s_silent);
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/a", &v, NULL), -ENOTCONN);
         assert_null(v);
-        assert_false(xs_conn_connected(x));
+        assert_false(xsconn_connected(x));
         assert_lost(-ENOTCONN);
         assert_true(run_until(up_again, 10 * 1000));
-        assert_int_equal(xs_conn_read(x, XBT_NULL, "/b", &v, NULL), 0);
+        assert_int_equal(xsconn_read(x, XBT_NULL, "/b", &v, NULL), 0);
         assert_string_equal(v, "B");
         free(v);
         client_free();

@@ -1,15 +1,15 @@
-/* cache.c — loop devices per backing file, and the sharing rule.
+/* registry.c — loop devices per backing file, and the sharing rule.
  *
  * Three indexes, all O(1): live entries by full key (reuse), live entries by
  * devnum (uevents), and per backing file identity the users of that file in
  * any entry, dead ones included (the sharing rule).  Every entry, live or
- * dead, is also on one list so the cache can list and free them.
+ * dead, is also on one list so the registry can list and free them.
  *
  * A devnum normally has one live entry.  A phy block device can have two (a
  * read-only key and a w! read-write one), and a phy target may even name one
  * of our loop devices, so the devnum index holds a small slot per device
  * with the list of its live entries. */
-#include "cache.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,15 +43,15 @@ struct ident {
 };
 
 struct user {
-        struct cache_user pub;
+        struct registry_user pub;
         struct list ident_link;             /* in the ident's list for its access */
 };
 
 struct devslot;
 
 struct entry {
-        struct cache_entry pub;
-        struct list link;                   /* in cache->entries */
+        struct registry_entry pub;
+        struct list link;                   /* in registry->entries */
         struct ident *ident;
         struct devslot *slot;               /* NULL once dead */
         struct list slot_link;              /* in slot->entries while live */
@@ -62,22 +62,22 @@ struct devslot {
         struct list entries;                /* loop devices first */
 };
 
-struct cache {
-        const struct cache_ops *ops;
-        struct hashmap *by_key;             /* live entries by struct cache_key */
+struct registry {
+        const struct registry_ops *ops;
+        struct hashmap *by_key;             /* live entries by struct registry_key */
         struct hashmap *by_devnum;          /* struct devslot by devnum */
         struct hashmap *by_ident;           /* struct ident by struct ident_key */
         struct list entries;
         size_t n_entries;
-        struct cache_hooks hooks;
-        size_t n_adopting;                  /* entries waiting for cache_settle() */
+        struct registry_hooks hooks;
+        size_t n_adopting;                  /* entries waiting for registry_drop_unclaimed() */
         struct outside_loops *loops;        /* bound loop devices, or NULL: walk sysfs */
         void (*refresh_loops)(void *userdata);
         void *refresh_userdata;
 };
 
-const struct cache_ops cache_loop_ops = {
-        .attach = loop_attach,
+const struct registry_ops registry_loop_ops = {
+        .bind = loop_bind,
         .reopen = loop_reopen,
         .inspect = loop_inspect,
         .blockdev_inspect = blockdev_inspect,
@@ -87,14 +87,14 @@ const struct cache_ops cache_loop_ops = {
         .change_fd = loop_change_fd,
         .hint_free = loop_hint_free,
         .loop_backing = outside_loop_backing,
-        .outside_users = cache_outside_users,
+        .outside_users = registry_outside_users,
 };
 
 /* ---- keys --------------------------------------------------------------- */
 
-uint64_t cache_key_hash(const void *p)
+uint64_t registry_key_hash(const void *p)
 {
-        const struct cache_key *k = p;
+        const struct registry_key *k = p;
         uint64_t v[6] = {
                 (uint64_t)k->dev,
                 (uint64_t)k->ino,
@@ -107,9 +107,9 @@ uint64_t cache_key_hash(const void *p)
         return hash_bytes(v, sizeof(v));
 }
 
-bool cache_key_equal(const void *pa, const void *pb)
+bool registry_key_equal(const void *pa, const void *pb)
 {
-        const struct cache_key *a = pa, *b = pb;
+        const struct registry_key *a = pa, *b = pb;
 
         return a->dev == b->dev && a->ino == b->ino && a->is_block == b->is_block &&
                a->rw == b->rw && a->direct_io == b->direct_io &&
@@ -144,19 +144,19 @@ static bool devnum_equal(const void *a, const void *b)
         return *(const dev_t *)a == *(const dev_t *)b;
 }
 
-int cache_key_from_request(const struct cache_request *req, struct cache_key *ret)
+int registry_key_from_request(const struct registry_request *req, struct registry_key *ret)
 {
         const struct backing *b;
-        struct cache_key k;
+        struct registry_key k;
 
         if (!req || !req->backing || !ret)
                 return -EINVAL;
-        if (req->access != CACHE_RO && req->access != CACHE_RW && req->access != CACHE_RW_FORCE)
+        if (req->access != ACCESS_RO && req->access != ACCESS_RW && req->access != ACCESS_RW_FORCE)
                 return -EINVAL;
         b = req->backing;
 
         memset(&k, 0, sizeof(k));
-        k.rw = req->access != CACHE_RO;
+        k.rw = req->access != ACCESS_RO;
         k.is_block = b->is_block;
         if (k.is_block) {
                 /* Served as it is: the loop parameters mean nothing here. */
@@ -177,11 +177,11 @@ int cache_key_from_request(const struct cache_request *req, struct cache_key *re
 
 
 
-/* ---- cache lifetime ----------------------------------------------------- */
+/* ---- registry lifetime ----------------------------------------------------- */
 
-int cache_new_with_ops(const struct cache_ops *ops, struct cache **ret)
+int registry_new_with_ops(const struct registry_ops *ops, struct registry **ret)
 {
-        struct cache *c;
+        struct registry *c;
 
         if (!ops || !ret)
                 return -EINVAL;
@@ -190,20 +190,20 @@ int cache_new_with_ops(const struct cache_ops *ops, struct cache **ret)
                 return -ENOMEM;
         c->ops = ops;
         list_init(&c->entries);
-        c->by_key = hashmap_new(cache_key_hash, cache_key_equal);
+        c->by_key = hashmap_new(registry_key_hash, registry_key_equal);
         c->by_devnum = hashmap_new(devnum_hash, devnum_equal);
         c->by_ident = hashmap_new(ident_hash, ident_equal);
         if (!c->by_key || !c->by_devnum || !c->by_ident) {
-                cache_free(c);
+                registry_free(c);
                 return -ENOMEM;
         }
         *ret = c;
         return 0;
 }
 
-int cache_new(struct cache **ret)
+int registry_new(struct registry **ret)
 {
-        return cache_new_with_ops(&cache_loop_ops, ret);
+        return registry_new_with_ops(&registry_loop_ops, ret);
 }
 
 static void user_free(struct user *u)
@@ -214,7 +214,7 @@ static void user_free(struct user *u)
         free(u);
 }
 
-static void entry_close(struct cache *c, struct entry *e)
+static void entry_close(struct registry *c, struct entry *e)
 {
         if (e->pub.dev.fd < 0)
                 return;
@@ -225,24 +225,24 @@ static void entry_close(struct cache *c, struct entry *e)
 
 /* Tells the hooks the fd is let go of (under its present name) while it
  * stays open: for re-storing it under a new one. */
-static void entry_close_hook_only(struct cache *c, struct entry *e)
+static void entry_close_hook_only(struct registry *c, struct entry *e)
 {
         if (c->hooks.unheld)
                 c->hooks.unheld(&e->pub, c->hooks.userdata);
 }
 
-static void entry_held(struct cache *c, struct entry *e)
+static void entry_held(struct registry *c, struct entry *e)
 {
         if (c->hooks.held)
                 c->hooks.held(&e->pub, c->hooks.userdata);
 }
 
-void cache_set_hooks(struct cache *c, const struct cache_hooks *hooks)
+void registry_set_hooks(struct registry *c, const struct registry_hooks *hooks)
 {
-        c->hooks = hooks ? *hooks : (struct cache_hooks){};
+        c->hooks = hooks ? *hooks : (struct registry_hooks){};
 }
 
-void cache_set_outside_loops(struct cache *c, struct outside_loops *loops, void (*refresh)(void *userdata),
+void registry_set_outside_loops(struct registry *c, struct outside_loops *loops, void (*refresh)(void *userdata),
                              void *userdata)
 {
         c->loops = loops;
@@ -250,7 +250,7 @@ void cache_set_outside_loops(struct cache *c, struct outside_loops *loops, void 
         c->refresh_userdata = userdata;
 }
 
-void cache_free(struct cache *c)
+void registry_free(struct registry *c)
 {
         struct hashmap_iter it = HASHMAP_ITER_INIT;
         void *v;
@@ -259,10 +259,10 @@ void cache_free(struct cache *c)
                 return;
         /* Exiting is not letting go: what the fd store holds stays there
          * for the next start. */
-        c->hooks = (struct cache_hooks){};
+        c->hooks = (struct registry_hooks){};
         struct entry *e, *etmp;
         list_foreach_entry_safe(e, etmp, &c->entries, link) {
-                struct cache_user *u, *utmp;
+                struct registry_user *u, *utmp;
                 list_foreach_entry_safe(u, utmp, &e->pub.users, link)
                         user_free(container_of(u, struct user, pub));
                 entry_close(c, e);
@@ -282,12 +282,12 @@ void cache_free(struct cache *c)
         free(c);
 }
 
-size_t cache_n_entries(const struct cache *c)
+size_t registry_n_entries(const struct registry *c)
 {
         return c ? c->n_entries : 0;
 }
 
-int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userdata), void *userdata)
+int registry_foreach(struct registry *c, int (*cb)(struct registry_entry *e, void *userdata), void *userdata)
 {
         if (!c || !cb)
                 return -EINVAL;
@@ -300,13 +300,26 @@ int cache_foreach(struct cache *c, int (*cb)(struct cache_entry *e, void *userda
         return 0;
 }
 
-struct cache_entry *cache_find_device(struct cache *c, dev_t devnum)
+struct registry_entry *registry_find_device(struct registry *c, dev_t devnum)
 {
         struct devslot *slot = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
 
         struct entry *e = slot ? list_first_entry(&slot->entries, struct entry, slot_link) : NULL;
 
         return e ? &e->pub : NULL;
+}
+
+struct registry_entry *registry_find_device_for(struct registry *c, dev_t devnum, enum access access)
+{
+        struct devslot *slot = c ? hashmap_get(c->by_devnum, &devnum) : NULL;
+        struct entry *e;
+
+        if (!slot)
+                return NULL;
+        list_foreach_entry(e, &slot->entries, slot_link)
+                if (!e->pub.key.is_block || e->pub.key.rw == (access != ACCESS_RO))
+                        return &e->pub;
+        return NULL;
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -319,9 +332,9 @@ static void map_remove_if(struct hashmap *h, const void *key, const struct entry
 }
 
 /* Adds e to the live entries of its devnum; loop devices go first, so
- * cache_find_device() names the loop entry when a phy target is a loop
+ * registry_find_device() names the loop entry when a phy target is a loop
  * device as well. */
-static int devslot_link(struct cache *c, struct entry *e)
+static int devslot_link(struct registry *c, struct entry *e)
 {
         struct devslot *slot;
         bool created;
@@ -340,7 +353,7 @@ static int devslot_link(struct cache *c, struct entry *e)
         return 0;
 }
 
-static void devslot_unlink(struct cache *c, struct entry *e)
+static void devslot_unlink(struct registry *c, struct entry *e)
 {
         struct devslot *slot = e->slot;
 
@@ -358,11 +371,11 @@ static void devslot_unlink(struct cache *c, struct entry *e)
  * (the next acquire sets up a new device) but stays, as do its users and
  * their share of the file, until they are released.  Its fd is closed: the
  * device it names is not ours any more. */
-static void entry_mark_dead(struct cache *c, struct entry *e)
+static void entry_mark_dead(struct registry *c, struct entry *e)
 {
         if (e->pub.dead)
                 return;
-        log_debug("%s on %s is gone; %u user(s) keep the entry until released",
+        log_debug("%s on %s is gone; %u user(s) keep the entry until released.",
                   e->pub.path, e->pub.dev.node, e->pub.n_users);
         map_remove_if(c->by_key, &e->pub.key, e);
         devslot_unlink(c, e);
@@ -373,13 +386,13 @@ static void entry_mark_dead(struct cache *c, struct entry *e)
 /* e's loop device is free, or will be with its last opener's close: the
  * engine may try it first next time.  Only ever a hint: the engine's
  * attempt is checked by the kernel, which refuses a bound device. */
-static void hint_free(struct cache *c, const struct entry *e)
+static void hint_free(struct registry *c, const struct entry *e)
 {
         if (c->ops->hint_free && !e->pub.key.is_block && e->pub.dev.nr >= 0)
                 (void)c->ops->hint_free(e->pub.dev.nr);
 }
 
-static void entry_free(struct cache *c, struct entry *e)
+static void entry_free(struct registry *c, struct entry *e)
 {
         bool was_live = !e->pub.dead;
 
@@ -402,7 +415,7 @@ static void entry_free(struct cache *c, struct entry *e)
 
 /* Whether the device an entry was set up on still serves it: 0, -ESTALE, or
  * another error when that cannot be told (then nothing is concluded). */
-static int entry_check_fd(struct cache *c, const struct entry *e, int fd)
+static int entry_check_fd(struct registry *c, const struct entry *e, int fd)
 {
         struct loop_device now;
         int r;
@@ -424,7 +437,7 @@ static int entry_check_fd(struct cache *c, const struct entry *e, int fd)
 }
 
 /* Gives a live entry its fd back (or checks the one it has) for a new user. */
-static int entry_revive(struct cache *c, struct entry *e, const struct cache_request *req)
+static int entry_revive(struct registry *c, struct entry *e, const struct registry_request *req)
 {
         _cleanup_close_ int fd = -1;
         int r;
@@ -451,8 +464,8 @@ static int entry_revive(struct cache *c, struct entry *e, const struct cache_req
 
 /* Sets up the device for a new entry: a loop device on the backing fd, or the
  * block device itself through a dup() of it. */
-static int entry_setup_device(struct cache *c, const struct cache_request *req,
-                              const struct cache_key *key, struct loop_device *ret)
+static int entry_setup_device(struct registry *c, const struct registry_request *req,
+                              const struct registry_key *key, struct loop_device *ret)
 {
         struct loop_config cfg = req->cfg;
         _cleanup_close_ int fd = -1;
@@ -461,7 +474,7 @@ static int entry_setup_device(struct cache *c, const struct cache_request *req,
         if (!key->is_block) {
                 cfg.read_only = !key->rw;
                 cfg.block_size = key->block_size;
-                return c->ops->attach(req->backing->fd, &cfg, ret);
+                return c->ops->bind(req->backing->fd, &cfg, ret);
         }
 
         fd = fcntl(req->backing->fd, F_DUPFD_CLOEXEC, 3);
@@ -476,7 +489,7 @@ static int entry_setup_device(struct cache *c, const struct cache_request *req,
 
 /* The kernel just handed out e's loop device as free: any loop entry that
  * still names it had its device cleared meanwhile. */
-static void retire_previous_users_of(struct cache *c, struct entry *e)
+static void retire_previous_users_of(struct registry *c, struct entry *e)
 {
         struct devslot *slot = hashmap_get(c->by_devnum, &e->pub.dev.devnum);
         struct entry *old, *tmp;
@@ -492,9 +505,9 @@ static void retire_previous_users_of(struct cache *c, struct entry *e)
         }
 }
 
-/* An indexed entry joins its file's account and the cache's list; its fd
+/* An indexed entry joins its file's account and the registry's list; its fd
  * is held from now on. */
-static void entry_link(struct cache *c, struct entry *e, struct ident *id)
+static void entry_link(struct registry *c, struct entry *e, struct ident *id)
 {
         e->ident = id;
         list_prepend(&c->entries, &e->link);
@@ -503,7 +516,7 @@ static void entry_link(struct cache *c, struct entry *e, struct ident *id)
 }
 
 /* An entry for key, not in any index yet, with no device (fd -1). */
-static struct entry *entry_alloc(const struct cache_key *key, const char *path)
+static struct entry *entry_alloc(const struct registry_key *key, const char *path)
 {
         struct entry *e = calloc(1, sizeof(*e));
 
@@ -520,7 +533,7 @@ static struct entry *entry_alloc(const struct cache_key *key, const char *path)
         return e;
 }
 
-static int entry_new(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+static int entry_new(struct registry *c, const struct registry_request *req, const struct registry_key *key,
                      struct ident *id, struct entry **ret)
 {
         struct entry *e;
@@ -562,13 +575,15 @@ fail:
 
 /* The first user on list that req may not share with; *others counts the
  * rest of those. */
-static const struct user *first_conflict(const struct list *list, const struct cache_request *req,
+static const struct user *first_conflict(const struct list *list, const struct registry_request *req,
                                          const struct user *found, unsigned *others)
 {
         const struct user *u;
 
         list_foreach_entry(u, list, ident_link) {
                 if (req->related && req->related(&u->pub, req->related_data))
+                        continue;
+                if (req->stale && req->stale(&u->pub, req->related_data))
                         continue;
                 if (found)
                         (*others)++;
@@ -578,28 +593,28 @@ static const struct user *first_conflict(const struct list *list, const struct c
         return found;
 }
 
-static int check_sharing(const struct ident *id, const struct cache_request *req,
+static int check_sharing(const struct ident *id, const struct registry_request *req,
                          char *err, size_t errlen)
 {
         const struct user *holder;
         unsigned others = 0;
 
-        if (!id || req->access == CACHE_RW_FORCE)
+        if (!id || req->access == ACCESS_RW_FORCE)
                 return 0;
         /* Read-only is refused by writers; read-write by anyone. */
         holder = first_conflict(&id->rw_users, req, NULL, &others);
-        if (req->access != CACHE_RO)
+        if (req->access != ACCESS_RO)
                 holder = first_conflict(&id->ro_users, req, holder, &others);
         if (!holder)
                 return 0;
 
         if (others)
                 errbuf_set(err, errlen, "%s is in use %s by %s (and %u other disk%s)", req->path,
-                          cache_access_name(holder->pub.access), holder->pub.name, others,
+                          access_name(holder->pub.access), holder->pub.name, others,
                           others == 1 ? "" : "s");
         else
                 errbuf_set(err, errlen, "%s is in use %s by %s", req->path,
-                          cache_access_name(holder->pub.access), holder->pub.name);
+                          access_name(holder->pub.access), holder->pub.name);
         return -EBUSY;
 }
 
@@ -607,7 +622,7 @@ static int check_sharing(const struct ident *id, const struct cache_request *req
  * file or block device itself, or, for a loop device named as a block
  * device, the file it serves (else a second name for one file would slip
  * past the rule). */
-static struct ident_key ident_key_of(struct cache *c, const struct cache_key *key, int fd)
+static struct ident_key ident_key_of(struct registry *c, const struct registry_key *key, int fd)
 {
         struct ident_key k = { .dev = key->dev, .ino = key->ino, .is_block = key->is_block };
         dev_t dev;
@@ -618,12 +633,12 @@ static struct ident_key ident_key_of(struct cache *c, const struct cache_key *ke
         return k;
 }
 
-static struct ident_key ident_key_plain(const struct cache_key *key)
+static struct ident_key ident_key_plain(const struct registry_key *key)
 {
         return (struct ident_key){ .dev = key->dev, .ino = key->ino, .is_block = key->is_block };
 }
 
-static struct ident *ident_get(struct cache *c, const struct ident_key *pk, bool create, bool *created)
+static struct ident *ident_get(struct registry *c, const struct ident_key *pk, bool create, bool *created)
 {
         struct ident *id;
 
@@ -638,22 +653,22 @@ static struct ident *ident_get(struct cache *c, const struct ident_key *pk, bool
         return id;
 }
 
-static void ident_drop(struct cache *c, struct ident *id)
+static void ident_drop(struct registry *c, struct ident *id)
 {
         hashmap_remove(c->by_ident, &id->key);
         free(id);
 }
 
-static struct list *ident_list(struct ident *id, enum cache_access a)
+static struct list *ident_list(struct ident *id, enum access a)
 {
-        return a == CACHE_RO ? &id->ro_users : &id->rw_users;
+        return a == ACCESS_RO ? &id->ro_users : &id->rw_users;
 }
 
 /* The ident's side of a user: its list for the user's access and counts. */
 static void ident_link_user(struct ident *id, struct user *u)
 {
         list_prepend(ident_list(id, u->pub.access), &u->ident_link);
-        if (u->pub.access == CACHE_RO)
+        if (u->pub.access == ACCESS_RO)
                 id->n_ro++;
         else
                 id->n_rw++;
@@ -662,7 +677,7 @@ static void ident_link_user(struct ident *id, struct user *u)
 static void ident_unlink_user(struct ident *id, struct user *u)
 {
         list_unlink(&u->ident_link);
-        if (u->pub.access == CACHE_RO)
+        if (u->pub.access == ACCESS_RO)
                 id->n_ro--;
         else
                 id->n_rw--;
@@ -687,7 +702,7 @@ static void user_unlink(struct entry *e, struct user *u)
 
 /* ---- acquire and release ------------------------------------------------ */
 
-static struct user *user_new(const struct cache_request *req)
+static struct user *user_new(const struct registry_request *req)
 {
         struct user *u = calloc(1, sizeof(*u));
 
@@ -705,7 +720,7 @@ static struct user *user_new(const struct cache_request *req)
 }
 
 /* The live entry for key, revived, or a new one. */
-static int entry_get(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+static int entry_get(struct registry *c, const struct registry_request *req, const struct registry_key *key,
                      struct ident *id, struct entry **ret, char *err, size_t errlen)
 {
         struct entry *e = hashmap_get(c->by_key, key);
@@ -718,7 +733,7 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
                         return 0;
                 }
                 if (r != -ESTALE) {
-                        errbuf_set(err, errlen, "Cannot reopen %s for %s: %s", e->pub.dev.node,
+                        errbuf_set(err, errlen, "cannot reopen %s for %s: %s", e->pub.dev.node,
                                   req->path, strerror(-r));
                         return r;
                 }
@@ -728,19 +743,19 @@ static int entry_get(struct cache *c, const struct cache_request *req, const str
 
         r = entry_new(c, req, key, id, ret);
         if (r < 0)
-                errbuf_set(err, errlen, "Cannot set up %s for %s: %s",
+                errbuf_set(err, errlen, "cannot set up %s for %s: %s",
                           key->is_block ? "the block device" : "a loop device", req->path, strerror(-r));
         return r;
 }
 
-/* Users the cache did not make: another loop device on the file, dom0's
+/* Users the registry did not make: another loop device on the file, dom0's
  * mounts and exclusive holders of a block device. */
 static bool device_is_ours(dev_t devnum, void *userdata)
 {
-        return cache_find_device(userdata, devnum) != NULL;
+        return registry_find_device(userdata, devnum) != NULL;
 }
 
-int cache_outside_users(struct cache *c, const struct cache_outside_query *q, char *what, size_t len)
+int registry_outside_users(struct registry *c, const struct registry_outside_query *q, char *what, size_t len)
 {
         char node[64];
         int r;
@@ -760,22 +775,22 @@ int cache_outside_users(struct cache *c, const struct cache_outside_query *q, ch
         return 0;
 }
 
-static int check_outside(struct cache *c, const struct cache_request *req, const struct cache_key *key,
+static int check_outside(struct registry *c, const struct registry_request *req, const struct registry_key *key,
                          const struct ident_key *ik, char *err, size_t errlen)
 {
-        struct cache_outside_query q = {
+        struct registry_outside_query q = {
                 .fd = req->backing->fd,
                 .is_block = key->is_block,
                 .has_file = !ik->is_block,
                 .dev = ik->dev,
                 .ino = ik->ino,
                 .skip = key->is_block ? key->dev : 0,
-                .rw = req->access != CACHE_RO,
+                .rw = req->access != ACCESS_RO,
         };
         char what[256] = "";
         int r;
 
-        if (req->access == CACHE_RW_FORCE || !c->ops->outside_users)
+        if (req->access == ACCESS_RW_FORCE || !c->ops->outside_users)
                 return 0;
         r = c->ops->outside_users(c, &q, what, sizeof(what));
         if (r < 0) {
@@ -790,10 +805,10 @@ static int check_outside(struct cache *c, const struct cache_request *req, const
         return 0;
 }
 
-int cache_acquire(struct cache *c, const struct cache_request *req,
-                  struct cache_user **ret, char *err, size_t errlen)
+int registry_acquire(struct registry *c, const struct registry_request *req,
+                  struct registry_user **ret, char *err, size_t errlen)
 {
-        struct cache_key key;
+        struct registry_key key;
         struct ident_key ik;
         struct ident *id;
         struct entry *e;
@@ -803,19 +818,19 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 
         errbuf_set(err, errlen, "%s", "");
         if (!c || !req || !ret || !req->backing || req->backing->fd < 0 || !req->path) {
-                errbuf_set(err, errlen, "Invalid disk request");
+                errbuf_set(err, errlen, "invalid disk request");
                 return -EINVAL;
         }
         /* Before anything is looked at: what the kernel reported since. */
         if (c->refresh_loops)
                 c->refresh_loops(c->refresh_userdata);
-        r = cache_key_from_request(req, &key);
+        r = registry_key_from_request(req, &key);
         if (r < 0) {
                 if (req->backing->is_block)
                         errbuf_set(err, errlen, "%s is a block device: offset and size limit apply only to files",
                                   req->path);
                 else
-                        errbuf_set(err, errlen, "Invalid disk request for %s", req->path);
+                        errbuf_set(err, errlen, "invalid disk request for %s", req->path);
                 return r;
         }
         if (key.rw && !req->backing->writable) {
@@ -855,13 +870,13 @@ int cache_acquire(struct cache *c, const struct cache_request *req,
 
 oom:
         user_free(u);
-        errbuf_set(err, errlen, "Out of memory while attaching %s", req->path);
+        errbuf_set(err, errlen, "out of memory while setting up %s", req->path);
         return -ENOMEM;
 }
 
-void cache_user_unhold(struct cache *c, struct cache_user *u)
+void registry_user_unhold(struct registry *c, struct registry_user *u)
 {
-        struct cache_entry *e;
+        struct registry_entry *e;
 
         if (!c || !u || !u->holding)
                 return;
@@ -873,7 +888,7 @@ void cache_user_unhold(struct cache *c, struct cache_user *u)
                 entry_close(c, container_of(e, struct entry, pub));
 }
 
-void cache_release(struct cache *c, struct cache_user *pu)
+void registry_release(struct registry *c, struct registry_user *pu)
 {
         struct user *u;
         struct entry *e;
@@ -885,7 +900,7 @@ void cache_release(struct cache *c, struct cache_user *pu)
         e = container_of(pu->entry, struct entry, pub);
         id = e->ident;
 
-        cache_user_unhold(c, pu);
+        registry_user_unhold(c, pu);
         user_unlink(e, u);
         user_free(u);
         if (e->pub.n_users == 0)
@@ -896,7 +911,7 @@ void cache_release(struct cache *c, struct cache_user *pu)
 
 /* ---- kernel events ------------------------------------------------------ */
 
-static int entry_check(struct cache *c, struct entry *e)
+static int entry_check(struct registry *c, struct entry *e)
 {
         _cleanup_close_ int fd = -1;
         uint64_t seq;
@@ -925,7 +940,7 @@ static int entry_check(struct cache *c, struct entry *e)
         return entry_check_fd(c, e, fd);
 }
 
-int cache_device_changed(struct cache *c, dev_t devnum)
+int registry_device_changed(struct registry *c, dev_t devnum)
 {
         struct devslot *slot;
         struct entry *e, *tmp;
@@ -945,7 +960,7 @@ int cache_device_changed(struct cache *c, dev_t devnum)
                         hint_free(c, e);
                         dropped = 1;
                 } else if (r < 0) {
-                        log_debug_errno(r, "Cannot check %s after a change event: %m",
+                        log_debug_errno(r, "Cannot check %s after a change event: %m.",
                                         e->pub.dev.node);
                 }
                 if (last)
@@ -957,7 +972,7 @@ int cache_device_changed(struct cache *c, dev_t devnum)
 /* ---- restart: devices an earlier run set up ------------------------------ */
 
 /* The key a bound device's own configuration gives. */
-static int key_from_device(struct cache *c, int fd, struct loop_device *dev, struct cache_key *ret)
+static int key_from_device(struct registry *c, int fd, struct loop_device *dev, struct registry_key *ret)
 {
         struct loop_config cfg;
         int r;
@@ -991,13 +1006,13 @@ static int key_from_device(struct cache *c, int fd, struct loop_device *dev, str
         return 0;
 }
 
-int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const char *path,
-                       struct cache_entry **ret)
+int registry_adopt_device(struct registry *c, int fd, uint64_t expected_diskseq, const char *path,
+                       struct registry_entry **ret)
 {
         _cleanup_close_ int owned = fd;
         struct loop_device dev;
-        struct cache_key key;
-        struct cache_entry *known;
+        struct registry_key key;
+        struct registry_entry *known;
         struct ident *id;
         struct entry *e;
         bool created;
@@ -1008,9 +1023,9 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
                 return r == -ENXIO ? -ESTALE : r;
         if (expected_diskseq && dev.diskseq != expected_diskseq)
                 return -ESTALE;
-        known = cache_find_device(c, dev.devnum);
+        known = registry_find_device(c, dev.devnum);
         if (known && !known->dead && known->dev.diskseq == dev.diskseq &&
-            cache_key_equal(&known->key, &key)) {
+            registry_key_equal(&known->key, &key)) {
                 *ret = known;
                 return 0; /* owned closes the duplicate */
         }
@@ -1023,7 +1038,9 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
         }
         if (!id)
                 return -ENOMEM;
-        e = entry_alloc(&key, path);
+        /* No path known (a phy device from the fd store): its node, for
+         * listings. */
+        e = entry_alloc(&key, path ? path : (key.is_block ? dev.node : NULL));
         if (!e) {
                 if (created)
                         ident_drop(c, id);
@@ -1053,11 +1070,11 @@ int cache_adopt_device(struct cache *c, int fd, uint64_t expected_diskseq, const
         return 0;
 }
 
-int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, uint32_t domid,
-                     uint32_t devid, enum cache_access access, bool holding, struct cache_user **ret)
+int registry_adopt_user(struct registry *c, struct registry_entry *pe, const char *name, uint32_t domid,
+                     uint32_t devid, enum access access, bool holding, struct registry_user **ret)
 {
         struct entry *e = container_of(pe, struct entry, pub);
-        struct cache_request req = {
+        struct registry_request req = {
                 .name = name,
                 .domid = domid,
                 .devid = devid,
@@ -1074,12 +1091,12 @@ int cache_adopt_user(struct cache *c, struct cache_entry *pe, const char *name, 
                 return -ENOMEM;
         user_link(e, u);
         if (!holding)
-                cache_user_unhold(c, &u->pub);
+                registry_user_unhold(c, &u->pub);
         *ret = &u->pub;
         return 0;
 }
 
-void cache_settle(struct cache *c)
+void registry_drop_unclaimed(struct registry *c)
 {
         struct entry *e, *tmp;
 
@@ -1104,17 +1121,17 @@ void cache_settle(struct cache *c)
 
 /* ---- safe reopen ------------------------------------------------------------- */
 
-static int set_direct_io(struct cache *c, int fd, bool on)
+static int set_direct_io(struct registry *c, int fd, bool on)
 {
         return c->ops->set_direct_io ? c->ops->set_direct_io(fd, on) : -EOPNOTSUPP;
 }
 
 /* What rc would make of e's key, if the change is allowed. */
-static int reconfig_key(struct cache *c, const struct entry *e, const struct cache_reconfig *rc,
-                        struct cache_key *ret, char *err, size_t errlen)
+static int reconfig_key(struct registry *c, const struct entry *e, const struct registry_reconfig *rc,
+                        struct registry_key *ret, char *err, size_t errlen)
 {
-        const struct cache_entry *pe = &e->pub;
-        struct cache_key key = pe->key;
+        const struct registry_entry *pe = &e->pub;
+        struct registry_key key = pe->key;
         struct stat st;
 
         if (pe->dead || pe->key.is_block) {
@@ -1140,7 +1157,7 @@ static int reconfig_key(struct cache *c, const struct entry *e, const struct cac
         }
         if (rc->direct_io >= 0)
                 key.direct_io = rc->direct_io;
-        if (!cache_key_equal(&key, &pe->key) && hashmap_get(c->by_key, &key)) {
+        if (!registry_key_equal(&key, &pe->key) && hashmap_get(c->by_key, &key)) {
                 errbuf_set(err, errlen, "another loop device already serves that file with those settings");
                 return -EEXIST;
         }
@@ -1160,10 +1177,10 @@ static int reconfig_key(struct cache *c, const struct entry *e, const struct cac
 
 /* Asks the kernel for rc's changes on fd, e's device; a refusal leaves the
  * device as it was. */
-static int reconfig_device(struct cache *c, const struct entry *e, int fd, const struct cache_reconfig *rc,
+static int reconfig_device(struct registry *c, const struct entry *e, int fd, const struct registry_reconfig *rc,
                            char *err, size_t errlen)
 {
-        const struct cache_entry *pe = &e->pub;
+        const struct registry_entry *pe = &e->pub;
         bool dio_changed = false;
         int r;
 
@@ -1191,11 +1208,11 @@ static int reconfig_device(struct cache *c, const struct entry *e, int fd, const
 }
 
 /* e's users move to the sharing account of the file key names. */
-static void entry_move_ident(struct cache *c, struct entry *e, const struct cache_key *key)
+static void entry_move_ident(struct registry *c, struct entry *e, const struct registry_key *key)
 {
         struct ident *id = e->ident, *nid;
         struct ident_key ik;
-        struct cache_user *u;
+        struct registry_user *u;
         bool created;
 
         if (key->dev == id->key.dev && key->ino == id->key.ino)
@@ -1215,15 +1232,15 @@ static void entry_move_ident(struct cache *c, struct entry *e, const struct cach
 
 /* After the kernel took the change, e follows its device (open as fd):
  * key, backing identity, diskseq, path (taken), sharing account. */
-static void entry_follow_device(struct cache *c, struct entry *e, int fd, const struct cache_key *key, char *path)
+static void entry_follow_device(struct registry *c, struct entry *e, int fd, const struct registry_key *key, char *path)
 {
-        struct cache_entry *pe = &e->pub;
+        struct registry_entry *pe = &e->pub;
         struct loop_device now;
         int r;
 
         r = c->ops->inspect(fd, &now);
         if (r < 0)
-                log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m", pe->dev.node);
+                log_warning_errno(r, "Cannot inspect %s after reconfiguring it: %m.", pe->dev.node);
         if (pe->dev.fd >= 0)
                 entry_close_hook_only(c, e);
         map_remove_if(c->by_key, &pe->key, e);
@@ -1244,13 +1261,13 @@ static void entry_follow_device(struct cache *c, struct entry *e, int fd, const 
                 entry_held(c, e);
 }
 
-int cache_reconfigure(struct cache *c, struct cache_entry *pe, const struct cache_reconfig *rc,
+int registry_reconfigure(struct registry *c, struct registry_entry *pe, const struct registry_reconfig *rc,
                       char *err, size_t errlen)
 {
         struct entry *e = container_of(pe, struct entry, pub);
         _cleanup_close_ int tmp = -1;
         _cleanup_free_ char *path = NULL;
-        struct cache_key key;
+        struct registry_key key;
         int fd, r;
 
         errbuf_set(err, errlen, "%s", "");

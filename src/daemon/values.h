@@ -1,10 +1,11 @@
-/* xsvalue.h — parsers of values that come from outside the daemon: nodes a
+/* values.h — parsers of values that come from outside the daemon: nodes a
  * toolstack or a driver domain writes in xenstore (params, mode,
  * physical-device, diskseq, state, path components) and the names fds come
  * back under from the service manager's fd store.
  *
  * Pure functions: no I/O, no allocation, no global state, so each can be
- * fuzzed on its own (tests/fuzz/fuzz-xsvalue.c).  Every parser is strict:
+ * fuzzed on its own (tests/fuzz/fuzz-xsvalue.c).  Every parser returns 0, or
+ * -EINVAL for anything but what it accepts, and is strict:
  * it accepts exactly what the daemon (or block-common.sh) writes, with no
  * leading blanks, signs or base prefixes, and never overflows. */
 #pragma once
@@ -14,36 +15,36 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "cache.h"
+#include "access.h"
 
 /* Largest major and minor a Linux dev_t carries (12 and 20 bits, as the
  * kernel's MKDEV and blkback's "%x:%x" read them). */
-#define XSV_MAJOR_MAX 0xfffu
-#define XSV_MINOR_MAX 0xfffffu
+#define VAL_MAJOR_MAX 0xfffu
+#define VAL_MINOR_MAX 0xfffffu
 
 /* A decimal unsigned 32-bit number of exactly len bytes, in canonical form
  * (no sign, no leading zero but for "0"): a domid or devid in a path. */
-bool xsv_parse_u32(const char *s, size_t len, uint32_t *ret);
+int val_parse_u32(const char *s, size_t len, uint32_t *ret);
 
 /* A small decimal node (state, online, opened): an optional '-' and 1 to 10
- * digits, the whole string, within int.  False for anything else. */
-bool xsv_parse_int(const char *s, int *ret);
+ * digits, the whole string, within int. */
+int val_parse_int(const char *s, int *ret);
 
 /* mode: "r", "w" or "w!" (the sharing check skipped).  -EINVAL otherwise. */
-int xsv_parse_mode(const char *mode, enum cache_access *ret);
+int val_parse_mode(const char *mode, enum access *ret);
 
 /* physical-device: "<major>:<minor>" in hex, as block-common.sh writes it
- * ("%x:%x"); 1 to 8 digits each, within XSV_MAJOR_MAX / XSV_MINOR_MAX. */
-bool xsv_parse_physdev(const char *s, dev_t *ret);
+ * ("%x:%x"); 1 to 8 digits each, within VAL_MAJOR_MAX / VAL_MINOR_MAX. */
+int val_parse_physdev(const char *s, dev_t *ret);
 
 /* diskseq: 1 to 16 hex digits ("%llx"). */
-bool xsv_parse_diskseq(const char *s, uint64_t *ret);
+int val_parse_diskseq(const char *s, uint64_t *ret);
 
 /* params as read from xenstore: len bytes, which may hold NUL bytes.  0 when
  * it can name a file (not empty, no NUL, shorter than PATH_MAX); otherwise
  * -EINVAL or -ENAMETOOLONG with one clause for hotplug-error in err.  Whether
  * it is absolute, or a /dev/fdset/N, is for the opener to tell. */
-int xsv_check_params(const char *params, size_t len, char *err, size_t errlen);
+int val_check_params(const char *params, size_t len, char *err, size_t errlen);
 
 /* The fd store name of a held device fd:
  * "dev-<major>-<minor>-<diskseq>-<r|w>", major and minor in canonical
@@ -57,15 +58,15 @@ int xsv_check_params(const char *params, size_t len, char *err, size_t errlen);
  * ("dev-<major>-<minor>-<diskseq>"): *access is then 0 (the caller learns
  * the access from the fd and stores it again under the new name), else 'r'
  * or 'w'. */
-int xsv_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw);
-bool xsv_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access);
+int val_format_fdstore_dev(char *buf, size_t len, unsigned major, unsigned minor, uint64_t diskseq, bool rw);
+int val_parse_fdstore_dev(const char *name, unsigned *major, unsigned *minor, uint64_t *diskseq, char *access);
 
 /* Copies text into buf (len bytes with the NUL, truncated if need be),
  * writing each occurrence of quote that is longer than keep + 3 bytes as its
  * first keep bytes and "...": a long value quoted in a message leaves room
  * for the rest of the message. */
-void xsv_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep);
+void val_abbreviate(char *buf, size_t len, const char *text, const char *quote, size_t keep);
 
 /* Replaces every control character (below 0x20, and 0x7f) in s with '?', so
  * a value quoted in hotplug-error or a log line stays one line. */
-void xsv_sanitize(char *s);
+void val_sanitize(char *s);

@@ -1,6 +1,6 @@
-/* Unit tests for the cache: key, hash and equality, the sharing rule, and the
+/* Unit tests for the registry: key, hash and equality, the sharing rule, and the
  * life of entries and users.  The loop engine is replaced by a fake kernel
- * (cache_ops), so no root and no loop device is needed. */
+ * (registry_ops), so no root and no loop device is needed. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "registry.h"
 #include "loop.h"
 
 /* ---- a fake kernel -------------------------------------------------------- */
@@ -50,7 +50,7 @@ static struct fake_blk blks[8];
 static int n_blks;
 
 static struct {
-        int attach, reopen, inspect, blockdev_inspect, diskseq_by_devnum;
+        int bind, reopen, inspect, blockdev_inspect, diskseq_by_devnum;
 } calls;
 static struct loop_config last_cfg;
 static int attach_error, reopen_error;
@@ -86,11 +86,11 @@ static void fill_dev(int nr, int fd, struct loop_device *d)
         snprintf(d->node, sizeof(d->node), "/dev/loop%d", nr);
 }
 
-static int fake_attach(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
+static int fake_bind(int backing_fd, const struct loop_config *cfg, struct loop_device *ret)
 {
         int nr;
 
-        calls.attach++;
+        calls.bind++;
         last_cfg = *cfg;
         if (attach_error)
                 return attach_error;
@@ -172,8 +172,8 @@ static int fake_diskseq_by_devnum(dev_t devnum, uint64_t *ret)
         return -ENOENT;
 }
 
-static const struct cache_ops fake_ops = {
-        .attach = fake_attach,
+static const struct registry_ops fake_ops = {
+        .bind = fake_bind,
         .reopen = fake_reopen,
         .inspect = fake_inspect,
         .blockdev_inspect = fake_blockdev_inspect,
@@ -220,9 +220,9 @@ static struct backing block_backing(dev_t devnum, uint64_t diskseq, bool writabl
         return b;
 }
 
-static struct cache_request req_for(struct backing *b, const char *path, enum cache_access a, const char *name)
+static struct registry_request req_for(struct backing *b, const char *path, enum access a, const char *name)
 {
-        return (struct cache_request){
+        return (struct registry_request){
                 .backing = b, .path = path, .access = a, .name = name,
                 .domid = UINT32_MAX, .devid = UINT32_MAX,
         };
@@ -241,14 +241,14 @@ static int count_fds(void)
 }
 
 struct fixture {
-        struct cache *c;
+        struct registry *c;
         int fds_before;
         char err[256];
 };
 
-/* A cache on ops over a fresh fake kernel, with the fds open now counted
+/* A registry on ops over a fresh fake kernel, with the fds open now counted
  * for teardown()'s leak check. */
-static int setup_with_ops(void **state, const struct cache_ops *ops)
+static int setup_with_ops(void **state, const struct registry_ops *ops)
 {
         struct fixture *f = calloc(1, sizeof(*f));
 
@@ -256,7 +256,7 @@ static int setup_with_ops(void **state, const struct cache_ops *ops)
                 return -1;
         fake_reset();
         f->fds_before = count_fds();
-        if (cache_new_with_ops(ops, &f->c) < 0) {
+        if (registry_new_with_ops(ops, &f->c) < 0) {
                 free(f);
                 return -1;
         }
@@ -269,13 +269,13 @@ static int setup(void **state)
         return setup_with_ops(state, &fake_ops);
 }
 
-/* Freeing the cache must close every fd it held. */
+/* Freeing the registry must close every fd it held. */
 static int teardown(void **state)
 {
         struct fixture *f = *state;
         int leaked;
 
-        cache_free(f->c);
+        registry_free(f->c);
         leaked = count_fds() - f->fds_before;
         free(f);
         if (leaked != 0) {
@@ -285,22 +285,22 @@ static int teardown(void **state)
         return 0;
 }
 
-static struct cache_user *acquire_ok(struct fixture *f, struct cache_request *req)
+static struct registry_user *acquire_ok(struct fixture *f, struct registry_request *req)
 {
-        struct cache_user *u = NULL;
-        int r = cache_acquire(f->c, req, &u, f->err, sizeof(f->err));
+        struct registry_user *u = NULL;
+        int r = registry_acquire(f->c, req, &u, f->err, sizeof(f->err));
 
         if (r < 0)
-                fail_msg("cache_acquire: %s (%s)", strerror(-r), f->err);
+                fail_msg("registry_acquire: %s (%s)", strerror(-r), f->err);
         assert_non_null(u);
         assert_string_equal(f->err, "");
         return u;
 }
 
-static int acquire_err(struct fixture *f, struct cache_request *req)
+static int acquire_err(struct fixture *f, struct registry_request *req)
 {
-        struct cache_user *u = NULL;
-        int r = cache_acquire(f->c, req, &u, f->err, sizeof(f->err));
+        struct registry_user *u = NULL;
+        int r = registry_acquire(f->c, req, &u, f->err, sizeof(f->err));
 
         assert_true(r < 0);
         assert_null(u);
@@ -313,10 +313,10 @@ static int acquire_err(struct fixture *f, struct cache_request *req)
 static void test_key_defaults(void **state)
 {
         struct backing b = file_backing(makedev(8, 1), 1234, true);
-        struct cache_request req = req_for(&b, "/img", CACHE_RO, "d");
-        struct cache_key k;
+        struct registry_request req = req_for(&b, "/img", ACCESS_RO, "d");
+        struct registry_key k;
 
-        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_int_equal(registry_key_from_request(&req, &k), 0);
         assert_int_equal(k.dev, makedev(8, 1));
         assert_int_equal(k.ino, 1234);
         assert_false(k.is_block);
@@ -326,27 +326,27 @@ static void test_key_defaults(void **state)
         assert_int_equal(k.offset, 0);
         assert_int_equal(k.size_limit, 0);
 
-        req.access = CACHE_RW;
-        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        req.access = ACCESS_RW;
+        assert_int_equal(registry_key_from_request(&req, &k), 0);
         assert_true(k.rw);
-        req.access = CACHE_RW_FORCE;
-        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        req.access = ACCESS_RW_FORCE;
+        assert_int_equal(registry_key_from_request(&req, &k), 0);
         assert_true(k.rw);
 
-        req.access = (enum cache_access)7;
-        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        req.access = (enum access)7;
+        assert_int_equal(registry_key_from_request(&req, &k), -EINVAL);
         close(b.fd);
 }
 
 static void test_key_block_device(void **state)
 {
         struct backing b = block_backing(makedev(8, 16), 9, true);
-        struct cache_request req = req_for(&b, "/dev/sdb", CACHE_RW, "d");
-        struct cache_key k;
+        struct registry_request req = req_for(&b, "/dev/sdb", ACCESS_RW, "d");
+        struct registry_key k;
 
         req.cfg.direct_io = true;
         req.cfg.block_size = 4096;
-        assert_int_equal(cache_key_from_request(&req, &k), 0);
+        assert_int_equal(registry_key_from_request(&req, &k), 0);
         assert_true(k.is_block);
         assert_int_equal(k.dev, makedev(8, 16));
         assert_int_equal(k.ino, 0);
@@ -354,28 +354,28 @@ static void test_key_block_device(void **state)
         assert_int_equal(k.block_size, 0);
 
         req.cfg.offset = 512;
-        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        assert_int_equal(registry_key_from_request(&req, &k), -EINVAL);
         req.cfg.offset = 0;
         req.cfg.size_limit = 4096;
-        assert_int_equal(cache_key_from_request(&req, &k), -EINVAL);
+        assert_int_equal(registry_key_from_request(&req, &k), -EINVAL);
         close(b.fd);
 }
 
 static void test_key_equality_and_hash(void **state)
 {
-        struct cache_key a, b;
+        struct registry_key a, b;
 
         /* Padding must not matter: fill one with garbage first. */
         memset(&a, 0, sizeof(a));
         memset(&b, 0xa5, sizeof(b));
-        a = (struct cache_key){ .dev = 1, .ino = 2, .rw = false, .block_size = 512, .offset = 4096 };
+        a = (struct registry_key){ .dev = 1, .ino = 2, .rw = false, .block_size = 512, .offset = 4096 };
         b.dev = 1; b.ino = 2; b.is_block = false; b.rw = false; b.direct_io = false;
         b.block_size = 512; b.offset = 4096; b.size_limit = 0;
-        assert_true(cache_key_equal(&a, &b));
-        assert_true(cache_key_hash(&a) == cache_key_hash(&b));
+        assert_true(registry_key_equal(&a, &b));
+        assert_true(registry_key_hash(&a) == registry_key_hash(&b));
 
         /* Every field is part of the key. */
-        struct cache_key v[] = { a, a, a, a, a, a, a, a };
+        struct registry_key v[] = { a, a, a, a, a, a, a, a };
         v[0].dev = 9;
         v[1].ino = 9;
         v[2].is_block = true;
@@ -385,16 +385,16 @@ static void test_key_equality_and_hash(void **state)
         v[6].offset = 0;
         v[7].size_limit = 1 << 20;
         for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-                assert_false(cache_key_equal(&a, &v[i]));
-                assert_true(cache_key_hash(&a) != cache_key_hash(&v[i]));
+                assert_false(registry_key_equal(&a, &v[i]));
+                assert_true(registry_key_hash(&a) != registry_key_hash(&v[i]));
         }
 }
 
 static void test_access_names(void **state)
 {
-        assert_string_equal(cache_access_name(CACHE_RO), "read-only");
-        assert_string_equal(cache_access_name(CACHE_RW), "read-write");
-        assert_string_equal(cache_access_name(CACHE_RW_FORCE), "read-write (w!)");
+        assert_string_equal(access_name(ACCESS_RO), "read-only");
+        assert_string_equal(access_name(ACCESS_RW), "read-write");
+        assert_string_equal(access_name(ACCESS_RW_FORCE), "read-write (w!)");
 }
 
 /* ---- the sharing rule ---------------------------------------------------------- */
@@ -403,26 +403,26 @@ static void test_ro_users_share_one_device(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "domain 1 disk 51712");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "domain 2 disk 51712");
-        struct cache_user *u1 = acquire_ok(f, &r1), *u2 = acquire_ok(f, &r2);
+        struct registry_request r1 = req_for(&b, "/img", ACCESS_RO, "domain 1 disk 51712");
+        struct registry_request r2 = req_for(&b, "/img", ACCESS_RO, "domain 2 disk 51712");
+        struct registry_user *u1 = acquire_ok(f, &r1), *u2 = acquire_ok(f, &r2);
 
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         assert_true(last_cfg.read_only);
         assert_int_equal(last_cfg.block_size, 512);
         assert_ptr_equal(u1->entry, u2->entry);
         assert_int_equal(u1->entry->n_users, 2);
         assert_int_equal(u1->entry->n_holding, 2);
         assert_true(u1->holding && u2->holding);
-        assert_int_equal(cache_n_entries(f->c), 1);
+        assert_int_equal(registry_n_entries(f->c), 1);
         assert_string_equal(u1->entry->path, "/img");
         assert_string_equal(u2->name, "domain 2 disk 51712");
-        assert_ptr_equal(cache_find_device(f->c, u1->entry->dev.devnum), u1->entry);
+        assert_ptr_equal(registry_find_device(f->c, u1->entry->dev.devnum), u1->entry);
 
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(u2->entry->n_users, 1);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
@@ -430,18 +430,18 @@ static void test_rw_refused_while_ro_user(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 3 disk 51712");
-        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51728");
-        struct cache_user *u = acquire_ok(f, &ro);
+        struct registry_request ro = req_for(&b, "/srv/img", ACCESS_RO, "domain 3 disk 51712");
+        struct registry_request rw = req_for(&b, "/srv/img", ACCESS_RW, "domain 4 disk 51728");
+        struct registry_user *u = acquire_ok(f, &ro);
 
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-only by domain 3 disk 51712");
-        assert_int_equal(calls.attach, 1);
-        assert_int_equal(cache_n_entries(f->c), 1);
+        assert_int_equal(calls.bind, 1);
+        assert_int_equal(registry_n_entries(f->c), 1);
 
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         u = acquire_ok(f, &rw);   /* free again */
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         close(b.fd);
 }
 
@@ -449,9 +449,9 @@ static void test_ro_refused_while_rw_user(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
-        struct cache_request ro = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
-        struct cache_user *u = acquire_ok(f, &rw);
+        struct registry_request rw = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct registry_request ro = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
+        struct registry_user *u = acquire_ok(f, &rw);
 
         assert_false(last_cfg.read_only);
         assert_int_equal(acquire_err(f, &ro), -EBUSY);
@@ -459,15 +459,15 @@ static void test_ro_refused_while_rw_user(void **state)
         /* And a second writer, too. */
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
-        assert_int_equal(calls.attach, 1);
-        cache_release(f->c, u);
+        assert_int_equal(calls.bind, 1);
+        registry_release(f->c, u);
         close(b.fd);
 }
 
 /* Related domains (a stub domain and its guest, one VM's two domains)
  * share a file read-write, on one device; everybody else is still refused,
  * and the message names the first unrelated user. */
-static bool related_to_3(const struct cache_user *holder, void *data)
+static bool related_to_3(const struct registry_user *holder, void *data)
 {
         (*(int *)data)++;
         return holder->domid == 3;
@@ -477,10 +477,10 @@ static void test_related_users_share(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request guest = req_for(&b, "/srv/img", CACHE_RW, "domain 3 disk 51712");
-        struct cache_request stub = req_for(&b, "/srv/img", CACHE_RW, "domain 4 disk 51712");
-        struct cache_request other = req_for(&b, "/srv/img", CACHE_RO, "domain 5 disk 51712");
-        struct cache_user *u1, *u2;
+        struct registry_request guest = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct registry_request stub = req_for(&b, "/srv/img", ACCESS_RW, "domain 4 disk 51712");
+        struct registry_request other = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
+        struct registry_user *u1, *u2;
         int asked = 0;
 
         guest.domid = 3;
@@ -492,14 +492,59 @@ static void test_related_users_share(void **state)
         u2 = acquire_ok(f, &stub);
         assert_int_equal(asked, 1);
         assert_ptr_equal(u1->entry, u2->entry);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         /* Related to 3, not to 4: refused, naming 4. */
         assert_int_equal(acquire_err(f, &other), -EBUSY);
         assert_string_equal(f->err, "/srv/img is in use read-write by domain 4 disk 51712");
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(acquire_err(f, &other), -EBUSY);
-        cache_release(f->c, u2);
-        cache_release(f->c, acquire_ok(f, &other));
+        registry_release(f->c, u2);
+        registry_release(f->c, acquire_ok(f, &other));
+        close(b.fd);
+}
+
+/* A holder whose disk is gone though not released yet does not stand in the
+ * way; one that is still there does, and is named. */
+static bool domain_3_gone(const struct registry_user *holder, void *data)
+{
+        (*(int *)data)++;
+        return holder->domid == 3;
+}
+
+static void test_stale_holder_ignored(void **state)
+{
+        struct fixture *f = *state;
+        struct backing b = file_backing(makedev(8, 1), 100, true);
+        struct registry_request gone = req_for(&b, "/srv/img", ACCESS_RW, "domain 3 disk 51712");
+        struct registry_request live = req_for(&b, "/srv/img", ACCESS_RO, "domain 4 disk 51712");
+        struct registry_request next = req_for(&b, "/srv/img", ACCESS_RO, "domain 5 disk 51712");
+        struct registry_user *u1, *u2;
+        int asked = 0;
+
+        gone.domid = 3;
+        live.domid = 4;
+        next.domid = 5;
+        live.stale = next.stale = domain_3_gone;
+        live.related_data = next.related_data = &asked;
+        u1 = acquire_ok(f, &gone);
+        /* The writer's disk is gone: a reader is let in (on a device of its
+         * own, read-only). */
+        u2 = acquire_ok(f, &live);
+        assert_int_equal(asked, 1);
+        assert_ptr_not_equal(u1->entry, u2->entry);
+        /* A writer now: the live reader refuses it, the gone writer does not. */
+        next.access = ACCESS_RW;
+        next.cfg.read_only = false;
+        assert_int_equal(acquire_err(f, &next), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-only by domain 4 disk 51712");
+        /* Without the callback the gone writer is a holder as any other. */
+        next.stale = NULL;
+        next.access = ACCESS_RO;
+        next.cfg.read_only = true;
+        assert_int_equal(acquire_err(f, &next), -EBUSY);
+        assert_string_equal(f->err, "/srv/img is in use read-write by domain 3 disk 51712");
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
         close(b.fd);
 }
 
@@ -508,29 +553,29 @@ static void test_sharing_is_per_file_not_per_key(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request a = req_for(&b, "/img", CACHE_RO, "disk a");
-        struct cache_request c = req_for(&b, "/img", CACHE_RO, "disk c");
-        struct cache_request w = req_for(&b, "/img", CACHE_RW, "disk w");
-        struct cache_user *ua, *uc;
+        struct registry_request a = req_for(&b, "/img", ACCESS_RO, "disk a");
+        struct registry_request c = req_for(&b, "/img", ACCESS_RO, "disk c");
+        struct registry_request w = req_for(&b, "/img", ACCESS_RW, "disk w");
+        struct registry_user *ua, *uc;
 
         c.cfg.offset = 1 << 20;
         w.cfg.offset = 2 << 20;
         ua = acquire_ok(f, &a);
         uc = acquire_ok(f, &c);
         assert_ptr_not_equal(ua->entry, uc->entry);   /* different keys */
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
         assert_int_equal(acquire_err(f, &w), -EBUSY);
         assert_non_null(strstr(f->err, "and 1 other disk)"));
 
         /* Another file is not concerned. */
         struct backing other = file_backing(makedev(8, 1), 101, true);
-        struct cache_request o = req_for(&other, "/other", CACHE_RW, "disk o");
-        struct cache_user *uo = acquire_ok(f, &o);
+        struct registry_request o = req_for(&other, "/other", ACCESS_RW, "disk o");
+        struct registry_user *uo = acquire_ok(f, &o);
 
-        cache_release(f->c, ua);
-        cache_release(f->c, uc);
-        cache_release(f->c, uo);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, ua);
+        registry_release(f->c, uc);
+        registry_release(f->c, uo);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
         close(other.fd);
 }
@@ -539,11 +584,11 @@ static void test_force_bypasses_and_counts_as_writer(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request ro = req_for(&b, "/img", CACHE_RO, "domain 1 disk 1");
-        struct cache_request force = req_for(&b, "/img", CACHE_RW_FORCE, "domain 2 disk 2");
-        struct cache_request force2 = req_for(&b, "/img", CACHE_RW_FORCE, "domain 3 disk 3");
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 4 disk 4");
-        struct cache_user *u1 = acquire_ok(f, &ro), *u2, *u3;
+        struct registry_request ro = req_for(&b, "/img", ACCESS_RO, "domain 1 disk 1");
+        struct registry_request force = req_for(&b, "/img", ACCESS_RW_FORCE, "domain 2 disk 2");
+        struct registry_request force2 = req_for(&b, "/img", ACCESS_RW_FORCE, "domain 3 disk 3");
+        struct registry_request rw = req_for(&b, "/img", ACCESS_RW, "domain 4 disk 4");
+        struct registry_user *u1 = acquire_ok(f, &ro), *u2, *u3;
 
         u2 = acquire_ok(f, &force);
         assert_false(last_cfg.read_only);
@@ -551,18 +596,18 @@ static void test_force_bypasses_and_counts_as_writer(void **state)
         /* Two forced writers with one key share the read-write device. */
         u3 = acquire_ok(f, &force2);
         assert_ptr_equal(u2->entry, u3->entry);
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
 
         /* Everybody else sees the forced users as writers. */
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(acquire_err(f, &ro), -EBUSY);
         assert_non_null(strstr(f->err, "/img is in use read-write (w!) by domain "));
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
 
-        cache_release(f->c, u2);
-        cache_release(f->c, u3);
+        registry_release(f->c, u2);
+        registry_release(f->c, u3);
         u1 = acquire_ok(f, &rw);
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         close(b.fd);
 }
 
@@ -570,47 +615,47 @@ static void test_rw_needs_writable_backing(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "d");
+        struct registry_request rw = req_for(&b, "/img", ACCESS_RW, "d");
 
         assert_int_equal(acquire_err(f, &rw), -EACCES);
         assert_non_null(strstr(f->err, "opened read-only"));
-        assert_int_equal(calls.attach, 0);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        assert_int_equal(calls.bind, 0);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
 static void test_bad_requests(void **state)
 {
         struct fixture *f = *state;
-        struct cache_request req = { 0 };
-        struct cache_user *u = NULL;
+        struct registry_request req = { 0 };
+        struct registry_user *u = NULL;
 
-        assert_int_equal(cache_acquire(f->c, &req, &u, f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(registry_acquire(f->c, &req, &u, f->err, sizeof(f->err)), -EINVAL);
         assert_null(u);
         /* No room for a message is fine too. */
-        assert_int_equal(cache_acquire(f->c, &req, &u, NULL, 0), -EINVAL);
-        cache_release(f->c, NULL);
-        cache_user_unhold(f->c, NULL);
-        assert_int_equal(cache_device_changed(f->c, makedev(7, 99)), 0);
-        assert_null(cache_find_device(f->c, makedev(7, 99)));
+        assert_int_equal(registry_acquire(f->c, &req, &u, NULL, 0), -EINVAL);
+        registry_release(f->c, NULL);
+        registry_user_unhold(f->c, NULL);
+        assert_int_equal(registry_device_changed(f->c, makedev(7, 99)), 0);
+        assert_null(registry_find_device(f->c, makedev(7, 99)));
 }
 
 static void test_attach_failure_leaves_nothing(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&b, "/img", CACHE_RW, "domain 7 disk 1");
-        struct cache_user *u;
+        struct registry_request rw = req_for(&b, "/img", ACCESS_RW, "domain 7 disk 1");
+        struct registry_user *u;
 
         attach_error = -EAGAIN;
         assert_int_equal(acquire_err(f, &rw), -EAGAIN);
         assert_non_null(strstr(f->err, "/img"));
-        assert_int_equal(cache_n_entries(f->c), 0);
+        assert_int_equal(registry_n_entries(f->c), 0);
 
         /* No trace of the failed user in the sharing rule. */
         attach_error = 0;
         u = acquire_ok(f, &rw);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         close(b.fd);
 }
 
@@ -620,35 +665,35 @@ static void test_hold_unhold_reopen(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r1 = req_for(&b, "/img", CACHE_RO, "d1");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "d2");
-        struct cache_user *u1 = acquire_ok(f, &r1), *u2;
-        struct cache_entry *e = u1->entry;
+        struct registry_request r1 = req_for(&b, "/img", ACCESS_RO, "d1");
+        struct registry_request r2 = req_for(&b, "/img", ACCESS_RO, "d2");
+        struct registry_user *u1 = acquire_ok(f, &r1), *u2;
+        struct registry_entry *e = u1->entry;
         uint64_t seq = e->dev.diskseq;
 
         assert_true(e->dev.fd >= 0);
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         assert_false(u1->holding);
         assert_int_equal(e->n_holding, 0);
         assert_int_equal(e->dev.fd, -1);
-        cache_user_unhold(f->c, u1);             /* twice is harmless */
+        registry_user_unhold(f->c, u1);             /* twice is harmless */
         assert_int_equal(e->n_holding, 0);
 
         /* Reused with its fd closed: reopened and verified, not re-attached. */
         u2 = acquire_ok(f, &r2);
         assert_ptr_equal(u2->entry, e);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         assert_int_equal(calls.reopen, 1);
         assert_true(e->dev.fd >= 0);
         assert_int_equal(e->dev.diskseq, seq);
         assert_int_equal(e->n_holding, 1);
 
         /* Releasing a holding user drops the fd once nobody holds. */
-        cache_release(f->c, u2);
+        registry_release(f->c, u2);
         assert_int_equal(e->dev.fd, -1);
         assert_int_equal(e->n_users, 1);
-        cache_release(f->c, u1);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u1);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
@@ -657,8 +702,8 @@ static void test_reuse_held_entry_is_verified(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
-        struct cache_user *u1 = acquire_ok(f, &r), *u2;
+        struct registry_request r = req_for(&b, "/img", ACCESS_RO, "d");
+        struct registry_user *u1 = acquire_ok(f, &r), *u2;
 
         u2 = acquire_ok(f, &r);
         assert_ptr_equal(u1->entry, u2->entry);
@@ -667,16 +712,16 @@ static void test_reuse_held_entry_is_verified(void **state)
         /* Someone swapped the file under the device (LOOP_CHANGE_FD). */
         devs[u1->entry->dev.nr].bino = 555;
         devs[u1->entry->dev.nr].diskseq = ++seq_counter;
-        struct cache_user *u3 = acquire_ok(f, &r);
+        struct registry_user *u3 = acquire_ok(f, &r);
         assert_ptr_not_equal(u3->entry, u1->entry);
         assert_true(u1->entry->dead);
         assert_int_equal(u1->entry->dev.fd, -1);   /* not ours any more */
-        assert_int_equal(cache_n_entries(f->c), 2);
+        assert_int_equal(registry_n_entries(f->c), 2);
 
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 1);
-        cache_release(f->c, u3);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 1);
+        registry_release(f->c, u3);
         close(b.fd);
 }
 
@@ -684,32 +729,32 @@ static void test_stale_entry_replaced(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "old");
-        struct cache_request r2 = req_for(&b, "/img", CACHE_RO, "new");
-        struct cache_user *u1 = acquire_ok(f, &r), *u2;
-        struct cache_entry *old = u1->entry;
+        struct registry_request r = req_for(&b, "/img", ACCESS_RO, "old");
+        struct registry_request r2 = req_for(&b, "/img", ACCESS_RO, "new");
+        struct registry_user *u1 = acquire_ok(f, &r), *u2;
+        struct registry_entry *old = u1->entry;
         dev_t old_devnum = old->dev.devnum;
 
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         fake_clear(old->dev.nr);          /* the last blkback closed: autoclear */
 
         u2 = acquire_ok(f, &r2);
         assert_int_equal(calls.reopen, 1);
-        assert_int_equal(calls.attach, 2);
+        assert_int_equal(calls.bind, 2);
         assert_ptr_not_equal(u2->entry, old);
         assert_true(old->dead);
         assert_false(u2->entry->dead);
-        assert_int_equal(cache_n_entries(f->c), 2);
+        assert_int_equal(registry_n_entries(f->c), 2);
         /* The kernel gave the same number back; the index names the new one. */
         assert_int_equal(u2->entry->dev.devnum, old_devnum);
-        assert_ptr_equal(cache_find_device(f->c, old_devnum), u2->entry);
+        assert_ptr_equal(registry_find_device(f->c, old_devnum), u2->entry);
         assert_true(u2->entry->dev.diskseq != old->dev.diskseq);
 
-        cache_release(f->c, u1);
-        assert_int_equal(cache_n_entries(f->c), 1);
-        assert_ptr_equal(cache_find_device(f->c, old_devnum), u2->entry);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u1);
+        assert_int_equal(registry_n_entries(f->c), 1);
+        assert_ptr_equal(registry_find_device(f->c, old_devnum), u2->entry);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
@@ -717,18 +762,18 @@ static void test_reopen_error_is_not_stale(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
-        struct cache_user *u1 = acquire_ok(f, &r);
+        struct registry_request r = req_for(&b, "/img", ACCESS_RO, "d");
+        struct registry_user *u1 = acquire_ok(f, &r);
 
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         reopen_error = -EMFILE;
         assert_int_equal(acquire_err(f, &r), -EMFILE);
         assert_non_null(strstr(f->err, "/dev/loop0"));
         assert_false(u1->entry->dead);
         assert_int_equal(u1->entry->n_users, 1);
-        assert_int_equal(calls.attach, 1);
+        assert_int_equal(calls.bind, 1);
         reopen_error = 0;
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         close(b.fd);
 }
 
@@ -736,36 +781,36 @@ static void test_device_changed(void **state)
 {
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 100, false);
-        struct cache_request r = req_for(&b, "/img", CACHE_RO, "d");
-        struct cache_user *u = acquire_ok(f, &r);
-        struct cache_entry *e = u->entry;
+        struct registry_request r = req_for(&b, "/img", ACCESS_RO, "d");
+        struct registry_user *u = acquire_ok(f, &r);
+        struct registry_entry *e = u->entry;
         dev_t devnum = e->dev.devnum;
 
         /* Held and unchanged (the change event of our own configure). */
-        assert_int_equal(cache_device_changed(f->c, devnum), 0);
+        assert_int_equal(registry_device_changed(f->c, devnum), 0);
         assert_false(e->dead);
         /* Not held, still bound (blkback has it). */
-        cache_user_unhold(f->c, u);
-        assert_int_equal(cache_device_changed(f->c, devnum), 0);
+        registry_user_unhold(f->c, u);
+        assert_int_equal(registry_device_changed(f->c, devnum), 0);
         assert_false(e->dead);
         assert_int_equal(e->dev.fd, -1);
         /* Another device: not ours. */
-        assert_int_equal(cache_device_changed(f->c, makedev(7, 77)), 0);
+        assert_int_equal(registry_device_changed(f->c, makedev(7, 77)), 0);
 
         fake_clear(e->dev.nr);
-        assert_int_equal(cache_device_changed(f->c, devnum), 1);
+        assert_int_equal(registry_device_changed(f->c, devnum), 1);
         assert_true(e->dead);
-        assert_null(cache_find_device(f->c, devnum));
-        assert_int_equal(cache_device_changed(f->c, devnum), 0);
-        assert_int_equal(cache_n_entries(f->c), 1);   /* kept for its user */
+        assert_null(registry_find_device(f->c, devnum));
+        assert_int_equal(registry_device_changed(f->c, devnum), 0);
+        assert_int_equal(registry_n_entries(f->c), 1);   /* kept for its user */
 
         /* Still counted by the sharing rule while its user is there. */
         struct backing w = file_backing(makedev(8, 1), 100, true);
-        struct cache_request rw = req_for(&w, "/img", CACHE_RW, "w");
+        struct registry_request rw = req_for(&w, "/img", ACCESS_RW, "w");
         assert_int_equal(acquire_err(f, &rw), -EBUSY);
 
-        cache_release(f->c, u);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
         close(w.fd);
 }
@@ -776,19 +821,19 @@ static void test_devnum_reuse_marks_old_dead(void **state)
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
-        struct cache_user *ua = acquire_ok(f, &ra), *ub;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RO, "b");
+        struct registry_user *ua = acquire_ok(f, &ra), *ub;
 
-        cache_user_unhold(f->c, ua);
+        registry_user_unhold(f->c, ua);
         fake_clear(ua->entry->dev.nr);
         ub = acquire_ok(f, &rb);
         assert_int_equal(ub->entry->dev.devnum, ua->entry->dev.devnum);
         assert_true(ua->entry->dead);
-        assert_ptr_equal(cache_find_device(f->c, ub->entry->dev.devnum), ub->entry);
+        assert_ptr_equal(registry_find_device(f->c, ub->entry->dev.devnum), ub->entry);
 
-        cache_release(f->c, ub);
-        cache_release(f->c, ua);
+        registry_release(f->c, ub);
+        registry_release(f->c, ua);
         close(a.fd);
         close(b.fd);
 }
@@ -797,19 +842,19 @@ static void test_block_device_entries(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 16), 33, true);
-        struct cache_request ro = req_for(&b, "/dev/sdb", CACHE_RO, "domain 1 disk 1");
-        struct cache_request rw = req_for(&b, "/dev/sdb", CACHE_RW, "domain 2 disk 2");
-        struct cache_user *u1 = acquire_ok(f, &ro), *u2;
-        struct cache_entry *e = u1->entry;
+        struct registry_request ro = req_for(&b, "/dev/sdb", ACCESS_RO, "domain 1 disk 1");
+        struct registry_request rw = req_for(&b, "/dev/sdb", ACCESS_RW, "domain 2 disk 2");
+        struct registry_user *u1 = acquire_ok(f, &ro), *u2;
+        struct registry_entry *e = u1->entry;
 
-        assert_int_equal(calls.attach, 0);
+        assert_int_equal(calls.bind, 0);
         assert_int_equal(e->dev.nr, -1);
         assert_int_equal(e->dev.devnum, makedev(8, 16));
         assert_int_equal(e->dev.diskseq, 33);
         /* A dup: the caller's backing fd stays the caller's. */
         assert_true(e->dev.fd >= 0);
         assert_int_not_equal(e->dev.fd, b.fd);
-        assert_ptr_equal(cache_find_device(f->c, makedev(8, 16)), e);
+        assert_ptr_equal(registry_find_device(f->c, makedev(8, 16)), e);
 
         u2 = acquire_ok(f, &ro);
         assert_ptr_equal(u2->entry, e);
@@ -817,33 +862,33 @@ static void test_block_device_entries(void **state)
         assert_string_equal(f->err, "/dev/sdb is in use read-only by domain 1 disk 1 (and 1 other disk)");
 
         /* Not held: the next user brings its own fd, checked by diskseq. */
-        cache_user_unhold(f->c, u1);
-        cache_user_unhold(f->c, u2);
+        registry_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u2);
         assert_int_equal(e->dev.fd, -1);
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 0);
-        struct cache_user *u3 = acquire_ok(f, &ro);
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 16)), 0);
+        struct registry_user *u3 = acquire_ok(f, &ro);
         assert_ptr_equal(u3->entry, e);
         assert_true(e->dev.fd >= 0);
 
         /* Media changed: the entry is stale. */
-        cache_user_unhold(f->c, u3);
+        registry_user_unhold(f->c, u3);
         blks[0].diskseq = 34;
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 1);
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 16)), 1);
         assert_true(e->dead);
-        struct cache_user *u4 = acquire_ok(f, &ro);
+        struct registry_user *u4 = acquire_ok(f, &ro);
         assert_ptr_not_equal(u4->entry, e);
         assert_int_equal(u4->entry->dev.diskseq, 34);
 
-        struct cache_request off = ro;
+        struct registry_request off = ro;
         off.cfg.offset = 4096;
         assert_int_equal(acquire_err(f, &off), -EINVAL);
         assert_string_equal(f->err, "/dev/sdb is a block device: offset and size limit apply only to files");
 
-        cache_release(f->c, u1);
-        cache_release(f->c, u2);
-        cache_release(f->c, u3);
-        cache_release(f->c, u4);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u1);
+        registry_release(f->c, u2);
+        registry_release(f->c, u3);
+        registry_release(f->c, u4);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
@@ -851,14 +896,14 @@ static void test_block_device_removed(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 32), 50, false);
-        struct cache_request ro = req_for(&b, "/dev/sdc", CACHE_RO, "d");
-        struct cache_user *u = acquire_ok(f, &ro);
+        struct registry_request ro = req_for(&b, "/dev/sdc", ACCESS_RO, "d");
+        struct registry_user *u = acquire_ok(f, &ro);
 
-        cache_user_unhold(f->c, u);
+        registry_user_unhold(f->c, u);
         blks[0].removed = true;
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 32)), 1);
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 32)), 1);
         assert_true(u->entry->dead);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         close(b.fd);
 }
 
@@ -868,30 +913,30 @@ static void test_block_device_ro_and_forced(void **state)
 {
         struct fixture *f = *state;
         struct backing b = block_backing(makedev(8, 48), 60, true);
-        struct cache_request ro = req_for(&b, "/dev/sdd", CACHE_RO, "r");
-        struct cache_request force = req_for(&b, "/dev/sdd", CACHE_RW_FORCE, "w");
-        struct cache_user *u1 = acquire_ok(f, &ro), *u2 = acquire_ok(f, &force);
+        struct registry_request ro = req_for(&b, "/dev/sdd", ACCESS_RO, "r");
+        struct registry_request force = req_for(&b, "/dev/sdd", ACCESS_RW_FORCE, "w");
+        struct registry_user *u1 = acquire_ok(f, &ro), *u2 = acquire_ok(f, &force);
 
         assert_ptr_not_equal(u1->entry, u2->entry);
         assert_false(u1->entry->dead);
         assert_false(u2->entry->dead);
-        assert_non_null(cache_find_device(f->c, makedev(8, 48)));
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 48)), 0);
+        assert_non_null(registry_find_device(f->c, makedev(8, 48)));
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 48)), 0);
 
         /* Media change: both entries go. */
-        cache_user_unhold(f->c, u1);
-        cache_user_unhold(f->c, u2);
+        registry_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u2);
         blks[0].diskseq = 61;
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 48)), 1);
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 48)), 1);
         assert_true(u1->entry->dead);
         assert_true(u2->entry->dead);
-        assert_null(cache_find_device(f->c, makedev(8, 48)));
+        assert_null(registry_find_device(f->c, makedev(8, 48)));
 
         /* Each dead entry goes with its own user. */
-        cache_release(f->c, u1);
-        assert_int_equal(cache_n_entries(f->c), 1);
-        cache_release(f->c, u2);
-        assert_int_equal(cache_n_entries(f->c), 0);
+        registry_release(f->c, u1);
+        assert_int_equal(registry_n_entries(f->c), 1);
+        registry_release(f->c, u2);
+        assert_int_equal(registry_n_entries(f->c), 0);
         close(b.fd);
 }
 
@@ -900,39 +945,39 @@ static void test_phy_names_a_loop_device(void **state)
 {
         struct fixture *f = *state;
         struct backing file = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rf = req_for(&file, "/img", CACHE_RO, "file disk");
-        struct cache_user *uf = acquire_ok(f, &rf), *up;
+        struct registry_request rf = req_for(&file, "/img", ACCESS_RO, "file disk");
+        struct registry_user *uf = acquire_ok(f, &rf), *up;
         dev_t devnum = uf->entry->dev.devnum;
         struct backing phy = block_backing(devnum, uf->entry->dev.diskseq, false);
-        struct cache_request rp = req_for(&phy, "/dev/loop0", CACHE_RO, "phy disk");
+        struct registry_request rp = req_for(&phy, "/dev/loop0", ACCESS_RO, "phy disk");
 
         up = acquire_ok(f, &rp);
         assert_ptr_not_equal(up->entry, uf->entry);
         assert_false(uf->entry->dead);
-        assert_ptr_equal(cache_find_device(f->c, devnum), uf->entry);   /* the loop entry first */
+        assert_ptr_equal(registry_find_device(f->c, devnum), uf->entry);   /* the loop entry first */
 
         /* A new loop device on that number retires the loop entry only. */
-        cache_user_unhold(f->c, uf);
+        registry_user_unhold(f->c, uf);
         fake_clear(uf->entry->dev.nr);
         struct backing other = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ro = req_for(&other, "/other", CACHE_RO, "other disk");
-        struct cache_user *uo = acquire_ok(f, &ro);
+        struct registry_request ro = req_for(&other, "/other", ACCESS_RO, "other disk");
+        struct registry_user *uo = acquire_ok(f, &ro);
         assert_int_equal(uo->entry->dev.devnum, devnum);
         assert_true(uf->entry->dead);
         assert_false(up->entry->dead);
-        assert_ptr_equal(cache_find_device(f->c, devnum), uo->entry);
+        assert_ptr_equal(registry_find_device(f->c, devnum), uo->entry);
 
-        cache_release(f->c, uf);
-        cache_release(f->c, up);
-        assert_ptr_equal(cache_find_device(f->c, devnum), uo->entry);
-        cache_release(f->c, uo);
-        assert_null(cache_find_device(f->c, devnum));
+        registry_release(f->c, uf);
+        registry_release(f->c, up);
+        assert_ptr_equal(registry_find_device(f->c, devnum), uo->entry);
+        registry_release(f->c, uo);
+        assert_null(registry_find_device(f->c, devnum));
         close(file.fd);
         close(phy.fd);
         close(other.fd);
 }
 
-static int count_cb(struct cache_entry *e, void *userdata)
+static int count_cb(struct registry_entry *e, void *userdata)
 {
         int *n = userdata;
 
@@ -945,18 +990,18 @@ static void test_foreach_includes_dead(void **state)
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
-        struct cache_user *ua = acquire_ok(f, &ra), *ub = acquire_ok(f, &rb);
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RO, "b");
+        struct registry_user *ua = acquire_ok(f, &ra), *ub = acquire_ok(f, &rb);
         int n = 0;
 
-        cache_user_unhold(f->c, ua);
+        registry_user_unhold(f->c, ua);
         fake_clear(ua->entry->dev.nr);
-        assert_int_equal(cache_device_changed(f->c, ua->entry->dev.devnum), 1);
-        assert_int_equal(cache_foreach(f->c, count_cb, &n), 7);   /* stops at non-zero */
+        assert_int_equal(registry_device_changed(f->c, ua->entry->dev.devnum), 1);
+        assert_int_equal(registry_foreach(f->c, count_cb, &n), 7);   /* stops at non-zero */
         assert_int_equal(n, 2);
-        cache_release(f->c, ua);
-        cache_release(f->c, ub);
+        registry_release(f->c, ua);
+        registry_release(f->c, ub);
         close(a.fd);
         close(b.fd);
 }
@@ -967,46 +1012,46 @@ static void test_many_entries(void **state)
         enum { N = 10000 };
         struct fixture *f = *state;
         struct backing b = file_backing(makedev(8, 1), 1, false);
-        struct cache_user **users = calloc(N, sizeof(*users));
+        struct registry_user **users = calloc(N, sizeof(*users));
 
         assert_non_null(users);
         for (int i = 0; i < N; i++) {
                 b.st.st_ino = 1000 + i;
                 fd_ident[b.fd].ino = b.st.st_ino;
-                struct cache_request r = req_for(&b, "/many", CACHE_RO, "d");
+                struct registry_request r = req_for(&b, "/many", ACCESS_RO, "d");
                 users[i] = acquire_ok(f, &r);
-                cache_user_unhold(f->c, users[i]);
+                registry_user_unhold(f->c, users[i]);
         }
-        assert_int_equal(cache_n_entries(f->c), N);
+        assert_int_equal(registry_n_entries(f->c), N);
         for (int i = 0; i < N; i++)
-                assert_ptr_equal(cache_find_device(f->c, users[i]->entry->dev.devnum), users[i]->entry);
+                assert_ptr_equal(registry_find_device(f->c, users[i]->entry->dev.devnum), users[i]->entry);
         /* Release in an order unlike the insertion. */
         for (int i = 0; i < N; i += 2)
-                cache_release(f->c, users[i]);
+                registry_release(f->c, users[i]);
         for (int i = 1; i < N; i += 2)
-                cache_release(f->c, users[i]);
-        assert_int_equal(cache_n_entries(f->c), 0);
+                registry_release(f->c, users[i]);
+        assert_int_equal(registry_n_entries(f->c), 0);
         free(users);
         close(b.fd);
 }
 
-/* cache_free() with users and held fds left frees and closes everything. */
+/* registry_free() with users and held fds left frees and closes everything. */
 static void test_free_with_users(void **state)
 {
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, true);
-        struct cache_request r = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request force = req_for(&a, "/a", CACHE_RW_FORCE, "b");
+        struct registry_request r = req_for(&a, "/a", ACCESS_RW, "a");
+        struct registry_request force = req_for(&a, "/a", ACCESS_RW_FORCE, "b");
 
         force.cfg.offset = 512;
         (void)acquire_ok(f, &r);
         (void)acquire_ok(f, &force);
-        assert_int_equal(cache_n_entries(f->c), 2);
+        assert_int_equal(registry_n_entries(f->c), 2);
         close(a.fd);
-        /* teardown frees the cache and counts fds */
+        /* teardown frees the registry and counts fds */
 }
 
-/* ---- free-device hints: what the cache tells the engine ------------------------ */
+/* ---- free-device hints: what the registry tells the engine ------------------------ */
 
 static int hinted[256], n_hinted;
 
@@ -1017,7 +1062,7 @@ static int record_hint(int nr)
         return 0;
 }
 
-static struct cache_ops hint_rec_ops;
+static struct registry_ops hint_rec_ops;
 
 static int setup_hint_rec(void **state)
 {
@@ -1029,75 +1074,75 @@ static int setup_hint_rec(void **state)
 
 /* The daemon's own release, the kernel's clear (uevent), and a reuse that
  * finds the device cleared: each hints the loop device free, once. */
-static void test_cache_hints_freed_devices(void **state)
+static void test_registry_hints_freed_devices(void **state)
 {
         struct fixture *f = *state;
         struct backing a = file_backing(makedev(8, 1), 100, false);
         struct backing b = file_backing(makedev(8, 1), 200, false);
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RO, "b");
-        struct cache_user *u1 = acquire_ok(f, &ra), *u2 = acquire_ok(f, &ra), *ub;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RO, "b");
+        struct registry_user *u1 = acquire_ok(f, &ra), *u2 = acquire_ok(f, &ra), *ub;
         int nr = u1->entry->dev.nr;
 
         /* Unheld (blkback has it) or a user left: not free. */
-        cache_user_unhold(f->c, u1);
-        cache_release(f->c, u1);
+        registry_user_unhold(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(n_hinted, 0);
         /* The last user released: free once blkback closes it. */
-        cache_release(f->c, u2);
+        registry_release(f->c, u2);
         assert_int_equal(n_hinted, 1);
         assert_int_equal(hinted[0], nr);
 
         /* The kernel cleared it (autoclear): the change event's check. */
         ub = acquire_ok(f, &rb);
-        cache_user_unhold(f->c, ub);
+        registry_user_unhold(f->c, ub);
         fake_clear(ub->entry->dev.nr);
-        assert_int_equal(cache_device_changed(f->c, ub->entry->dev.devnum), 1);
+        assert_int_equal(registry_device_changed(f->c, ub->entry->dev.devnum), 1);
         assert_int_equal(n_hinted, 2);
         assert_int_equal(hinted[1], ub->entry->dev.nr);
         /* Dead already: its release hints nothing more (the number may be
          * another entry's by now). */
-        cache_release(f->c, ub);
+        registry_release(f->c, ub);
         assert_int_equal(n_hinted, 2);
 
         /* A reuse finding the device cleared (no uevent seen). */
         u1 = acquire_ok(f, &ra);
         nr = u1->entry->dev.nr;
-        cache_user_unhold(f->c, u1);
+        registry_user_unhold(f->c, u1);
         fake_clear(nr);
         u2 = acquire_ok(f, &ra);
         assert_true(u1->entry->dead);
         assert_int_equal(n_hinted, 3);
         assert_int_equal(hinted[2], nr);
-        cache_release(f->c, u1);
+        registry_release(f->c, u1);
         assert_int_equal(n_hinted, 3);
-        cache_release(f->c, u2);
+        registry_release(f->c, u2);
         assert_int_equal(n_hinted, 4);
         close(a.fd);
         close(b.fd);
 }
 
 /* A block device served as it is is never the engine's to hint; nor does
- * cache_free() (the daemon exiting) hint anything. */
-static void test_cache_hints_no_block_devices(void **state)
+ * registry_free() (the daemon exiting) hint anything. */
+static void test_registry_hints_no_block_devices(void **state)
 {
         struct fixture *f = *state;
         struct backing blk = block_backing(makedev(8, 16), 5, false);
         struct backing a = file_backing(makedev(8, 1), 100, false);
-        struct cache_request rblk = req_for(&blk, "/dev/sdb", CACHE_RO, "phy");
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_user *u = acquire_ok(f, &rblk);
+        struct registry_request rblk = req_for(&blk, "/dev/sdb", ACCESS_RO, "phy");
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct registry_user *u = acquire_ok(f, &rblk);
 
-        cache_user_unhold(f->c, u);
+        registry_user_unhold(f->c, u);
         blks[0].diskseq = 6;
-        assert_int_equal(cache_device_changed(f->c, makedev(8, 16)), 1);
-        cache_release(f->c, u);
+        assert_int_equal(registry_device_changed(f->c, makedev(8, 16)), 1);
+        registry_release(f->c, u);
         u = acquire_ok(f, &rblk);
-        cache_release(f->c, u);
+        registry_release(f->c, u);
         assert_int_equal(n_hinted, 0);
 
         (void)acquire_ok(f, &ra);
-        cache_free(f->c);
+        registry_free(f->c);
         f->c = NULL;
         assert_int_equal(n_hinted, 0);
         close(blk.fd);
@@ -1107,7 +1152,7 @@ static void test_cache_hints_no_block_devices(void **state)
 /* ---- free-device hints: the real engine on a fake kernel ----------------------- */
 
 /* Devices 0..n_devs-1 exist (devs[], shared with the fake above, so that
- * the cache's reopen and inspect see what the engine bound). */
+ * the registry's reopen and inspect see what the engine bound). */
 static bool dev_removed[MAX_DEVS];
 static int take_error_nr = -1, take_error;
 static struct {
@@ -1170,16 +1215,16 @@ static int kfake_take(int nr, bool wait_node, int backing_fd, const struct stat 
         return 0;
 }
 
-static const struct loop_attach_ops kfake_ops = {
+static const struct loop_bind_ops kfake_ops = {
         .open_control = kfake_open_control,
         .get_free = kfake_get_free,
         .add = kfake_add,
         .take = kfake_take,
 };
 
-/* The cache on the real engine (loop_attach, loop_hint_free). */
-static const struct cache_ops engine_ops = {
-        .attach = loop_attach,
+/* The registry on the real engine (loop_bind, loop_hint_free). */
+static const struct registry_ops engine_ops = {
+        .bind = loop_bind,
         .reopen = fake_reopen,
         .inspect = fake_inspect,
         .blockdev_inspect = fake_blockdev_inspect,
@@ -1204,13 +1249,13 @@ static int setup_engine(void **state)
         take_error_nr = -1;
         open_control_error = 0;
         loop_hints_clear();
-        loop_set_attach_ops(&kfake_ops);
+        loop_set_bind_ops(&kfake_ops);
         return setup_with_ops(state, &engine_ops);
 }
 
 static int teardown_engine(void **state)
 {
-        loop_set_attach_ops(NULL);
+        loop_set_bind_ops(NULL);
         loop_hints_clear();
         return teardown(state);
 }
@@ -1234,10 +1279,10 @@ static void test_hint_reuses_freed_device(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
-        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
-        struct cache_user *ua, *ub, *uc;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RW, "b");
+        struct registry_request rc = req_for(&c, "/c", ACCESS_RW, "c");
+        struct registry_user *ua, *ub, *uc;
         int h[LOOP_HINTS_MAX], nr_b;
 
         other_binds(0);                       /* another process's device */
@@ -1249,8 +1294,8 @@ static void test_hint_reuses_freed_device(void **state)
         assert_int_equal(kcalls.get_free, 2);
         assert_int_equal(loop_hints_get(h, 0), 0);
 
-        cache_user_unhold(f->c, ub);
-        cache_release(f->c, ub);
+        registry_user_unhold(f->c, ub);
+        registry_release(f->c, ub);
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         assert_int_equal(h[0], nr_b);
         fake_clear(nr_b);                     /* blkback closed: autoclear */
@@ -1272,9 +1317,9 @@ static void test_hint_reuses_freed_device(void **state)
         assert_int_equal(ub->entry->dev.nr, 0);
         assert_int_equal(kcalls.get_free, 3);
 
-        cache_release(f->c, ua);
-        cache_release(f->c, ub);
-        cache_release(f->c, uc);
+        registry_release(f->c, ua);
+        registry_release(f->c, ub);
+        registry_release(f->c, uc);
         assert_int_equal(loop_hints_get(h, 0), 3);
         close(a.fd);
         close(b.fd);
@@ -1288,14 +1333,14 @@ static void test_hint_busy_falls_back_to_get_free(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
-        struct cache_user *ua = acquire_ok(f, &ra), *ub;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RW, "b");
+        struct registry_user *ua = acquire_ok(f, &ra), *ub;
         int h[LOOP_HINTS_MAX], nr = ua->entry->dev.nr;
         uint64_t theirs;
 
-        cache_user_unhold(f->c, ua);
-        cache_release(f->c, ua);
+        registry_user_unhold(f->c, ua);
+        registry_release(f->c, ua);
         fake_clear(nr);
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
         other_binds(nr);                      /* losetup got it first */
@@ -1312,7 +1357,7 @@ static void test_hint_busy_falls_back_to_get_free(void **state)
         assert_int_equal(devs[nr].bino, 999);
         assert_int_equal(devs[nr].diskseq, theirs);
 
-        cache_release(f->c, ub);
+        registry_release(f->c, ub);
         close(a.fd);
         close(b.fd);
 }
@@ -1335,7 +1380,7 @@ static void test_hint_gone_dropped(void **state)
         assert_int_equal(loop_hint_free(4), 0);       /* bound: EBUSY */
         assert_int_equal(loop_hint_free(5), 0);       /* free */
         assert_int_equal(loop_hint_free(1), 0);
-        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(a.fd, &cfg, &d), 0);
         assert_int_equal(d.nr, 5);
         assert_int_equal(kcalls.get_free, 0);
         assert_int_equal(n_takes, 4);
@@ -1347,7 +1392,7 @@ static void test_hint_gone_dropped(void **state)
         take_error_nr = 1;
         take_error = -EIO;
         n_takes = 0;
-        assert_int_equal(loop_attach(a.fd, &cfg, &d), 0);
+        assert_int_equal(loop_bind(a.fd, &cfg, &d), 0);
         assert_int_equal(n_takes, 2);
         assert_int_equal(takes[0], 1);
         assert_int_equal(d.nr, 0);
@@ -1363,8 +1408,8 @@ static void test_hint_set_bounded(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RO, "a");
-        struct cache_user *users[100], *u;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RO, "a");
+        struct registry_user *users[100], *u;
         int h[LOOP_HINTS_MAX + 8];
         size_t n;
 
@@ -1384,15 +1429,15 @@ static void test_hint_set_bounded(void **state)
         loop_hints_clear();
         assert_int_equal(loop_hints_get(h, 0), 0);
 
-        /* Through the cache: 100 devices released, the last 64 hinted. */
+        /* Through the registry: 100 devices released, the last 64 hinted. */
         for (int i = 0; i < 100; i++) {
                 ra.cfg.offset = (uint64_t)i * 4096;  /* one device each */
                 users[i] = acquire_ok(f, &ra);
-                cache_user_unhold(f->c, users[i]);
+                registry_user_unhold(f->c, users[i]);
         }
         assert_int_equal(kcalls.get_free, 100);
         for (int i = 0; i < 100; i++)
-                cache_release(f->c, users[i]);
+                registry_release(f->c, users[i]);
         n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         assert_int_equal(n, LOOP_HINTS_MAX);
         assert_int_equal(h[0], 100 - LOOP_HINTS_MAX);
@@ -1412,12 +1457,12 @@ static void test_hint_set_bounded(void **state)
                 fake_clear(nr);
         n = loop_hints_get(h, sizeof(h) / sizeof(h[0]));
         ra.cfg.offset = 4096;
-        struct cache_user *u2 = acquire_ok(f, &ra);
+        struct registry_user *u2 = acquire_ok(f, &ra);
         assert_int_equal(u2->entry->dev.nr, h[0]);
         assert_int_equal(kcalls.get_free, 101);
 
-        cache_release(f->c, u);
-        cache_release(f->c, u2);
+        registry_release(f->c, u);
+        registry_release(f->c, u2);
         close(a.fd);
 }
 
@@ -1429,10 +1474,10 @@ static void test_spare(void **state)
 {
         struct fixture *f = *state;
         struct backing a = memfd_backing(), b = memfd_backing(), c = memfd_backing();
-        struct cache_request ra = req_for(&a, "/a", CACHE_RW, "a");
-        struct cache_request rb = req_for(&b, "/b", CACHE_RW, "b");
-        struct cache_request rc = req_for(&c, "/c", CACHE_RW, "c");
-        struct cache_user *ua, *ub, *uc;
+        struct registry_request ra = req_for(&a, "/a", ACCESS_RW, "a");
+        struct registry_request rb = req_for(&b, "/b", ACCESS_RW, "b");
+        struct registry_request rc = req_for(&c, "/c", ACCESS_RW, "c");
+        struct registry_user *ua, *ub, *uc;
         int h[LOOP_HINTS_MAX];
 
         /* Nothing set up yet: no spare, no kernel call. */
@@ -1464,7 +1509,7 @@ static void test_spare(void **state)
         uc = acquire_ok(f, &rc);
         assert_int_not_equal(uc->entry->dev.nr, h[0]);
         assert_true(devs[h[0]].bound && devs[h[0]].bino == 999);
-        cache_release(f->c, uc);
+        registry_release(f->c, uc);
 
         /* A failing preparation: not wanted again before the next attach. */
         loop_hints_clear();
@@ -1475,9 +1520,9 @@ static void test_spare(void **state)
         assert_false(loop_spare_wanted());
         open_control_error = 0;
 
-        cache_release(f->c, ua);
-        cache_release(f->c, ub);
-        cache_release(f->c, uc);
+        registry_release(f->c, ua);
+        registry_release(f->c, ub);
+        registry_release(f->c, uc);
         close(a.fd);
         close(b.fd);
         close(c.fd);
@@ -1494,6 +1539,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rw_refused_while_ro_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ro_refused_while_rw_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_related_users_share, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_holder_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_is_per_file_not_per_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_force_bypasses_and_counts_as_writer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rw_needs_writable_backing, setup, teardown),
@@ -1512,8 +1558,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_foreach_includes_dead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_with_users, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_cache_hints_freed_devices, setup_hint_rec, teardown),
-                cmocka_unit_test_setup_teardown(test_cache_hints_no_block_devices, setup_hint_rec, teardown),
+                cmocka_unit_test_setup_teardown(test_registry_hints_freed_devices, setup_hint_rec, teardown),
+                cmocka_unit_test_setup_teardown(test_registry_hints_no_block_devices, setup_hint_rec, teardown),
                 cmocka_unit_test_setup_teardown(test_hint_reuses_freed_device, setup_engine, teardown_engine),
                 cmocka_unit_test_setup_teardown(test_hint_busy_falls_back_to_get_free, setup_engine, teardown_engine),
                 cmocka_unit_test_setup_teardown(test_hint_gone_dropped, setup_engine, teardown_engine),

@@ -1,5 +1,5 @@
-/* vbd-attach.c — setting a disk up: opening its target, taking a device
- * from the cache, publishing it; failing it with a hotplug-error; and
+/* vbd-setup.c — setting a disk up: opening its target, taking a device
+ * from the registry, publishing it; failing it with a hotplug-error; and
  * releasing it, unpublished first. */
 #include <assert.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "vbd-internal.h"
-#include "xsvalue.h"
+#include "values.h"
 
 /* ---- failure ------------------------------------------------------------ */
 
@@ -63,16 +63,16 @@ void vbd_fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *
         /* A long params quoted in full would push the cause out of the
          * message: quote it as describe() does. */
         if (params && strlen(params) > PARAMS_SHOWN) {
-                xsv_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
+                val_abbreviate(shortened, sizeof(shortened), cause, params, PARAMS_SHOWN - 3);
                 cause = shortened;
         }
         snprintf(msg, sizeof(msg), "%.250s: %.250s", who, cause);
-        xsv_sanitize(msg); /* values quoted from xenstore stay on one line */
+        val_sanitize(msg); /* values quoted from xenstore stay on one line */
         log_error("%s", msg);
         free(v->error);
         v->error = strdup(msg);
 
-        struct xs_op ops[] = {
+        struct xsconn_op ops[] = {
                 OP_WRITE(v, "hotplug-error", msg),
                 OP_WRITE(v, "hotplug-status", error == -EBUSY ? "busy" : "error"),
         };
@@ -81,7 +81,7 @@ void vbd_fail_disk(struct vbd_manager *m, struct vbd *v, int error, const char *
         vbd_complete_pending(v, false, error < 0 ? error : -EIO, msg);
 }
 
-/* ---- attach ------------------------------------------------------------- */
+/* ---- set up ------------------------------------------------------------- */
 
 struct params_open {
         struct vbd_manager *m;
@@ -121,7 +121,7 @@ struct publication {
 
 /* The read of physical-device, made before the writes: only ours may be
  * there. */
-static int check_publication(const struct xs_op *ops, size_t n, void *data)
+static int check_publication(const struct xsconn_op *ops, size_t n, void *data)
 {
         struct publication *p = data;
 
@@ -147,10 +147,10 @@ static int publish(struct vbd_manager *m, struct vbd *v, char *err, size_t errle
         d = &v->user->entry->dev;
         snprintf(physdev, sizeof(physdev), "%x:%x", major(d->devnum), minor(d->devnum));
         snprintf(seq, sizeof(seq), "%" PRIx64, d->diskseq);
-        struct xs_op ops[5];
+        struct xsconn_op ops[5];
         size_t n = 0;
 
-        ops[n++] = (struct xs_op){ .type = XS_READ, .dir = v->path, .node = "physical-device" };
+        ops[n++] = (struct xsconn_op){ .type = XS_READ, .dir = v->path, .node = "physical-device" };
         ops[n++] = OP_WRITE(v, "physical-device", physdev);
         ops[n++] = OP_WRITE(v, "physical-device-path", d->node);
         if (d->diskseq) /* a kernel without diskseq: no node */
@@ -165,14 +165,40 @@ struct relation {
         uint32_t domid;
 };
 
-static bool may_share(const struct cache_user *holder, void *data)
+static bool may_share(const struct registry_user *holder, void *data)
 {
         const struct relation *rel = data;
 
         return vbd_related_domains(rel->m, rel->domid, holder->domid);
 }
 
-/* Opens the disk's backing and takes a device for it from the cache
+/* Whether holder, a disk, is torn down in xenstore already though its
+ * events are still on their way: a disk detached and its file attached to
+ * another in one go would otherwise be refused while the daemon reads the
+ * new disk's directory ahead of the old one's teardown.  Its record is
+ * queued to be released. */
+static bool holder_gone(const struct registry_user *holder, void *data)
+{
+        const struct relation *rel = data;
+        struct backend_state s;
+        char path[PATH_MAX];
+        struct vbd *v;
+        int r;
+
+        if (holder->domid == UINT32_MAX)
+                return false; /* an attachment: there until detached */
+        snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, rel->m->base, holder->domid, holder->devid);
+        v = hashmap_get(rel->m->by_path, path);
+        if (!v || v->user != holder)
+                return false;
+        r = vbd_read_backend_state(rel->m, v, false, &s);
+        if (r != -ENOENT && (r < 0 || !vbd_torn_down(&s, v->maybe_published)))
+                return false;
+        vbd_mark_dirty(rel->m, v);
+        return true;
+}
+
+/* Opens the disk's backing and takes a device for it from the registry
  * (v->user), from what snap (SNAP_SETUP) read.  Returns 0; 1 when there is
  * nothing to do yet (params not written, or xenstored gone: the resync
  * after reconnection retries); -errno with err set. */
@@ -180,9 +206,9 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
 {
         const char *params, *mode;
         struct backing b = { .fd = -1 };
-        struct cache_request req;
+        struct registry_request req;
         struct relation rel = { .m = m, .domid = v->domid };
-        enum cache_access access;
+        enum access access;
         char name[64];
         size_t plen;
         int r;
@@ -204,25 +230,25 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
         }
         if (r < 0)
                 return 1;
-        if (xsv_parse_mode(mode, &access) < 0) {
+        if (val_parse_mode(mode, &access) < 0) {
                 snprintf(err, errlen, "mode '%.16s' is not r, w or w!", mode);
                 return -EINVAL;
         }
-        r = xsv_check_params(params, plen, err, errlen);
+        r = val_check_params(params, plen, err, errlen);
         if (r < 0)
                 return r;
 
-        r = open_params(m, v, params, access != CACHE_RO, &b, err, errlen);
+        r = open_params(m, v, params, access != ACCESS_RO, &b, err, errlen);
         if (r < 0)
                 return r;
         crashpoint("after-open");
 
         snprintf(name, sizeof(name), "domain %" PRIu32 " disk %" PRIu32, v->domid, v->devid);
-        req = (struct cache_request){
+        req = (struct registry_request){
                 .backing = &b,
                 .path = params,
                 .cfg = {
-                        .read_only = access == CACHE_RO,
+                        .read_only = access == ACCESS_RO,
                         .direct_io = m->cfg.direct_io,
                         .block_size = m->cfg.block_size,
                 },
@@ -231,9 +257,10 @@ static int acquire(struct vbd_manager *m, struct vbd *v, const struct snapshot *
                 .domid = v->domid,
                 .devid = v->devid,
                 .related = may_share,
+                .stale = holder_gone,
                 .related_data = &rel,
         };
-        r = cache_acquire(m->cache, &req, &v->user, err, errlen);
+        r = registry_acquire(m->registry, &req, &v->user, err, errlen);
         backing_close(&b);
         if (r < 0) {
                 v->user = NULL;
@@ -255,7 +282,7 @@ bool vbd_publish_disk(struct vbd_manager *m, struct vbd *v)
         v->maybe_published = true;
         r = publish(m, v, err, sizeof(err));
         if (r == -ENOENT) {
-                /* Removed mid-attach: nothing of ours may stay. */
+                /* Removed mid-setup: nothing of ours may stay. */
                 log_info("%s went away while it was being set up.", v->path);
                 vbd_forget(m, v);
                 return false;
@@ -295,7 +322,7 @@ bool vbd_publish_disk(struct vbd_manager *m, struct vbd *v)
  * InitWait before libxl, which waits for exactly InitWait and only then
  * runs the script, has seen it.  A failure then is only noted: the add
  * tries again and reports it.  Returns false when v was forgotten. */
-bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
+bool vbd_setup(struct vbd_manager *m, struct vbd *v, const struct snapshot *snap, bool prepare_only)
 {
         /* Room for a cause that quotes params whole: vbd_fail_disk() shortens it. */
         char err[ERROR_MAX + PATH_MAX] = "";
@@ -308,7 +335,7 @@ bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *sna
                 return true;
         if (r < 0 && prepare_only) {
                 v->prepare_failed = true;
-                log_debug("%s: not prepared ahead of its add: %s", v->path, err);
+                log_debug("%s: not prepared ahead of its add: %s.", v->path, err);
                 return true;
         }
         if (r < 0) {
@@ -327,7 +354,7 @@ bool vbd_attach(struct vbd_manager *m, struct vbd *v, const struct snapshot *sna
 /* Removes what publish() wrote, if the directory is still there. */
 static int unpublish(struct vbd_manager *m, struct vbd *v)
 {
-        const struct xs_op ops[] = {
+        const struct xsconn_op ops[] = {
                 OP_RM(v, "physical-device"),
                 OP_RM(v, "physical-device-path"),
                 OP_RM(v, "diskseq"),
