@@ -400,7 +400,8 @@ def print_table(doc):
     hl = meta.get("host_loop_devices_at_start")
     if hl:
         L.append(f"loop devices on the host at start: {hl['all']}, {hl['bound']} of them bound "
-                 "(the daemon's sharing check reads each one that is not its own)")
+                 "(free ones are handed out before the kernel creates any: they make attaching at "
+                 "few held devices cheaper)")
     if meta.get("stock_losetup_races"):
         L.append(f"the stock script lost its loop device to another process {meta['stock_losetup_races']} "
                  "time(s) (losetup -f, then losetup: its race); those attaches were run again")
