@@ -398,8 +398,8 @@ EOF
 # ---------------------------------------------------------------- set-up
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-# The daemon's sharing check reads every loop device on the host that is
-# not its own (src/outside.c): how many there are matters.
+# The host's loop devices: free ones are handed out before the kernel
+# creates any, which makes attaching at few held devices cheaper.
 # (Globs, not ls: devices come and go meanwhile.)
 host_loops=(/sys/block/loop*)
 host_loops_bound=(/sys/block/loop*/loop)

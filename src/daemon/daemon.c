@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backing.h"
 #include "config.h"
 #include "daemon.h"
 #include "fdstore.h"
@@ -362,6 +363,7 @@ static void daemon_done(struct daemon *d)
         xsconn_free(d->xs);
         sd_event_unref(d->event);
         free(d->home);
+        backing_workers_stop();
 }
 
 /* A loop device the kernel has to create costs the attach that needs it a

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "macro.h"
 
 const char *backing_type_name(mode_t mode)
@@ -150,11 +152,17 @@ int backing_from_fd(int fd, bool writable, struct backing *ret)
 
 /* ---- an open with a deadline --------------------------------------------- */
 
-/* One open, run by a thread of its own; whoever finishes last (the caller,
- * giving up, or the thread, finally done) frees it. */
+/* The opens run on a few long-lived threads, started when first needed: a
+ * thread per open cost every attach a clone3 and a thread's teardown.  A
+ * worker whose open hangs stays with it; the next open finds no idle worker
+ * and starts another, so at most BACKING_HUNG_MAX + 1 run at once. */
+
+/* One open; whoever finishes last (the caller, giving up, or the worker,
+ * finally done) frees it.  The hand-offs are semaphores: the waiting side
+ * is woken without contending for pool_lock, which guards the rest. */
 struct open_job {
-        pthread_mutex_t lock;
-        pthread_cond_t done_cond;
+        struct list link;               /* in queue while not taken */
+        sem_t done_sem;                 /* posted once the result is in */
         bool done, abandoned;
         bool writable, direct_io;
         int r;
@@ -162,79 +170,143 @@ struct open_job {
         char path[];
 };
 
-/* Opens still hanging after their caller gave up: each holds a thread. */
-static pthread_mutex_t hung_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned hung;
+/* A worker that has stopped, waiting to be joined. */
+struct exited {
+        pthread_t thread;
+        struct exited *next;
+};
 
-static void *open_worker(void *data)
+#define IDLE_MAX 2u
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;  /* a worker stopped */
+static sem_t work_sem;                 /* posted for each job queued, and to stop */
+static bool work_sem_ready;
+static struct list queue = LIST_INIT(queue);
+static size_t queued;
+static unsigned workers, idle, hung;   /* hung: abandoned opens not finished */
+static bool stopping;
+static struct exited *exited;
+
+static void job_free(struct open_job *j)
 {
-        struct open_job *j = data;
-        struct backing b;
-        int r = backing_open(j->path, j->writable, j->direct_io, &b);
-        bool abandoned;
+        sem_destroy(&j->done_sem);
+        free(j);
+}
 
-        pthread_mutex_lock(&j->lock);
-        j->r = r;
-        j->b = b;
-        j->done = true;
-        abandoned = j->abandoned;
-        pthread_cond_signal(&j->done_cond);
-        pthread_mutex_unlock(&j->lock);
-        if (abandoned) {
-                backing_close(&b);
-                pthread_mutex_lock(&hung_lock);
+static void sem_wait_intr(sem_t *s)
+{
+        while (sem_wait(s) < 0 && errno == EINTR)
+                ;
+}
+
+/* Hands j its result, or closes and frees it when abandoned; pool_lock is
+ * held on entry and on return. */
+static void finish_job(struct open_job *j, int r, struct backing *b)
+{
+        if (j->abandoned) {
+                backing_close(b);
                 hung--;
-                pthread_mutex_unlock(&hung_lock);
-                pthread_cond_destroy(&j->done_cond);
-                pthread_mutex_destroy(&j->lock);
-                free(j);
+                job_free(j);
+                return;
         }
+        j->r = r;
+        j->b = *b;
+        j->done = true;
+        /* The caller frees j only after taking this post. */
+        pthread_mutex_unlock(&pool_lock);
+        sem_post(&j->done_sem);
+        pthread_mutex_lock(&pool_lock);
+}
+
+static void *worker_main(void *data)
+{
+        struct exited *self = data;
+        bool stay = true;
+
+        pthread_mutex_lock(&pool_lock);
+        idle++;
+        while (stay) {
+                struct open_job *j;
+                struct backing b;
+                int r;
+
+                if (!queued) {
+                        if (stopping)
+                                break;
+                        pthread_mutex_unlock(&pool_lock);
+                        sem_wait_intr(&work_sem);
+                        pthread_mutex_lock(&pool_lock);
+                        continue; /* a post may be stale: look again */
+                }
+                j = list_first_entry(&queue, struct open_job, link);
+                list_unlink(&j->link);
+                queued--;
+                idle--;
+                pthread_mutex_unlock(&pool_lock);
+                r = backing_open(j->path, j->writable, j->direct_io, &b);
+                pthread_mutex_lock(&pool_lock);
+                /* Counted idle before the caller hears: its next open must
+                 * not start another worker. */
+                stay = idle < IDLE_MAX;
+                if (stay)
+                        idle++;
+                finish_job(j, r, &b);
+        }
+        if (stay)
+                idle--;
+        workers--;
+        self->next = exited;
+        exited = self;
+        pthread_cond_broadcast(&exit_cond);
+        pthread_mutex_unlock(&pool_lock);
         return NULL;
 }
 
-int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,
-                         struct backing *ret)
+/* Joins the workers that stopped; pool_lock is held. */
+static void reap(void)
 {
-        struct open_job *j;
-        pthread_condattr_t ca;
-        pthread_attr_t ta;
-        struct timespec until;
-        pthread_t thread;
-        bool done;
+        while (exited) {
+                struct exited *e = exited;
+                exited = e->next;
+                pthread_join(e->thread, NULL);
+                free(e);
+        }
+}
+
+/* Makes sure a worker will take the job just queued; pool_lock is held. */
+static int ensure_worker(void)
+{
+        struct exited *self;
         int r;
 
-        assert(timeout_usec > 0);
-        backing_init(ret);
-        if (!path || path[0] != '/')
-                return -EINVAL;
-        pthread_mutex_lock(&hung_lock);
-        r = hung >= BACKING_HUNG_MAX ? -EAGAIN : 0;
-        pthread_mutex_unlock(&hung_lock);
-        if (r < 0)
-                return r;
-
-        j = calloc(1, sizeof(*j) + strlen(path) + 1);
-        if (!j)
+        reap();
+        if (queued <= idle)
+                return 0;
+        if (!work_sem_ready) {
+                if (sem_init(&work_sem, 0, 0) < 0)
+                        return negative_errno();
+                work_sem_ready = true;
+        }
+        self = calloc(1, sizeof(*self));
+        if (!self)
                 return -ENOMEM;
-        strcpy(j->path, path);
-        j->writable = writable;
-        j->direct_io = direct_io;
-        pthread_mutex_init(&j->lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&j->done_cond, &ca);
-        pthread_condattr_destroy(&ca);
-
-        pthread_attr_init(&ta);
-        pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
-        r = -pthread_create(&thread, &ta, open_worker, j);
-        pthread_attr_destroy(&ta);
+        r = -pthread_create(&self->thread, NULL, worker_main, self);
         if (r < 0) {
-                pthread_cond_destroy(&j->done_cond);
-                pthread_mutex_destroy(&j->lock);
-                free(j);
+                free(self);
                 return r;
         }
+        workers++;
+        return 0;
+}
+
+/* Waits for j until the deadline; pool_lock is not held.  -ETIMEDOUT when
+ * it is abandoned, left to its worker to close and free. */
+static int wait_job(struct open_job *j, uint64_t timeout_usec, struct backing *ret)
+{
+        struct timespec until;
+        bool posted;
+        int r;
 
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += (time_t)(timeout_usec / 1000000);
@@ -243,36 +315,95 @@ int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
         }
-        pthread_mutex_lock(&j->lock);
-        while (!j->done)
-                if (pthread_cond_timedwait(&j->done_cond, &j->lock, &until) == ETIMEDOUT)
-                        break;
-        done = j->done;
-        if (!done) {
-                /* The thread finishes, closes and frees on its own. */
-                j->abandoned = true;
-                pthread_mutex_lock(&hung_lock);
-                hung++;
-                pthread_mutex_unlock(&hung_lock);
-        }
-        pthread_mutex_unlock(&j->lock);
-        if (!done)
+        while ((r = sem_clockwait(&j->done_sem, CLOCK_MONOTONIC, &until)) < 0 && errno == EINTR)
+                ;
+        posted = r == 0;
+        pthread_mutex_lock(&pool_lock);
+        if (!j->done) {
+                if (list_is_linked(&j->link)) {
+                        /* Never taken: nothing hangs. */
+                        list_unlink(&j->link);
+                        queued--;
+                        job_free(j);
+                } else {
+                        j->abandoned = true;
+                        hung++;
+                }
+                pthread_mutex_unlock(&pool_lock);
                 return -ETIMEDOUT;
+        }
+        pthread_mutex_unlock(&pool_lock);
+        if (!posted)
+                sem_wait_intr(&j->done_sem); /* done just now: its post is coming */
         *ret = j->b;
         r = j->r;
-        pthread_cond_destroy(&j->done_cond);
-        pthread_mutex_destroy(&j->lock);
-        free(j);
+        job_free(j);
         return r;
+}
+
+int backing_open_bounded(const char *path, bool writable, bool direct_io, uint64_t timeout_usec,
+                         struct backing *ret)
+{
+        struct open_job *j;
+        int r;
+
+        assert(timeout_usec > 0);
+        backing_init(ret);
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        j = calloc(1, sizeof(*j) + strlen(path) + 1);
+        if (!j)
+                return -ENOMEM;
+        strcpy(j->path, path);
+        j->writable = writable;
+        j->direct_io = direct_io;
+        list_init(&j->link);
+        if (sem_init(&j->done_sem, 0, 0) < 0) {
+                free(j);
+                return negative_errno();
+        }
+
+        pthread_mutex_lock(&pool_lock);
+        r = hung >= BACKING_HUNG_MAX ? -EAGAIN : 0;
+        if (r == 0) {
+                list_append(&queue, &j->link);
+                queued++;
+                r = ensure_worker();
+                if (r < 0) {
+                        list_unlink(&j->link);
+                        queued--;
+                }
+        }
+        pthread_mutex_unlock(&pool_lock);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        sem_post(&work_sem);
+        return wait_job(j, timeout_usec, ret);
+}
+
+void backing_workers_stop(void)
+{
+        pthread_mutex_lock(&pool_lock);
+        stopping = true;
+        for (unsigned i = 0; i < idle; i++)
+                sem_post(&work_sem);
+        /* Those still in an abandoned open are left to it. */
+        while (workers > hung)
+                pthread_cond_wait(&exit_cond, &pool_lock);
+        reap();
+        stopping = false;
+        pthread_mutex_unlock(&pool_lock);
 }
 
 unsigned backing_hung_opens(void)
 {
         unsigned n;
 
-        pthread_mutex_lock(&hung_lock);
+        pthread_mutex_lock(&pool_lock);
         n = hung;
-        pthread_mutex_unlock(&hung_lock);
+        pthread_mutex_unlock(&pool_lock);
         return n;
 }
 

@@ -35,6 +35,8 @@ struct event {
  * with; grown for a message longer than that (a long directory from
  * oxenstored, bounded by xsw_peek). */
 #define IN_SIZE (16 * XSW_MSG_MAX)
+/* Requests of one batch not written yet. */
+#define OUT_SIZE (4 * XSW_MSG_MAX)
 
 struct xsconn {
         sd_event *event;
@@ -47,6 +49,9 @@ struct xsconn {
         unsigned retry_ms;
         bool up; /* connected and its watches set */
         bool was_connected;
+        bool stream; /* a socket: a batch goes in one write() */
+        char *out;              /* OUT_SIZE bytes */
+        size_t out_len;
         uint32_t next_id;
         uint64_t timeout_usec;  /* for each reply; then the connection is given up */
         uint64_t deadline;      /* of the request in flight (CLOCK_MONOTONIC, usec) */
@@ -288,19 +293,12 @@ static int next_reply(struct xsconn *x, struct xsd_sockmsg *hdr, char **body)
         }
 }
 
-/* One message per write(): the kernel's xenbus device takes no more. */
-static int send_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
-                    size_t n_parts, uint32_t *ret_id)
+static int write_all(struct xsconn *x, const char *buf, size_t len)
 {
-        char buf[XSW_MSG_MAX];
         size_t off = 0;
-        int len;
 
-        len = xsw_build(buf, type, x->next_id, t, parts, n_parts);
-        if (len < 0)
-                return len;
-        while (off < (size_t)len) {
-                ssize_t n = write(x->fd, buf + off, (size_t)len - off);
+        while (off < len) {
+                ssize_t n = write(x->fd, buf + off, len - off);
                 if (n >= 0) {
                         off += (size_t)n;
                         continue;
@@ -313,8 +311,46 @@ static int send_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const s
                 if (r < 0)
                         return r;
         }
-        *ret_id = x->next_id++;
         return 0;
+}
+
+/* Requests on their way out.  The kernel's xenbus device takes one message
+ * per write(); xenstored's socket is a stream, where a batch goes in one
+ * write() (a system call, and a wake-up of xenstored, per batch). */
+static int flush_out(struct xsconn *x)
+{
+        int r = write_all(x, x->out, x->out_len);
+
+        x->out_len = 0;
+        return r;
+}
+
+static int queue_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+                     size_t n_parts, uint32_t *ret_id)
+{
+        int len, r;
+
+        if (OUT_SIZE - x->out_len < XSW_MSG_MAX && (r = flush_out(x)) < 0)
+                return r;
+        len = xsw_build(x->out + x->out_len, type, x->next_id, t, parts, n_parts);
+        if (len < 0)
+                return len;
+        x->out_len += (size_t)len;
+        *ret_id = x->next_id++;
+        return x->stream ? 0 : flush_out(x);
+}
+
+static int send_msg(struct xsconn *x, uint32_t type, xs_transaction_t t, const struct xsw_part *parts,
+                    size_t n_parts, uint32_t *ret_id)
+{
+        char buf[XSW_MSG_MAX];
+        int len;
+
+        len = xsw_build(buf, type, x->next_id, t, parts, n_parts);
+        if (len < 0)
+                return len;
+        *ret_id = x->next_id++;
+        return write_all(x, buf, (size_t)len);
 }
 
 /* Builds an op's body: its path, NUL-terminated, and a value to write. */
@@ -378,7 +414,7 @@ int xsconn_batch(struct xsconn *x, xs_transaction_t t, struct xsconn_op *ops, si
         next = x->next_id;
         for (; sent < n; sent++) {
                 struct xsw_part parts[4];
-                r = send_msg(x, ops[sent].type, t, parts, op_parts(&ops[sent], parts), &id);
+                r = queue_msg(x, ops[sent].type, t, parts, op_parts(&ops[sent], parts), &id);
                 if (r == -E2BIG) {
                         ops[sent].r = -ENAMETOOLONG;
                         continue;
@@ -386,6 +422,11 @@ int xsconn_batch(struct xsconn *x, xs_transaction_t t, struct xsconn_op *ops, si
                 if (r < 0)
                         break;
                 ops[sent].r = 1; /* awaiting its reply */
+        }
+        if (r >= 0 || r == -E2BIG) {
+                int f = flush_out(x);
+                if (f < 0)
+                        r = f;
         }
         for (size_t i = 0; i < sent && r >= 0; i++) {
                 _cleanup_free_ char *body = NULL;
@@ -604,6 +645,7 @@ static int watch_now(struct xsconn *x, const char *path, const char *token)
 
 static int connect_now(struct xsconn *x)
 {
+        struct stat st;
         int r, fd;
 
         fd = open_xenstore();
@@ -616,6 +658,12 @@ static int connect_now(struct xsconn *x)
                 }
                 x->in_cap = IN_SIZE;
         }
+        if (!x->out && !(x->out = malloc(OUT_SIZE))) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        x->stream = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+        x->out_len = 0;
         r = sd_event_add_io(x->event, &x->io, fd, EPOLLIN, on_io, x);
         if (r < 0) {
                 safe_close(fd);
@@ -647,6 +695,7 @@ void xsconn_free(struct xsconn *x)
         safe_close(x->fd);
         drop_events(x);
         free(x->in);
+        free(x->out);
         for (size_t i = 0; i < x->n_watches; i++) {
                 free(x->watches[i].path);
                 free(x->watches[i].token);

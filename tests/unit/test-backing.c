@@ -1,6 +1,7 @@
-/* Unit tests for backing_open()/backing_from_fd(): what is accepted as a
- * disk's backing file, and that nothing else is opened or left open.  Runs
- * without root (no block device needed). */
+/* Unit tests for backing_open(), backing_from_fd() and
+ * backing_open_bounded(): what is accepted as a disk's backing file, and
+ * that nothing else is opened or left open.  Runs without root (no block
+ * device needed). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -194,6 +195,69 @@ static void test_from_fd(void **state)
         close(d);
 }
 
+static int count_threads(void)
+{
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* The thread count once a joined thread has left /proc (the kernel lists it
+ * a moment after pthread_join() returns); at most 5 s. */
+static int threads_after_join(int want)
+{
+        int n = count_threads();
+
+        for (int i = 0; i < 500 && n != want; i++) {
+                usleep(10000);
+                n = count_threads();
+        }
+        return n;
+}
+
+/* Opens with a deadline run on workers that are kept for the next open,
+ * not one thread per open; they answer as backing_open() does, leave no fd
+ * behind, and are joined by backing_workers_stop(), after which opens work
+ * again. */
+static void test_bounded_workers(void **state)
+{
+        int before = count_fds(), threads = count_threads();
+        struct backing b;
+
+        for (int i = 0; i < 200; i++) {
+                bool rw = i % 2;
+                assert_int_equal(backing_open_bounded(img, rw, false, 5000000, &b), 0);
+                assert_true(b.fd >= 0);
+                assert_int_equal(b.writable, rw);
+                assert_int_equal(fcntl(b.fd, F_GETFL) & O_ACCMODE, rw ? O_RDWR : O_RDONLY);
+                backing_close(&b);
+                /* One worker serves one caller: none is started per open. */
+                assert_int_equal(count_threads(), threads + 1);
+        }
+        assert_int_equal(backing_open_bounded(sub, false, false, 5000000, &b), -ENOTBLK);
+        assert_true(S_ISDIR(b.st.st_mode));
+        assert_int_equal(b.fd, -1);
+        assert_int_equal(backing_open_bounded("/nonexistent/xen-loopd", false, false, 5000000, &b), -ENOENT);
+        assert_int_equal(backing_open_bounded("relative", false, false, 5000000, &b), -EINVAL);
+        assert_int_equal(backing_hung_opens(), 0);
+
+        backing_workers_stop();
+        assert_int_equal(threads_after_join(threads), threads);
+        assert_int_equal(count_fds(), before);
+        assert_int_equal(backing_open_bounded(img, false, false, 5000000, &b), 0);
+        backing_close(&b);
+        backing_workers_stop();
+        assert_int_equal(threads_after_join(threads), threads);
+        assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -204,6 +268,7 @@ int main(void)
                 cmocka_unit_test(test_bad_paths),
                 cmocka_unit_test(test_type_names),
                 cmocka_unit_test(test_from_fd),
+                cmocka_unit_test(test_bounded_workers),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
