@@ -133,6 +133,9 @@ struct vbd *vbd_get(struct vbd_manager *m, const char *path, size_t len, uint32_
                     uint32_t devid, bool create);
 void vbd_drop_user(struct vbd_manager *m, struct vbd *v);
 void vbd_forget(struct vbd_manager *m, struct vbd *v);
+/* The disk record registry user u belongs to; NULL for an attachment or a
+ * user no record holds. */
+struct vbd *vbd_of_user(struct vbd_manager *m, const struct registry_user *u);
 enum claim vbd_claim_of(const char *script);
 void vbd_evaluate(struct vbd_manager *m, struct vbd *v);
 void vbd_mark_dirty(struct vbd_manager *m, struct vbd *v);

@@ -180,16 +180,11 @@ static bool may_share(const struct registry_user *holder, void *data)
 static bool holder_gone(const struct registry_user *holder, void *data)
 {
         const struct relation *rel = data;
+        struct vbd *v = vbd_of_user(rel->m, holder); /* an attachment: there until detached */
         struct backend_state s;
-        char path[PATH_MAX];
-        struct vbd *v;
         int r;
 
-        if (holder->domid == UINT32_MAX)
-                return false; /* an attachment: there until detached */
-        snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, rel->m->base, holder->domid, holder->devid);
-        v = hashmap_get(rel->m->by_path, path);
-        if (!v || v->user != holder)
+        if (!v)
                 return false;
         r = vbd_read_backend_state(rel->m, v, false, &s);
         if (r != -ENOENT && (r < 0 || !vbd_torn_down(&s, v->maybe_published)))

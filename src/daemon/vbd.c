@@ -477,22 +477,30 @@ static int on_defer(sd_event_source *s, void *userdata)
         return 0;
 }
 
+struct vbd *vbd_of_user(struct vbd_manager *m, const struct registry_user *u)
+{
+        char path[PATH_MAX];
+        struct vbd *v;
+
+        if (u->domid == UINT32_MAX)
+                return NULL; /* an attachment */
+        snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, m->base, u->domid, u->devid);
+        v = hashmap_get(m->by_path, path);
+        return v && v->user == u ? v : NULL;
+}
+
 void vbd_device_changed(struct vbd_manager *m, const struct registry_entry *e)
 {
-        char path[PATH_MAX], seq[32];
         const struct registry_user *u;
+        char seq[32];
 
         assert(e);
         if (!m)
                 return;
         snprintf(seq, sizeof(seq), "%" PRIx64, e->dev.diskseq);
         list_foreach_entry(u, &e->users, link) {
-                struct vbd *v;
-                if (u->domid == UINT32_MAX)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%" PRIu32 "/%" PRIu32, m->base, u->domid, u->devid);
-                v = hashmap_get(m->by_path, path);
-                if (!v || v->user != u)
+                struct vbd *v = vbd_of_user(m, u);
+                if (!v)
                         continue;
                 const struct xsconn_op ops[] = { OP_WRITE(v, "diskseq", seq) };
                 vbd_backend_change(m, v, ops, ARRAY_SIZE(ops), NULL, NULL);
