@@ -9,9 +9,7 @@
 . "$(dirname "$0")/../harness/lib.sh"
 . "$(dirname "$0")/lib-daemon.sh"
 h_init "$@"
-command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing client)"
-command -v setpriv >/dev/null || h_skip "setpriv is missing (util-linux)"
-getent group nogroup >/dev/null || h_skip "no group nogroup here"
+h_peer_init
 h_xenstored_start
 h_blkback_start
 h_daemon_start --group nogroup
@@ -29,12 +27,6 @@ xs_img=$(h_sparse_file xs.img 32M)
 peer="$H_TMP/peer"
 mkdir -m 0777 "$peer"
 
-# The system's python for nobody (a python3 first in root's PATH may live
-# where nobody cannot go).
-py_nobody=/usr/bin/python3
-[ -x "$py_nobody" ] || py_nobody=$(command -v python3)
-# as_nobody ARGS — run as uid nobody, group nogroup (a member of --group).
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 # check OUT EXPECTED — each line of EXPECTED ("ok" or an error name, then a
 # few words its message must hold) against the reply of the same line.
@@ -122,7 +114,7 @@ ok
 ok
 ok
 EOF2
-as_nobody "$py_nobody" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/req" "$peer/out" || h_fail "the client run as nobody failed"
+h_as_uid 65534 "$H_PEER_PYTHON" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/req" "$peer/out" || h_fail "the client run as nobody failed"
 check "$peer/out" "$H_TMP/peer.want"
 # query-fdsets showed nobody's own sets only.
 sets=$(sed -n 17p "$peer/out" | python3 -c 'import json,sys; print(" ".join(sorted(str(s["fdset-id"]) for s in json.load(sys.stdin)["result"]["fdsets"])))')

@@ -144,6 +144,15 @@ h_daemon_service_restarted() {
 	[ -n "$pid" ] && [ "$pid" != 0 ] && [ "$pid" != "$1" ] && "$XEN_LOOPCTL" status >/dev/null 2>&1
 }
 
+# h_daemon_service_kill — SIGKILL the service's daemon; returns once the
+# manager's restart of it answers.
+h_daemon_service_kill() {
+	local pid
+	pid=$(h_daemon_service_pid)
+	kill -KILL "$pid"
+	h_wait_until 60 "xen-loopd to come back" h_daemon_service_restarted "$pid"
+}
+
 # h_daemon_service_stored — how many fds the manager keeps for the service.
 h_daemon_service_stored() {
 	systemctl --user show -p NFileDescriptorStore --value "$H_UNIT.service"
@@ -179,4 +188,23 @@ h__zram_remove() {
 		sleep 0.1
 	done
 	h_log "cannot remove $H_PHY"
+}
+
+# h_peer_init — for tests of a control peer that is not root: skips the
+# test without python3 (the fd-passing client), setpriv or the group
+# nogroup (the daemon's --group), and sets H_PEER_PYTHON, the system's
+# python3 (one first in root's PATH may live where other uids cannot go).
+h_peer_init() {
+	command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing client)"
+	command -v setpriv >/dev/null || h_skip "setpriv is missing (util-linux)"
+	getent group nogroup >/dev/null || h_skip "no group nogroup here"
+	H_PEER_PYTHON=/usr/bin/python3
+	[ -x "$H_PEER_PYTHON" ] || H_PEER_PYTHON=$(command -v python3)
+}
+
+# h_as_uid UID ARGS — run ARGS as UID, group nogroup (a member of --group).
+h_as_uid() {
+	local uid=$1
+	shift
+	setpriv --reuid="$uid" --regid=65534 --clear-groups "$@"
 }

@@ -33,12 +33,7 @@ H_DAEMON_BIN="$H_TMP/xen-loopd-wrap"
 h_daemon_service_start
 
 stored() { h_daemon_service_stored; }
-restart() {
-	local pid
-	pid=$(h_daemon_service_pid)
-	kill -KILL "$pid"
-	h_wait_until 60 "xen-loopd to come back" h_daemon_service_restarted "$pid"
-}
+restart() { h_daemon_service_kill; }
 held() { h_loopctl list --json | grep -c '"held": *true' || true; }
 
 h_log "one phy device held for a read-only and for a w! disk"

@@ -9,9 +9,7 @@
 . "$(dirname "$0")/../harness/lib.sh"
 . "$(dirname "$0")/lib-daemon.sh"
 h_init "$@"
-command -v python3 >/dev/null || h_skip "python3 is missing (the fd-passing client)"
-command -v setpriv >/dev/null || h_skip "setpriv is missing (util-linux)"
-getent group nogroup >/dev/null || h_skip "no group nogroup here"
+h_peer_init
 h_zram_start 32M
 phy=$H_PHY
 h_xenstored_start
@@ -61,10 +59,6 @@ img=$(h_sparse_file set.img 32M)
 chown 65534:65534 "$img"
 peer="$H_TMP/peer"
 mkdir -m 0777 "$peer"
-py_nobody=/usr/bin/python3
-[ -x "$py_nobody" ] || py_nobody=$(command -v python3)
-# as_uid UID ARGS — run as UID, group nogroup (a member of --group).
-as_uid() { local uid=$1; shift; setpriv --reuid="$uid" --regid=65534 --clear-groups "$@"; }
 # replies FILE — one word per reply: ok or the error's name.
 replies() { python3 -c 'import json, sys
 print(" ".join("ok" if r.get("ok") else r["error"]["name"] for r in map(json.loads, open(sys.argv[1])) if r != {"held": True}))' "$1"; }
@@ -81,7 +75,7 @@ h_assert_eq 2 "$(stored)" "fds in the store for $phy read-only and read-write"
 cat >"$peer/add.req" <<EOF2
 {"command": "add-fd", "args": {"fdset-id": 30}, "open": {"path": "$img", "flags": ["O_RDWR"]}}
 EOF2
-as_uid 65534 "$py_nobody" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/add.req" "$peer/add.out" --hold "$peer/add.done" &
+h_as_uid 65534 "$H_PEER_PYTHON" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/add.req" "$peer/add.out" --hold "$peer/add.done" &
 client=$!
 h_register_pid "$client" nobody-client
 h_wait_until 10 "nobody's add-fd" grep -q '"held"' "$peer/add.out"
@@ -94,9 +88,7 @@ h_xs add --home "$H_HOME" --domid 3 --vdev xvda --params /dev/fdset/30 --mode w 
 be3=$(h_be_path 3 51712)
 h_wait_until 10 "disk 3's device in the store" bash -c "[ \"\$(systemctl --user show -p NFileDescriptorStore --value $H_UNIT.service)\" = 4 ]"
 
-pid=$(h_daemon_service_pid)
-kill -KILL "$pid"
-h_wait_until 60 "xen-loopd to come back" h_daemon_service_restarted "$pid"
+h_daemon_service_kill
 touch "$peer/add.done"
 wait "$client" || true
 h_unregister_pid "$client"
@@ -110,13 +102,13 @@ cat >"$peer/after.req" <<EOF2
 {"command": "remove-fd", "args": {"fdset-id": 30}}
 EOF2
 # Another uid first: the set is not its own.
-as_uid 65533 "$py_nobody" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/after.req" "$peer/other.out" ||
+h_as_uid 65533 "$H_PEER_PYTHON" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/after.req" "$peer/other.out" ||
 	h_fail "the client run as uid 65533 failed"
 h_assert_eq "ok EPERM" "$(replies "$peer/other.out")" "uid 65533 on nobody's set after the restart"
 # sets FILE — the fd sets the first reply lists.
 sets() { head -n 1 "$1" | python3 -c 'import json, sys; print(" ".join(str(s["fdset-id"]) for s in json.load(sys.stdin)["result"]["fdsets"]))'; }
 h_assert_eq "" "$(sets "$peer/other.out")" "uid 65533's fd sets"
-as_uid 65534 "$py_nobody" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/after.req" "$peer/after.out" ||
+h_as_uid 65534 "$H_PEER_PYTHON" "$CTL" "$XEN_LOOPD_SOCKET" "$peer/after.req" "$peer/after.out" ||
 	h_fail "the client run as nobody failed"
 h_assert_eq "ok ok" "$(replies "$peer/after.out")" "nobody on its set after the restart"
 h_assert_eq 30 "$(sets "$peer/after.out")" "nobody's fd sets after the restart"
