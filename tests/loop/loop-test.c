@@ -259,3 +259,26 @@ int lt_losetup(const char *a, const char *b)
                 return -errno;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+int lt_images_make(struct lt_images *t, uint64_t img_size, uint64_t img2_size)
+{
+        if (lt_tmpdir(&t->dir) < 0 || asprintf(&t->prefix, "%s/", t->dir) < 0)
+                return -1;
+        if (lt_make_file(t->dir, "img", img_size, &t->img) < 0 ||
+            lt_make_file(t->dir, "img2", img2_size, &t->img2) < 0)
+                return -1;
+        return 0;
+}
+
+int lt_images_remove(struct lt_images *t)
+{
+        int left = t->prefix ? lt_cleanup(t->prefix) : 0;
+
+        if (t->dir)
+                lt_tmpdir_remove(t->dir);
+        free(t->prefix);
+        free(t->img);
+        free(t->img2);
+        *t = (struct lt_images){ 0 };
+        return left ? -1 : 0;
+}

@@ -20,6 +20,18 @@ void lt_tmpdir_remove(char *dir);
  * number; *ret is allocated. */
 int lt_make_file(const char *dir, const char *name, uint64_t size, char **ret);
 
+/* A test group's files: a private directory (prefix is it with a '/', for
+ * lt_cleanup()) holding two images, img and img2. */
+struct lt_images {
+        char *dir, *prefix, *img, *img2;
+};
+
+/* Makes them, img of img_size bytes, img2 of img2_size.  0 or -1. */
+int lt_images_make(struct lt_images *t, uint64_t img_size, uint64_t img2_size);
+/* Clears what the group left (lt_cleanup()), removes the files and frees
+ * t's strings.  0, or -1 when devices had to be cleared by force. */
+int lt_images_remove(struct lt_images *t);
+
 /* Loop devices bound to a file whose path starts with prefix. */
 int lt_count_bound(const char *prefix);
 

@@ -31,33 +31,23 @@
 #define MiB (1024ull * 1024ull)
 #define LOOP_MAJOR 7
 
-static char *dir, *prefix, *img, *img2;
+static struct lt_images T;
 
 static int group_setup(void **state)
 {
-        if (lt_tmpdir(&dir) < 0 || asprintf(&prefix, "%s/", dir) < 0)
-                return -1;
-        if (lt_make_file(dir, "img", 8 * MiB, &img) < 0 || lt_make_file(dir, "img2", 1 * MiB, &img2) < 0)
-                return -1;
-        return 0;
+        return lt_images_make(&T, 8 * MiB, 1 * MiB);
 }
 
 static int group_teardown(void **state)
 {
-        int left = lt_cleanup(prefix);
-
-        lt_tmpdir_remove(dir);
-        free(prefix);
-        free(img);
-        free(img2);
-        return left ? -1 : 0;
+        return lt_images_remove(&T);
 }
 
 static int setup(void **state)
 {
         loop_force_legacy(false);
         loop_hints_clear();
-        if (lt_count_bound(prefix) != 0) {
+        if (lt_count_bound(T.prefix) != 0) {
                 fprintf(stderr, "a loop device is already bound to a test file\n");
                 return -1;
         }
@@ -72,7 +62,7 @@ static int teardown(void **state)
 
         loop_force_legacy(false);
         loop_hints_clear();
-        left = lt_cleanup(prefix);
+        left = lt_cleanup(T.prefix);
         if (fds || left) {
                 fprintf(stderr, "test left %d loop fd(s) open and %d device(s) bound\n", fds, left);
                 return -1;
@@ -153,7 +143,7 @@ static void close_and_check_cleared(struct loop_device *d)
 
 static void test_attach_rw(void **state)
 {
-        struct backing b = open_backing(img, true);
+        struct backing b = open_backing(T.img, true);
         struct loop_device d = attach(&b, NULL), ins;
         char buf[512], path[4096], node[32];
         uint64_t seq;
@@ -181,7 +171,7 @@ static void test_attach_rw(void **state)
         assert_int_equal(sysfs_u64(d.nr, false, "autoclear"), 1);
         assert_int_equal(sysfs_u64(d.nr, false, "dio"), 0);
         assert_true(lt_sysfs_read(d.nr, false, "backing_file", path, sizeof(path)) > 0);
-        assert_string_equal(path, img);
+        assert_string_equal(path, T.img);
         assert_int_equal(dev_ro(d.fd), 0);
         assert_int_equal(dev_ssz(d.fd), 512);
         assert_int_equal(dev_size(d.fd), 8 * MiB);
@@ -193,7 +183,7 @@ static void test_attach_rw(void **state)
         strcpy(buf, "written through the loop device");
         assert_int_equal(pwrite(d.fd, buf, 512, 3 * 512), 512);
         assert_int_equal(fsync(d.fd), 0);
-        fd = open(img, O_RDONLY | O_CLOEXEC);
+        fd = open(T.img, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         read_sector(fd, 3 * 512, buf);
         assert_string_equal(buf, "written through the loop device");
@@ -218,7 +208,7 @@ static void test_read_only_honoured(void **state)
 {
         struct loop_config cfg = { .read_only = true };
         /* A writable backing fd: the device must still be read-only. */
-        struct backing b = open_backing(img, true);
+        struct backing b = open_backing(T.img, true);
         struct loop_device d = attach(&b, &cfg);
         char buf[512] = "must not land";
         int fd;
@@ -245,18 +235,18 @@ static void test_read_only_honoured(void **state)
 
 static void test_rw_needs_writable_backing(void **state)
 {
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d;
 
         assert_int_equal(loop_bind(b.fd, NULL, &d), -EACCES);
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
         backing_close(&b);
 }
 
 static void test_offset_and_size_limit(void **state)
 {
         struct loop_config cfg = { .read_only = true, .offset = 1 * MiB, .size_limit = 2 * MiB };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d = attach(&b, &cfg), d2;
         char buf[512];
 
@@ -283,7 +273,7 @@ static void test_offset_and_size_limit(void **state)
 static void test_block_size(void **state)
 {
         struct loop_config cfg = { .read_only = true, .block_size = 4096 };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d = attach(&b, &cfg), bad;
 
         assert_int_equal(dev_ssz(d.fd), 4096);
@@ -293,7 +283,7 @@ static void test_block_size(void **state)
         assert_int_equal(loop_bind(b.fd, &cfg, &bad), -EINVAL);
         cfg.block_size = 256;
         assert_int_equal(loop_bind(b.fd, &cfg, &bad), -EINVAL);
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
         backing_close(&b);
 }
 
@@ -304,7 +294,7 @@ static void test_direct_io_opt_in(void **state)
         struct loop_device d;
         char buf[512];
 
-        assert_int_equal(backing_open(img, false, true, &b), 0);
+        assert_int_equal(backing_open(T.img, false, true, &b), 0);
         assert_true(fcntl(b.fd, F_GETFL) & O_DIRECT);
         d = attach(&b, &cfg);
         assert_int_equal(sysfs_u64(d.nr, false, "dio"), 1);
@@ -319,7 +309,7 @@ static void test_direct_io_opt_in(void **state)
 static void test_autoclear_after_last_close(void **state)
 {
         struct loop_config cfg = { .read_only = true };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d = attach(&b, &cfg);
         uint64_t seq;
         int blkback;
@@ -346,7 +336,7 @@ static void test_autoclear_after_last_close(void **state)
 static void test_reopen_verifies(void **state)
 {
         struct loop_config cfg = { .read_only = true };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d = attach(&b, &cfg), want, ins;
         int fd;
 
@@ -381,7 +371,7 @@ static void test_reopen_verifies(void **state)
 static void test_blockdev_inspect(void **state)
 {
         struct loop_config cfg = { .read_only = true };
-        struct backing b = open_backing(img, false), phy;
+        struct backing b = open_backing(T.img, false), phy;
         struct loop_device d = attach(&b, &cfg), ins;
         int fd;
 
@@ -413,7 +403,7 @@ static void test_blockdev_inspect(void **state)
 /* A device another process is configuring (it holds it O_EXCL) is skipped. */
 static void test_never_takes_a_busy_device(void **state)
 {
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_config cfg = { .read_only = true };
         struct loop_device d;
         char node[32];
@@ -462,7 +452,7 @@ static void backing_file_is(int nr, const char *want)
 static void hint_reused(bool legacy)
 {
         struct loop_config cfg = { .read_only = true };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d1, d2, d3;
         int hinted, h[LOOP_HINTS_MAX];
 
@@ -482,7 +472,7 @@ static void hint_reused(bool legacy)
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
         assert_int_equal(sysfs_u64(d3.nr, false, "autoclear"), 1);
         assert_int_equal(dev_ro(d3.fd), 1);
-        backing_file_is(d3.nr, img);
+        backing_file_is(d3.nr, T.img);
 
         backing_close(&b);
         close_and_check_cleared(&d3);
@@ -504,7 +494,7 @@ static void test_hint_reused_legacy(void **state)
 static void hint_stolen(bool legacy)
 {
         struct loop_config cfg = { .read_only = true };
-        struct backing b = open_backing(img, false);
+        struct backing b = open_backing(T.img, false);
         struct loop_device d1, d2;
         int nr, rc, h[LOOP_HINTS_MAX];
         uint64_t theirs;
@@ -517,7 +507,7 @@ static void hint_stolen(bool legacy)
         assert_int_equal(loop_hint_free(nr), 0);
 
         snprintf(node, sizeof(node), "/dev/loop%d", nr);
-        rc = lt_losetup(node, img2);
+        rc = lt_losetup(node, T.img2);
         if (rc == 127) {
                 backing_close(&b);
                 skip();   /* no losetup here */
@@ -528,10 +518,10 @@ static void hint_stolen(bool legacy)
 
         d2 = attach(&b, &cfg);
         assert_int_not_equal(d2.nr, nr);
-        backing_file_is(d2.nr, img);
+        backing_file_is(d2.nr, T.img);
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);   /* dropped */
         /* Theirs as they made it: same file, same configuration. */
-        backing_file_is(nr, img2);
+        backing_file_is(nr, T.img2);
         assert_int_equal(sysfs_u64(nr, true, "diskseq"), theirs);
         assert_int_equal(sysfs_u64(nr, false, "autoclear"), 0);
 
@@ -557,7 +547,7 @@ static void test_hint_stolen_by_another_process_legacy(void **state)
 static void test_legacy_fallback(void **state)
 {
         struct loop_config cfg = { .offset = 1 * MiB, .size_limit = 2 * MiB, .block_size = 4096 };
-        struct backing b = open_backing(img, true);
+        struct backing b = open_backing(T.img, true);
         struct loop_device d, r;
         char buf[512];
 
@@ -608,7 +598,7 @@ static void child(int id, int results, int start, int release, bool legacy)
 
         alarm(120);    /* never outlive a failed parent */
         loop_force_legacy(legacy);
-        if (backing_open(img, false, false, &b) < 0)
+        if (backing_open(T.img, false, false, &b) < 0)
                 _exit(2);
         if (read(start, &c, 1) != 1)
                 _exit(3);
@@ -653,7 +643,7 @@ static void concurrent_allocation(bool legacy, bool hinted)
          * devices first, and only the kernel decides who gets each. */
         if (hinted) {
                 struct loop_config cfg = { .read_only = true };
-                struct backing b = open_backing(img, false);
+                struct backing b = open_backing(T.img, false);
                 struct loop_device d[CHILDREN];
 
                 for (int i = 0; i < CHILDREN; i++)
@@ -699,7 +689,7 @@ static void concurrent_allocation(bool legacy, bool hinted)
         for (size_t i = 0; i < CHILDREN * PER_CHILD; i++)
                 for (size_t j = i + 1; j < CHILDREN * PER_CHILD; j++)
                         assert_true(recs[i].diskseq != recs[j].diskseq);
-        assert_int_equal(lt_count_bound(prefix), CHILDREN * PER_CHILD);
+        assert_int_equal(lt_count_bound(T.prefix), CHILDREN * PER_CHILD);
 
         assert_int_equal(write(release[1], go, sizeof(go)), sizeof(go));
         for (int i = 0; i < CHILDREN; i++) {
@@ -716,9 +706,9 @@ static void concurrent_allocation(bool legacy, bool hinted)
         close(release[1]);
 
         /* Every device went with its holder. */
-        for (int i = 0; i < 500 && lt_count_bound(prefix) > 0; i++)
+        for (int i = 0; i < 500 && lt_count_bound(T.prefix) > 0; i++)
                 usleep(10 * 1000);
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
 }
 
 static int kill_kids(void **state)
@@ -778,9 +768,9 @@ static void test_bad_backing(void **state)
 {
         char fifo[4096], sub[4096], missing[4096];
 
-        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
-        snprintf(sub, sizeof(sub), "%s/dir", dir);
-        snprintf(missing, sizeof(missing), "%s/missing", dir);
+        snprintf(fifo, sizeof(fifo), "%s/fifo", T.dir);
+        snprintf(sub, sizeof(sub), "%s/dir", T.dir);
+        snprintf(missing, sizeof(missing), "%s/missing", T.dir);
         assert_int_equal(mkfifo(fifo, 0600), 0);
         assert_int_equal(mkdir(sub, 0700), 0);
 
@@ -796,10 +786,10 @@ static void test_bad_backing(void **state)
         expect_attach_refused(open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC), -ENOTBLK);
         expect_attach_refused(open(sub, O_RDONLY | O_CLOEXEC), -ENOTBLK);
         expect_attach_refused(open("/dev/null", O_RDONLY | O_CLOEXEC), -ENOTBLK);
-        expect_attach_refused(open(img, O_PATH | O_CLOEXEC), -EBADF);
+        expect_attach_refused(open(T.img, O_PATH | O_CLOEXEC), -EBADF);
         alarm(0);
 
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
         assert_int_equal(lt_count_loop_fds(), 0);
         unlink(fifo);
         rmdir(sub);

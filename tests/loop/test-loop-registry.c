@@ -28,7 +28,7 @@
 
 #define MiB (1024ull * 1024ull)
 
-static char *dir, *prefix, *img, *img2;
+static struct lt_images T;
 
 struct fixture {
         struct registry *c;
@@ -38,34 +38,24 @@ struct fixture {
 
 static int group_setup(void **state)
 {
-        if (lt_tmpdir(&dir) < 0 || asprintf(&prefix, "%s/", dir) < 0)
-                return -1;
-        if (lt_make_file(dir, "img", 4 * MiB, &img) < 0 || lt_make_file(dir, "img2", 1 * MiB, &img2) < 0)
-                return -1;
-        return 0;
+        return lt_images_make(&T, 4 * MiB, 1 * MiB);
 }
 
 static int group_teardown(void **state)
 {
-        int left = lt_cleanup(prefix);
-
-        lt_tmpdir_remove(dir);
-        free(prefix);
-        free(img);
-        free(img2);
-        return left ? -1 : 0;
+        return lt_images_remove(&T);
 }
 
 static int setup(void **state)
 {
         struct fixture *f = calloc(1, sizeof(*f));
 
-        if (!f || lt_count_bound(prefix) != 0)
+        if (!f || lt_count_bound(T.prefix) != 0)
                 goto fail;
         loop_hints_clear();
         if (registry_new(&f->c) < 0)
                 goto fail;
-        if (backing_open(img, false, false, &f->ro) < 0 || backing_open(img, true, false, &f->rw) < 0)
+        if (backing_open(T.img, false, false, &f->ro) < 0 || backing_open(T.img, true, false, &f->rw) < 0)
                 goto fail;
         *state = f;
         return 0;
@@ -92,7 +82,7 @@ static int teardown(void **state)
         backing_close(&f->rw);
         free(f);
         loop_hints_clear();
-        left = lt_cleanup(prefix);
+        left = lt_cleanup(T.prefix);
         if (left) {
                 fprintf(stderr, "%d loop device(s) left bound\n", left);
                 return -1;
@@ -103,7 +93,7 @@ static int teardown(void **state)
 static struct registry_request req(struct backing *b, enum access a, const char *name)
 {
         return (struct registry_request){
-                .backing = b, .path = img, .access = a, .name = name,
+                .backing = b, .path = T.img, .access = a, .name = name,
                 .domid = UINT32_MAX, .devid = UINT32_MAX,
         };
 }
@@ -137,24 +127,24 @@ static void test_ro_users_share_one_device(void **state)
         struct registry_user *u1, *u2;
 
         /* Two opens of the image (two disks): one file, one device. */
-        assert_int_equal(backing_open(img, false, false, &other), 0);
+        assert_int_equal(backing_open(T.img, false, false, &other), 0);
         r2 = req(&other, ACCESS_RO, "domain 2 disk 51712");
         u1 = acquire(f, &r1);
         u2 = acquire(f, &r2);
         assert_ptr_equal(u1->entry, u2->entry);
-        assert_int_equal(lt_count_bound(prefix), 1);
+        assert_int_equal(lt_count_bound(T.prefix), 1);
         assert_true(u1->entry->dev.fd >= 0);
         assert_int_equal(u1->entry->dev.nr, minor(u1->entry->dev.devnum));
         assert_true(lt_is_bound(u1->entry->dev.nr));
         assert_ptr_equal(registry_find_device(f->c, u1->entry->dev.devnum), u1->entry);
 
         registry_release(f->c, u1);
-        assert_int_equal(lt_count_bound(prefix), 1);
+        assert_int_equal(lt_count_bound(T.prefix), 1);
         registry_release(f->c, u2);
         assert_int_equal(registry_n_entries(f->c), 0);
         /* Released with nobody else holding it: autoclear removed it. */
-        assert_int_equal(lt_cleanup(prefix), 0);
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_cleanup(T.prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
         backing_close(&other);
 }
 
@@ -168,17 +158,17 @@ static void test_rw_exclusion(void **state)
 
         u = acquire(f, &rw);
         assert_int_equal(refused(f, &ro), -EBUSY);
-        snprintf(want, sizeof(want), "%s is in use read-write by domain 3 disk 51712", img);
+        snprintf(want, sizeof(want), "%s is in use read-write by domain 3 disk 51712", T.img);
         assert_string_equal(f->err, want);
         assert_int_equal(refused(f, &rw), -EBUSY);
-        assert_int_equal(lt_count_bound(prefix), 1);
+        assert_int_equal(lt_count_bound(T.prefix), 1);
         registry_release(f->c, u);
 
         u = acquire(f, &ro);
         assert_int_equal(refused(f, &rw), -EBUSY);
-        snprintf(want, sizeof(want), "%s is in use read-only by domain 4 disk 51712", img);
+        snprintf(want, sizeof(want), "%s is in use read-only by domain 4 disk 51712", T.img);
         assert_string_equal(f->err, want);
-        assert_int_equal(lt_count_bound(prefix), 1);
+        assert_int_equal(lt_count_bound(T.prefix), 1);
         registry_release(f->c, u);
 }
 
@@ -192,7 +182,7 @@ static void test_force_bypasses_check(void **state)
         int fd;
 
         assert_ptr_not_equal(u1->entry, u2->entry);
-        assert_int_equal(lt_count_bound(prefix), 2);
+        assert_int_equal(lt_count_bound(T.prefix), 2);
         /* The forced user's device is writable, the other one is not. */
         assert_int_equal(pwrite(u2->entry->dev.fd, buf, sizeof(buf), 0), 512);
         assert_int_equal(fsync(u2->entry->dev.fd), 0);
@@ -414,7 +404,7 @@ static void test_block_device_served_directly(void **state)
         assert_int_equal(u1->entry->dev.devnum, phy.devnum);
         assert_int_equal(u1->entry->dev.diskseq, phy.diskseq);
         assert_true(u1->entry->dev.fd >= 0 && u1->entry->dev.fd != b1.fd);
-        assert_int_equal(lt_count_bound(prefix), 1);   /* no loop on the loop */
+        assert_int_equal(lt_count_bound(T.prefix), 1);   /* no loop on the loop */
         assert_int_equal(refused(f, &rw), -EBUSY);
 
         registry_user_unhold(f->c, u1);
@@ -445,12 +435,12 @@ static void test_free_closes_devices(void **state)
         w.cfg.offset = 1 * MiB;
         (void)acquire(f, &r);
         (void)acquire(f, &w);
-        assert_int_equal(lt_count_bound(prefix), 2);
+        assert_int_equal(lt_count_bound(T.prefix), 2);
         registry_free(f->c);
         f->c = NULL;
-        for (int i = 0; i < 500 && lt_count_bound(prefix) > 0; i++)
+        for (int i = 0; i < 500 && lt_count_bound(T.prefix) > 0; i++)
                 usleep(10 * 1000);
-        assert_int_equal(lt_count_bound(prefix), 0);
+        assert_int_equal(lt_count_bound(T.prefix), 0);
 }
 
 /* The registry hints the device it let go of; the next disk gets it back. */
@@ -494,7 +484,7 @@ static void test_released_device_taken_by_another_process(void **state)
         assert_true(lt_wait_released(dev.nr, dev.diskseq));
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 1);
 
-        rc = lt_losetup(dev.node, img2);
+        rc = lt_losetup(dev.node, T.img2);
         if (rc == 127)
                 skip();   /* no losetup here */
         assert_int_equal(rc, 0);
@@ -507,7 +497,7 @@ static void test_released_device_taken_by_another_process(void **state)
         assert_true(lt_is_bound(u->entry->dev.nr));
         assert_int_equal(loop_hints_get(h, LOOP_HINTS_MAX), 0);
         assert_true(lt_sysfs_read(dev.nr, false, "backing_file", path, sizeof(path)) > 0);
-        assert_string_equal(path, img2);
+        assert_string_equal(path, T.img2);
         assert_true(lt_sysfs_read(dev.nr, true, "diskseq", path, sizeof(path)) > 0);
         assert_int_equal(strtoull(path, NULL, 10), theirs);
         registry_release(f->c, u);
