@@ -2,9 +2,6 @@
 # xl block-attach / block-detach of a disk with script= empty, with the
 # patched libxl: no script runs, xen-loopd's watch sets the disk up, xl
 # returns once hotplug-status is connected, and detach leaves nothing.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup

@@ -3,9 +3,6 @@
 # the daemon: for a disk with script= empty, xl block-attach waits for
 # hotplug-status; "busy" fails it with hotplug-error in xl's message, and
 # "connected" written late (after blkback reached InitWait) succeeds.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup --no-daemon

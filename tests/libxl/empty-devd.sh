@@ -3,9 +3,6 @@
 # domain 3) runs no script and waits for hotplug-status from the daemon
 # serving domain 3's backends; dom0's xl block-attach / block-detach go
 # through it as with a script.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 DD=3

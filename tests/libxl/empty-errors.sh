@@ -5,9 +5,6 @@
 # after libxl's 40 s), with hotplug-error in xl's message; the
 # disk that holds the image is unharmed, and detaching the failed disks
 # leaves nothing behind.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup

@@ -6,9 +6,6 @@
 # reads every backend state 200 ms late (XL_PRELOAD_STATE_DELAY_MS), when
 # blkback is long Connected.  Every attach and detach must succeed, and the
 # guest's other disk stays put.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup

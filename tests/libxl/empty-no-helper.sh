@@ -3,9 +3,6 @@
 # xl block-attach gives up as it would on a hung script (libxl's 40 s
 # limit), says it timed out waiting for hotplug-status, and the disk can be
 # detached.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup --no-daemon

@@ -2,9 +2,6 @@
 # Read-only sharing across domains with script= empty: three guests attach
 # one image read-only through xl and share one loop device; it stays until
 # the last of them detaches.
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup

@@ -1,13 +1,18 @@
-# lib-libxl.sh — sourced after tests/harness/lib.sh, tests/daemon/lib-daemon.sh
-# and tests/harness/lib-xl.sh by the tests of the empty-script libxl
-# (contrib/libxl): Debian's real xl runs with the libxenlight that
-# tests/libxl/build-libxl.sh built with the series applied.
+# lib-libxl.sh — sourced by the tests of the empty-script libxl
+# (contrib/libxl), and sourcing what they all need: tests/harness/lib.sh,
+# tests/daemon/lib-daemon.sh and tests/harness/lib-xl.sh.  Debian's real xl
+# runs with the libxenlight that tests/libxl/build-libxl.sh built with the
+# series applied.
 #
 #   XEN_LIBXL_DIR   the directory holding that libxenlight.so.4.17 (the
 #                   build script's OUT_DIR/lib); default: meson's
 #                   XEN_LIBXL_DEFAULT_DIR, where tools/run-tests.sh's libxl
 #                   stage builds it (BUILD_DIR-libxl/lib).  Missing: the test
 #                   skips (a failure under CI=true).
+
+. "$(dirname "${BASH_SOURCE[0]}")/../harness/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../daemon/lib-daemon.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../harness/lib-xl.sh"
 
 # hl_use_patched_libxl — make every xl of this test load the patched
 # libxenlight, after checking it really does.  Call after h_xl_init.

@@ -5,9 +5,6 @@
 # claims neither of the stock script's disks nor the "/etc/xen/scripts/"
 # that Debian's own libxl writes for script= (which then fails, as it
 # always did).
-. "$(dirname "$0")/../harness/lib.sh"
-. "$(dirname "$0")/../daemon/lib-daemon.sh"
-. "$(dirname "$0")/../harness/lib-xl.sh"
 . "$(dirname "$0")/lib-libxl.sh"
 h_init "$@"
 hl_setup
